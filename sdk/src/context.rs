@@ -1,0 +1,130 @@
+//! What a plugin can ask of the host during a call.
+
+use crate::{Blob, Error, Event, HttpRequest, HttpResponse, LogLevel};
+
+/// The host functions behind a [`Context`]: the wasm imports in a component,
+/// an in-memory fake in [`crate::testing`].
+pub(crate) trait HostCalls {
+    fn log(&mut self, level: LogLevel, message: &str);
+    fn config(&mut self, key: &str) -> Option<String>;
+    fn get_blob(&mut self, id: &str) -> Result<Option<Blob>, Error>;
+    fn query_blobs(&mut self, schema: &str, filter: &str) -> Result<Vec<Blob>, Error>;
+    fn call_effect(&mut self, name: &str, request: &[u8]) -> Result<Vec<u8>, Error>;
+    fn http(&mut self, request: &HttpRequest) -> Result<HttpResponse, Error>;
+}
+
+/// Access to the host during one call: the event, logs, configuration, blob
+/// reads scoped to the event's tenant, and effect calls.
+pub struct Context<'a> {
+    event: &'a Event,
+    host: &'a mut dyn HostCalls,
+}
+
+impl std::fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("subject", &self.event.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Context<'a> {
+    pub(crate) fn new(event: &'a Event, host: &'a mut dyn HostCalls) -> Self {
+        Self { event, host }
+    }
+
+    /// The subject the event was routed on, e.g. `blob.created.text-input-v1`.
+    pub fn subject(&self) -> &str {
+        &self.event.subject
+    }
+
+    /// The event's blob (for effects called through `perform`, an empty blob).
+    pub fn blob(&self) -> &Blob {
+        &self.event.blob
+    }
+
+    /// Writes a log line into the call's log.
+    pub fn log(&mut self, level: LogLevel, message: &str) {
+        self.host.log(level, message);
+    }
+
+    /// Writes an info log line.
+    pub fn info(&mut self, message: &str) {
+        self.host.log(LogLevel::Info, message);
+    }
+
+    /// Writes a warning log line.
+    pub fn warn(&mut self, message: &str) {
+        self.host.log(LogLevel::Warn, message);
+    }
+
+    /// Reads an operator-set configuration value.
+    pub fn config(&mut self, key: &str) -> Option<String> {
+        self.host.config(key)
+    }
+
+    /// Reads and parses a configuration value; a value that does not parse is
+    /// [`Error::Fatal`] naming the key (a configuration problem, not the input's).
+    pub fn config_parse<T>(&mut self, key: &str) -> Result<Option<T>, Error>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        match self.host.config(key) {
+            None => Ok(None),
+            Some(text) => text
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|e| Error::Fatal(format!("config `{key}` = `{text}` is invalid: {e}"))),
+        }
+    }
+
+    /// Reads a blob of the event's tenant by id.
+    pub fn get_blob(&mut self, id: &str) -> Result<Option<Blob>, Error> {
+        self.host.get_blob(id)
+    }
+
+    /// Lists the tenant's blobs of `schema` whose top-level fields equal those
+    /// of `filter` (a JSON object; `{}` matches all), oldest first.
+    pub fn query_blobs(
+        &mut self,
+        schema: &str,
+        filter: &serde_json::Value,
+    ) -> Result<Vec<Blob>, Error> {
+        if !filter.is_object() {
+            return Err(Error::Fatal(
+                "query filter must be a JSON object".to_owned(),
+            ));
+        }
+        self.host.query_blobs(schema, &filter.to_string())
+    }
+
+    /// Calls an effect the manifest declares in `effects` (processors only).
+    pub fn call_effect(&mut self, name: &str, request: &[u8]) -> Result<Vec<u8>, Error> {
+        self.host.call_effect(name, request)
+    }
+
+    /// Calls an effect with a JSON request and decodes its JSON response.
+    pub fn call_effect_json<Req, Resp>(&mut self, name: &str, request: &Req) -> Result<Resp, Error>
+    where
+        Req: serde::Serialize + ?Sized,
+        Resp: serde::de::DeserializeOwned,
+    {
+        let body = serde_json::to_vec(request)
+            .map_err(|e| Error::Fatal(format!("cannot encode request for effect `{name}`: {e}")))?;
+        let response = self.host.call_effect(name, &body)?;
+        serde_json::from_slice(&response).map_err(|e| {
+            Error::Fatal(format!(
+                "effect `{name}` returned an unexpected response: {e}"
+            ))
+        })
+    }
+
+    /// Sends an HTTP request (effects only; the host allows only the hosts the
+    /// manifest declares in `allowed-hosts` and an operator approved).
+    pub fn http(&mut self, request: &HttpRequest) -> Result<HttpResponse, Error> {
+        request.url_parts()?;
+        self.host.http(request)
+    }
+}

@@ -1,0 +1,44 @@
+//! The example plugins and test programs as built components.
+//!
+//! Depending on this crate (usually as a dev-dependency) builds every plugin in
+//! `plugins/` and every test program in `tests/programs/` for wasm32-wasip2 and
+//! copies them to `target/plugins/<name>.wasm`; `cargo build -p reyna-artifacts`
+//! does only that.
+//!
+//! ```
+//! let path = reyna_artifacts::plugin("word-stats");
+//! assert!(path.ends_with("target/plugins/word-stats.wasm"));
+//! ```
+#![deny(missing_docs)]
+
+use std::path::PathBuf;
+
+mod generated {
+    include!(concat!(env!("OUT_DIR"), "/artifacts.rs"));
+}
+
+pub use generated::{ALL, DIR};
+
+/// The path of the component whose manifest is named `name`.
+pub fn plugin(name: &str) -> PathBuf {
+    PathBuf::from(DIR).join(format!("{name}.wasm"))
+}
+
+/// Reads the component whose manifest is named `name`.
+pub fn bytes(name: &str) -> std::io::Result<Vec<u8>> {
+    std::fs::read(plugin(name))
+}
+
+/// Names of the example plugins (`plugins/`).
+pub fn examples() -> impl Iterator<Item = &'static str> {
+    ALL.iter()
+        .filter(|(_, example)| *example)
+        .map(|(name, _)| *name)
+}
+
+/// Names of the test programs (`tests/programs/`).
+pub fn test_programs() -> impl Iterator<Item = &'static str> {
+    ALL.iter()
+        .filter(|(_, example)| !*example)
+        .map(|(name, _)| *name)
+}
