@@ -34,6 +34,7 @@
 #![deny(missing_docs)]
 
 // The generated bindings name this crate by its public path.
+#[cfg(target_arch = "wasm32")]
 extern crate self as reyna_sdk;
 
 mod context;

@@ -46,7 +46,7 @@ impl Serialize for ByteSize {
         const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
         let text = UNITS
             .iter()
-            .find(|(size, _)| self.0 >= *size && self.0 % size == 0)
+            .find(|(size, _)| self.0 >= *size && self.0.is_multiple_of(*size))
             .map_or_else(
                 || self.0.to_string(),
                 |(size, unit)| format!("{}{unit}", self.0 / size),
@@ -255,10 +255,10 @@ impl AllowedHost {
 
     /// Whether a request to `scheme://host:port` is allowed by this entry.
     pub fn allows(&self, scheme: &str, host: &str, port: u16) -> bool {
-        if let Some(s) = &self.scheme {
-            if s != scheme {
-                return false;
-            }
+        if let Some(s) = &self.scheme
+            && s != scheme
+        {
+            return false;
         }
         let default_port = match scheme {
             "https" => 443,
@@ -299,10 +299,10 @@ impl Manifest {
         if !is_valid_name(&self.name) {
             return Err(ManifestError::InvalidName(self.name.clone()));
         }
-        if let Some(d) = &self.description {
-            if d.len() > 512 {
-                return Err(invalid("description", "longer than 512 bytes"));
-            }
+        if let Some(d) = &self.description
+            && d.len() > 512
+        {
+            return Err(invalid("description", "longer than 512 bytes"));
         }
         check_unique("inputs", self.inputs.iter().map(SchemaId::as_str))?;
         check_unique("outputs", self.outputs.iter().map(SchemaId::as_str))?;
@@ -322,17 +322,15 @@ impl Manifest {
         for pattern in &self.subscribes {
             // A literal schema in `blob.created.<schema>` must be a declared input:
             // otherwise the subscription could never deliver anything.
-            if pattern.literal_at(0) == Some("blob") && pattern.literal_at(1) == Some("created") {
-                if let Some(schema) = pattern.literal_at(2) {
-                    if !self.inputs.iter().any(|i| i.as_str() == schema) {
-                        return Err(invalid(
-                            "subscribes",
-                            format!(
-                                "`{pattern}` names schema `{schema}`, which is not in `inputs`"
-                            ),
-                        ));
-                    }
-                }
+            if pattern.literal_at(0) == Some("blob")
+                && pattern.literal_at(1) == Some("created")
+                && let Some(schema) = pattern.literal_at(2)
+                && !self.inputs.iter().any(|i| i.as_str() == schema)
+            {
+                return Err(invalid(
+                    "subscribes",
+                    format!("`{pattern}` names schema `{schema}`, which is not in `inputs`"),
+                ));
             }
         }
         match self.kind {

@@ -71,13 +71,13 @@ impl Processor for BookCompile {
                 request.book_id
             )));
         }
-        if let Some(expected) = request.expected_chapters {
-            if found < expected {
-                return Err(Error::retryable(format!(
-                    "book `{}` has {found} of {expected} chapters",
-                    request.book_id
-                )));
-            }
+        if let Some(expected) = request.expected_chapters
+            && found < expected
+        {
+            return Err(Error::retryable(format!(
+                "book `{}` has {found} of {expected} chapters",
+                request.book_id
+            )));
         }
         let mut text = format!("# {}\n", request.title);
         let mut chapters = Vec::with_capacity(by_index.len());

@@ -3,6 +3,10 @@
 use reyna_sdk::{Context, Error, Output, Processor};
 
 #[inline(never)]
+#[allow(
+    unconditional_recursion,
+    reason = "the point: recurse until the stack runs out"
+)]
 fn descend(depth: u64) -> u64 {
     // Scalars only, so the wasm stack (not the shadow stack) runs out.
     std::hint::black_box(descend(std::hint::black_box(depth + 1))) + 1

@@ -1,0 +1,136 @@
+//! Sustained events per second through the whole engine, against the
+//! runtime-only floor measured in the same run.
+//!
+//! - `engine/runtime-floor`: one `Runtime::call` of the trivial `word-count`
+//!   processor on a 1 KiB text (fresh sandbox, no storage).
+//! - `engine/per-event`: the whole path for one event: validate and ingest a
+//!   1 KiB text-input-v1 blob (durable), route it, run `word-count`, validate
+//!   its output, and commit the derived blob with its lineage (durable).
+//!   64 writers ingest concurrently; time is measured until every derived
+//!   blob is committed, divided by the number of events.
+//!
+//! The summary line prints derived blobs per second and the ratio
+//! engine / floor. Run: `cargo bench -p reyna-benches --bench engine`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use reyna_engine::reyna_runtime::{Blob, CallContext, Event, Runtime, RuntimeConfig};
+use reyna_engine::{Engine, EngineConfig};
+
+const WRITERS: usize = 64;
+
+fn text_1k() -> Vec<u8> {
+    let words = "lorem ipsum dolor sit amet consectetur adipiscing elit ".repeat(20);
+    serde_json::json!({ "text": &words[..1000] })
+        .to_string()
+        .into_bytes()
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let wasm = reyna_artifacts::bytes("word-count")
+        .expect("word-count component (cargo build -p reyna-artifacts)");
+    let data = text_1k();
+
+    let mut group = c.benchmark_group("engine");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8))
+        .throughput(Throughput::Elements(1));
+
+    let runtime = Runtime::new(RuntimeConfig::default()).expect("runtime");
+    let plugin = runtime.load(&wasm).expect("load word-count");
+    let event = Event {
+        subject: "blob.created.text-input-v1".into(),
+        blob: Blob {
+            id: "01J0000000000000000000000".into(),
+            tenant: "bench".into(),
+            schema: "text-input-v1".into(),
+            data: data.clone(),
+            parents: vec![],
+        },
+    };
+    let mut floor_ns = 0.0;
+    group.bench_function("runtime-floor", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            rt.block_on(async {
+                for _ in 0..iters {
+                    let report = runtime
+                        .call(&plugin, event.clone(), CallContext::default())
+                        .await;
+                    assert!(report.result.is_ok());
+                }
+            });
+            let elapsed = start.elapsed();
+            floor_ns = elapsed.as_nanos() as f64 / iters.max(1) as f64;
+            elapsed
+        })
+    });
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = rt.block_on(async {
+        let engine = Engine::open(EngineConfig::new(dir.path()))
+            .await
+            .expect("engine");
+        engine.register_bundled_schemas().await.expect("schemas");
+        engine
+            .upload_plugin(wasm.clone(), "bench")
+            .await
+            .expect("upload");
+        engine.start();
+        Arc::new(engine)
+    });
+    let mut per_event_ns = 0.0;
+    group.bench_function("per-event", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            rt.block_on(async {
+                let mut writers = Vec::with_capacity(WRITERS);
+                for w in 0..WRITERS as u64 {
+                    let engine = engine.clone();
+                    let data = data.clone();
+                    writers.push(tokio::spawn(async move {
+                        let mut i = w;
+                        while i < iters {
+                            engine
+                                .create_blob("bench", "text-input-v1", data.clone(), vec![])
+                                .await
+                                .expect("ingest");
+                            i += WRITERS as u64;
+                        }
+                    }));
+                }
+                for w in writers {
+                    w.await.expect("writer");
+                }
+                assert!(
+                    engine.wait_idle(Duration::from_secs(600)).await,
+                    "engine did not drain"
+                );
+            });
+            let elapsed = start.elapsed();
+            per_event_ns = elapsed.as_nanos() as f64 / iters.max(1) as f64;
+            elapsed
+        })
+    });
+    group.finish();
+    let counts = engine.store().counts().expect("counts");
+    assert_eq!(counts.dead_letters, 0, "no event may fail in the bench");
+    println!(
+        "engine summary: floor {:.1} µs/call, engine {:.1} µs/event = {:.0} derived blobs/s, ratio engine/floor {:.2}",
+        floor_ns / 1e3,
+        per_event_ns / 1e3,
+        1e9 / per_event_ns.max(1.0),
+        per_event_ns / floor_ns.max(1.0)
+    );
+    rt.block_on(engine.shutdown());
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,503 @@
+//! Dispatch: claim due jobs, run them in the sandbox, validate outputs, and
+//! commit each job's outcome atomically through the store.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reyna_manifest::Kind;
+use reyna_runtime::{Blob, CallContext, EffectContext, Event, Failure, Output};
+use reyna_store::{
+    BlobId, Completion, Cost, EffectCall, FailOutcome, IdemKey, Job, JobSpec, NewAudit, NewOutput,
+    StoreError,
+};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::Inner;
+use crate::host::JobHost;
+use crate::plugins::{Loaded, Outcome};
+
+/// Runs until `shutdown` turns true, then waits for in-flight jobs to commit.
+pub(crate) async fn run(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) {
+    let permits = Arc::new(Semaphore::new(inner.config.workers));
+    let mut jobs_changed = inner.store.watch_jobs();
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        while tasks.try_join_next().is_some() {}
+        let available = permits.available_permits().min(inner.config.claim_batch);
+        if available > 0 {
+            jobs_changed.borrow_and_update();
+            match inner
+                .store
+                .claim_due_jobs(reyna_store::now_ms(), available)
+                .await
+            {
+                Ok(jobs) if !jobs.is_empty() => {
+                    for job in jobs {
+                        let Ok(permit) = permits.clone().acquire_owned().await else {
+                            break;
+                        };
+                        tasks.spawn(run_job(inner.clone(), job, permit));
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot claim jobs; retrying shortly");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            }
+        }
+        // Nothing to claim (or no free worker): wait for a new job, a finished
+        // one, the next due time, or shutdown.
+        let wait = match inner.store.next_due_at() {
+            Ok(Some(due)) => {
+                Duration::from_millis(due.saturating_sub(reyna_store::now_ms()).max(1))
+            }
+            _ => Duration::from_secs(60),
+        };
+        tokio::select! {
+            _ = jobs_changed.changed() => {}
+            _ = tasks.join_next(), if !tasks.is_empty() => {}
+            _ = tokio::time::sleep(wait.min(Duration::from_secs(60))) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+fn store_cost(cost: &reyna_runtime::Cost) -> Cost {
+    Cost {
+        wall_us: cost.wall_us,
+        epoch_ticks: cost.epoch_ticks,
+        fuel: cost.fuel_consumed,
+        peak_memory: cost.peak_memory,
+        bytes_in: cost.bytes_in,
+        bytes_out: cost.bytes_out,
+        outputs: cost.outputs,
+    }
+}
+
+/// Exponential backoff with deterministic jitter (from the job id), so a
+/// burst of failures does not retry in lockstep.
+fn backoff(inner: &Inner, job: &Job) -> Duration {
+    let base = inner.config.backoff_base.as_millis() as u64;
+    let cap = inner.config.backoff_max.as_millis() as u64;
+    let exp = base
+        .saturating_mul(1u64 << job.attempt.saturating_sub(1).min(20))
+        .min(cap);
+    let seed = (job.id.0.0 as u64) ^ u64::from(job.attempt).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let jitter = seed % 1000; // 0..1000 per mille
+    Duration::from_millis(exp / 2 + exp * jitter / 2000)
+}
+
+struct Finished {
+    outcome: Outcome,
+    wall_us: u64,
+}
+
+async fn run_job(inner: Arc<Inner>, job: Job, _permit: OwnedSemaphorePermit) {
+    let job_id = job.id;
+    let plugin = inner.plugins.get(&job.plugin, &job.version);
+    let result = match &plugin {
+        None => dead(
+            &inner,
+            &job,
+            format!("plugin {}@{} is not registered", job.plugin, job.version),
+            Cost::default(),
+        )
+        .await
+        .map(|_| None),
+        Some(p) => execute(&inner, p, &job).await.map(Some),
+    };
+    match result {
+        Ok(Some(finished)) => {
+            let outcome = finished.outcome.as_str();
+            metrics::counter!("reyna_jobs_total", "plugin" => job.plugin.clone(), "outcome" => outcome).increment(1);
+            metrics::histogram!("reyna_job_duration_seconds", "plugin" => job.plugin.clone())
+                .record(finished.wall_us as f64 / 1e6);
+            if let Some(p) = plugin
+                && let Some(reason) = inner.plugins.record(
+                    &p,
+                    finished.outcome,
+                    finished.wall_us,
+                    inner.pause_policy(),
+                )
+            {
+                pause(&inner, &p, reason).await;
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            // The store failed while recording the outcome: the job stays
+            // running and is recovered (made due again) at the next start,
+            // or by the retry below.
+            tracing::error!(job = %job_id, error = %e, "cannot record job outcome");
+        }
+    }
+    inner.job_finished.send_modify(|n| *n += 1);
+}
+
+async fn pause(inner: &Inner, p: &Loaded, reason: String) {
+    tracing::warn!(plugin = %p.id(), %reason, "pausing plugin");
+    if let Err(e) = inner
+        .plugins
+        .set_enabled(&p.record.name, &p.record.version, false, "engine")
+        .await
+    {
+        tracing::error!(plugin = %p.id(), error = %e, "cannot pause plugin");
+        return;
+    }
+    let _ = inner
+        .store
+        .append_audit(NewAudit {
+            actor: "engine".into(),
+            action: "plugin.pause".into(),
+            target: p.id(),
+            detail: reason,
+        })
+        .await;
+}
+
+async fn dead(
+    inner: &Inner,
+    job: &Job,
+    reason: String,
+    cost: Cost,
+) -> Result<FailOutcome, StoreError> {
+    tracing::info!(job = %job.id, plugin = %job.plugin, %reason, "dead letter");
+    inner
+        .store
+        .fail_job(
+            job.id,
+            reyna_store::Failure {
+                reason,
+                cost,
+                retry_at: None,
+            },
+        )
+        .await
+}
+
+async fn execute(inner: &Arc<Inner>, p: &Arc<Loaded>, job: &Job) -> Result<Finished, StoreError> {
+    let started = Instant::now();
+    let finished = |outcome| Finished {
+        outcome,
+        wall_us: started.elapsed().as_micros() as u64,
+    };
+    if !p.record.enabled {
+        let why = inner
+            .plugins
+            .paused_reason(p)
+            .map(|r| format!(" (paused: {r})"))
+            .unwrap_or_default();
+        dead(
+            inner,
+            job,
+            format!("plugin {} is disabled{why}", p.id()),
+            Cost::default(),
+        )
+        .await?;
+        return Ok(finished(Outcome::InputRejected));
+    }
+    if job.hop >= inner.config.max_hops {
+        dead(
+            inner,
+            job,
+            format!(
+                "hop limit reached: the input is {} derivations deep and the limit is {} (a subscription cycle?)",
+                job.hop, inner.config.max_hops
+            ),
+            Cost::default(),
+        )
+        .await?;
+        return Ok(finished(Outcome::InputRejected));
+    }
+    let Some(meta) = inner.store.get_blob(&job.tenant, job.blob_id)? else {
+        dead(
+            inner,
+            job,
+            format!("input blob {} no longer exists", job.blob_id),
+            Cost::default(),
+        )
+        .await?;
+        return Ok(finished(Outcome::InputRejected));
+    };
+    let data = match inner.store.get_blob_data(&job.tenant, job.blob_id) {
+        Ok(Some(data)) => data,
+        Ok(None) => {
+            dead(
+                inner,
+                job,
+                format!("input blob {} has no data", job.blob_id),
+                Cost::default(),
+            )
+            .await?;
+            return Ok(finished(Outcome::InputRejected));
+        }
+        Err(StoreError::Corrupt { .. }) => {
+            dead(
+                inner,
+                job,
+                format!("input blob {} is corrupt (digest mismatch)", job.blob_id),
+                Cost::default(),
+            )
+            .await?;
+            return Ok(finished(Outcome::InputRejected));
+        }
+        Err(e) => return Err(e),
+    };
+
+    let key = IdemKey {
+        component_digest: p.record.digest.clone(),
+        config_digest: p.config_digest.clone(),
+        input_digest: meta.digest.clone(),
+    };
+    if let Some(prior) = inner.store.find_idempotent(&job.tenant, &key)?
+        && reuse(inner, p, job, prior, key.clone()).await?
+    {
+        return Ok(finished(Outcome::Reused));
+    }
+
+    let seed = job.id.0.0 as u64;
+    let host = Arc::new(JobHost::new(inner.clone(), &job.tenant, seed));
+    let event = Event {
+        subject: job.subject.clone(),
+        blob: Blob {
+            id: meta.id.to_string(),
+            tenant: meta.tenant.clone(),
+            schema: meta.schema.clone(),
+            data,
+            parents: meta.parents.iter().map(ToString::to_string).collect(),
+        },
+    };
+    if p.manifest.kind == Kind::Effect {
+        return run_sink(inner, p, job, event, host).await.map(finished);
+    }
+    let ctx = CallContext {
+        config: p.config.clone(),
+        host: host.clone(),
+        allowed_effects: p.manifest.effects.clone(),
+        seed,
+    };
+    let report = inner.runtime.call(&p.plugin, event, ctx).await;
+    metrics::histogram!("reyna_instantiate_seconds")
+        .record(report.cost.instantiate_us as f64 / 1e6);
+    let cost = store_cost(&report.cost);
+    let effect_calls = host.take_effect_calls();
+    let outputs = match report.result {
+        Ok(outputs) => outputs,
+        Err(failure) => return fail(inner, p, job, failure, cost).await.map(finished),
+    };
+    let (new_outputs, next_jobs) = match check_outputs(inner, p, outputs) {
+        Ok(checked) => checked,
+        Err(reason) => {
+            return fail(inner, p, job, Failure::InvalidOutput { reason }, cost)
+                .await
+                .map(finished);
+        }
+    };
+    // Only a result that depends on nothing but the input may be reused for
+    // another input with the same content.
+    let pure = !host
+        .read_other_blobs
+        .load(std::sync::atomic::Ordering::Relaxed)
+        && effect_calls.is_empty();
+    let completion = Completion {
+        outputs: new_outputs,
+        next_jobs,
+        component_digest: p.record.digest.clone(),
+        config_digest: p.config_digest.clone(),
+        cost: cost.clone(),
+        effect_calls,
+        reused_from: None,
+        idempotency_key: pure.then_some(key),
+    };
+    match inner.store.complete_job(job.id, completion).await {
+        Ok(_) => Ok(finished(Outcome::Succeeded)),
+        Err(StoreError::ParentNotFound { id, .. }) => {
+            let failure = Failure::InvalidOutput {
+                reason: format!("extra parent {id} does not exist in this tenant"),
+            };
+            fail(inner, p, job, failure, cost).await.map(finished)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs an effect as a sink for the job's event and stores its receipt as an
+/// `effect-receipt-v1` blob derived from the event's blob.
+async fn run_sink(inner: &Arc<Inner>, p: &Loaded, job: &Job, event: Event, host: Arc<JobHost>) -> Result<Outcome, StoreError> {
+    let event_digest = format!("sha256:{}", crate::digest_hex(&event.blob.data));
+    let ctx = EffectContext {
+        config: p.config.clone(),
+        host,
+        policy: Arc::new(inner.config.effects.policy(&p.record.name)),
+        seed: job.id.0.0 as u64,
+    };
+    let report = inner.runtime.deliver(&p.plugin, event, ctx).await;
+    let cost = store_cost(&report.cost);
+    let receipt = match report.result {
+        Ok(receipt) => receipt,
+        Err(failure) => return fail(inner, p, job, failure, cost).await,
+    };
+    let receipt_json = serde_json::from_slice::<serde_json::Value>(&receipt)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&receipt).into_owned()));
+    let requests: Vec<serde_json::Value> = report
+        .requests
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "method": r.method, "scheme": r.scheme, "authority": r.authority, "path": r.path,
+                "status": r.status, "outcome": r.outcome, "duration_us": r.duration_us,
+                "request_bytes": r.request_bytes, "response_bytes": r.response_bytes,
+            })
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "effect": p.record.name, "version": p.record.version, "receipt": receipt_json, "requests": requests,
+    });
+    let data = serde_json::to_vec(&doc).unwrap_or_default();
+    let call = EffectCall {
+        effect: p.record.name.clone(),
+        version: p.record.version.clone(),
+        request_digest: event_digest,
+        response_digest: format!("sha256:{}", crate::digest_hex(&receipt)),
+        duration_us: cost.wall_us,
+        outcome: "ok".to_owned(),
+    };
+    let completion = Completion {
+        next_jobs: vec![inner.plugins.route("effect-receipt-v1")],
+        outputs: vec![NewOutput { schema: "effect-receipt-v1".to_owned(), data, extra_parents: Vec::new() }],
+        component_digest: p.record.digest.clone(),
+        config_digest: p.config_digest.clone(),
+        cost,
+        effect_calls: vec![call],
+        reused_from: None,
+        idempotency_key: None,
+    };
+    inner.store.complete_job(job.id, completion).await?;
+    Ok(Outcome::Succeeded)
+}
+
+/// Completes `job` from a stored result of the same component, config and
+/// input content. Returns false when the stored result cannot be read.
+async fn reuse(
+    inner: &Inner,
+    p: &Loaded,
+    job: &Job,
+    prior: Vec<reyna_store::BlobMeta>,
+    key: IdemKey,
+) -> Result<bool, StoreError> {
+    let mut outputs = Vec::with_capacity(prior.len());
+    let mut next_jobs = Vec::with_capacity(prior.len());
+    let mut reused_from = None;
+    for meta in &prior {
+        let Some(data) = inner.store.get_blob_data(&job.tenant, meta.id)? else {
+            return Ok(false);
+        };
+        if let Some(producer) = &meta.producer {
+            reused_from.get_or_insert(producer.job_id);
+        }
+        next_jobs.push(inner.plugins.route(&meta.schema));
+        outputs.push(NewOutput {
+            schema: meta.schema.clone(),
+            data,
+            extra_parents: meta.parents.iter().skip(1).copied().collect(),
+        });
+    }
+    let completion = Completion {
+        outputs,
+        next_jobs,
+        component_digest: p.record.digest.clone(),
+        config_digest: p.config_digest.clone(),
+        cost: Cost::default(),
+        effect_calls: Vec::new(),
+        reused_from,
+        idempotency_key: Some(key),
+    };
+    inner.store.complete_job(job.id, completion).await?;
+    Ok(true)
+}
+
+fn check_outputs(
+    inner: &Inner,
+    p: &Loaded,
+    outputs: Vec<Output>,
+) -> Result<(Vec<NewOutput>, Vec<Vec<JobSpec>>), String> {
+    let mut checked = Vec::with_capacity(outputs.len());
+    let mut next_jobs = Vec::with_capacity(outputs.len());
+    for (i, output) in outputs.into_iter().enumerate() {
+        if !p
+            .manifest
+            .outputs
+            .iter()
+            .any(|s| s.as_str() == output.schema)
+        {
+            return Err(format!(
+                "output {i} has schema `{}`, which is not among the plugin's declared outputs",
+                output.schema
+            ));
+        }
+        inner
+            .schemas
+            .validate(&output.schema, &output.data)
+            .map_err(|e| format!("output {i} ({}): {e}", output.schema))?;
+        let mut extra = Vec::with_capacity(output.extra_parents.len());
+        for parent in &output.extra_parents {
+            let id = parent.parse::<BlobId>().map_err(|_| {
+                format!("output {i} names parent `{parent}`, which is not a blob id")
+            })?;
+            extra.push(id);
+        }
+        next_jobs.push(inner.plugins.route(&output.schema));
+        checked.push(NewOutput {
+            schema: output.schema,
+            data: output.data,
+            extra_parents: extra,
+        });
+    }
+    Ok((checked, next_jobs))
+}
+
+async fn fail(
+    inner: &Inner,
+    p: &Loaded,
+    job: &Job,
+    failure: Failure,
+    cost: Cost,
+) -> Result<Outcome, StoreError> {
+    let max_retries = p.plugin.limits().max_retries;
+    let retries_left = job.attempt <= max_retries;
+    let reason = format!("{}: {failure}", failure.kind());
+    if failure.retryable() && retries_left {
+        let retry_at = reyna_store::now_ms() + backoff(inner, job).as_millis() as u64;
+        inner
+            .store
+            .fail_job(
+                job.id,
+                reyna_store::Failure {
+                    reason,
+                    cost,
+                    retry_at: Some(retry_at),
+                },
+            )
+            .await?;
+        return Ok(Outcome::Retried);
+    }
+    let reason = if failure.retryable() {
+        format!("{reason} (gave up after {} attempts)", job.attempt)
+    } else {
+        reason
+    };
+    dead(inner, job, reason, cost).await?;
+    Ok(if matches!(failure, Failure::InvalidInput(_)) {
+        Outcome::InputRejected
+    } else {
+        Outcome::DeadLettered
+    })
+}

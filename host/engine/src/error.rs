@@ -1,0 +1,161 @@
+//! The engine's error type: one variant per way a request can be refused,
+//! each with a message a person can act on.
+
+use reyna_manifest::InspectError;
+
+use crate::Violation;
+
+/// Why the engine refused or failed a request.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// A schema id does not match `[a-z0-9-]+-v<N>`.
+    #[error("{0}")]
+    InvalidSchemaId(String),
+    /// A schema document is not a usable JSON Schema.
+    #[error("schema `{id}` is not a valid JSON Schema: {reason}")]
+    InvalidSchema {
+        /// The id it was registered under.
+        id: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The id exists with different content.
+    #[error(
+        "schema `{id}` already exists with different content; schema ids are immutable, register a new version (e.g. `-v2`)"
+    )]
+    SchemaConflict {
+        /// The id.
+        id: String,
+    },
+    /// No schema has this id.
+    #[error("unknown schema `{id}`")]
+    UnknownSchema {
+        /// The id.
+        id: String,
+    },
+    /// A blob's data is not JSON.
+    #[error("data is not valid JSON: {reason}")]
+    NotJson {
+        /// The parser's message.
+        reason: String,
+    },
+    /// A blob's data breaks its schema.
+    #[error("data does not match schema `{schema}`: {}", summary(violations, *total))]
+    SchemaViolation {
+        /// The schema id.
+        schema: String,
+        /// The first violations, each with its JSON pointer and rule.
+        violations: Vec<Violation>,
+        /// How many violations there were in all.
+        total: usize,
+    },
+    /// A blob is larger than the configured limit.
+    #[error("blob is {size} bytes, more than the {limit} bytes allowed")]
+    BlobTooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A parent id does not name a blob of this tenant.
+    #[error("parent blob `{id}` does not exist")]
+    UnknownParent {
+        /// The id given.
+        id: String,
+    },
+    /// An id is not a valid blob id.
+    #[error("`{id}` is not a valid blob id")]
+    InvalidBlobId {
+        /// The id given.
+        id: String,
+    },
+    /// Uploaded bytes are not a usable plugin.
+    #[error("not a valid Reyna plugin: {0}")]
+    NotAPlugin(#[from] InspectError),
+    /// A plugin names a schema that is not registered.
+    #[error(
+        "plugin {plugin} names schema `{schema}` in `{field}`, which is not registered; register the schema first"
+    )]
+    PluginUnknownSchema {
+        /// `name@version`.
+        plugin: String,
+        /// The manifest field.
+        field: &'static str,
+        /// The schema id.
+        schema: String,
+    },
+    /// A processor names an effect that is not registered.
+    #[error(
+        "plugin {plugin} calls effect `{effect}`, which is not registered; upload the effect plugin first"
+    )]
+    PluginUnknownEffect {
+        /// `name@version`.
+        plugin: String,
+        /// The effect name.
+        effect: String,
+    },
+    /// `name@version` exists with different bytes.
+    #[error(
+        "plugin {plugin} already exists with different bytes (digest {existing}); versions are immutable, bump the version"
+    )]
+    PluginConflict {
+        /// `name@version`.
+        plugin: String,
+        /// The stored component's digest.
+        existing: String,
+    },
+    /// The component does not compile or link.
+    #[error("plugin {plugin} cannot be loaded: {reason}")]
+    PluginLoad {
+        /// `name@version`.
+        plugin: String,
+        /// The runtime's message.
+        reason: String,
+    },
+    /// No such plugin (version).
+    #[error("plugin {0} not found")]
+    PluginNotFound(String),
+    /// No such blob, dead letter or job.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The request conflicts with the current state (e.g. a dead letter already replayed).
+    #[error("{0}")]
+    Conflict(String),
+    /// A storage failure.
+    #[error("storage error: {0}")]
+    Store(#[from] reyna_store::StoreError),
+    /// Anything else that is the host's fault.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn summary(violations: &[Violation], total: usize) -> String {
+    let mut parts: Vec<String> = violations
+        .iter()
+        .take(3)
+        .map(|v| {
+            format!(
+                "at `{}` ({}): {}",
+                if v.pointer.is_empty() {
+                    "/"
+                } else {
+                    &v.pointer
+                },
+                v.rule,
+                v.message
+            )
+        })
+        .collect();
+    if total > parts.len() {
+        parts.push(format!("and {} more", total - parts.len()));
+    }
+    parts.join("; ")
+}
+
+impl EngineError {
+    /// Whether the request was at fault (a 4xx), as opposed to the host.
+    pub fn is_client_error(&self) -> bool {
+        !matches!(self, EngineError::Store(_) | EngineError::Internal(_))
+    }
+}

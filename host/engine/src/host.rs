@@ -1,0 +1,194 @@
+//! The host functions a running plugin reaches (`get-blob`, `query-blobs`,
+//! `effects.call`), implemented over the store and scoped to the job's tenant.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use reyna_runtime::{Blob, EffectContext, GuestError, HostApi, HostFuture};
+use reyna_store::{BlobId, BlobMeta, EffectCall, Store};
+
+use crate::{Inner, digest_hex};
+
+/// Host services for one job. Records whether the plugin read other blobs,
+/// because a result that depends on more than the input must not be reused
+/// for another input with the same content.
+pub(crate) struct JobHost {
+    pub inner: Arc<Inner>,
+    pub tenant: String,
+    pub read_other_blobs: AtomicBool,
+    /// Every effect call of this job, for its lineage.
+    pub effect_calls: Mutex<Vec<EffectCall>>,
+    pub seed: u64,
+}
+
+impl JobHost {
+    pub(crate) fn new(inner: Arc<Inner>, tenant: &str, seed: u64) -> Self {
+        Self {
+            inner,
+            tenant: tenant.to_owned(),
+            read_other_blobs: AtomicBool::new(false),
+            effect_calls: Mutex::new(Vec::new()),
+            seed,
+        }
+    }
+
+    pub(crate) fn take_effect_calls(&self) -> Vec<EffectCall> {
+        std::mem::take(&mut *self.effect_calls.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn record(&self, call: EffectCall) {
+        self.effect_calls.lock().unwrap_or_else(|e| e.into_inner()).push(call);
+    }
+}
+
+fn to_runtime_blob(store: &Store, meta: &BlobMeta) -> Result<Option<Blob>, GuestError> {
+    let data = store
+        .get_blob_data(&meta.tenant, meta.id)
+        .map_err(|e| GuestError::Retryable(format!("cannot read blob {}: {e}", meta.id)))?;
+    Ok(data.map(|data| Blob {
+        id: meta.id.to_string(),
+        tenant: meta.tenant.clone(),
+        schema: meta.schema.clone(),
+        data,
+        parents: meta.parents.iter().map(ToString::to_string).collect(),
+    }))
+}
+
+impl HostApi for JobHost {
+    fn get_blob<'a>(&'a self, tenant: &'a str, id: &'a str) -> HostFuture<'a, Option<Blob>> {
+        Box::pin(async move {
+            self.read_other_blobs.store(true, Ordering::Relaxed);
+            // The runtime passes the event's tenant; check it anyway, a job
+            // must never see another tenant's data.
+            if tenant != self.tenant {
+                return Ok(None);
+            }
+            let Ok(id) = id.parse::<BlobId>() else {
+                return Err(GuestError::InvalidInput(format!("`{id}` is not a blob id")));
+            };
+            let store = &self.inner.store;
+            match store.get_blob(tenant, id) {
+                Ok(Some(meta)) => to_runtime_blob(store, &meta),
+                Ok(None) => Ok(None),
+                Err(e) => Err(GuestError::Retryable(format!("cannot read blob {id}: {e}"))),
+            }
+        })
+    }
+
+    fn query_blobs<'a>(
+        &'a self,
+        tenant: &'a str,
+        schema: &'a str,
+        filter_json: &'a str,
+    ) -> HostFuture<'a, Vec<Blob>> {
+        Box::pin(async move {
+            self.read_other_blobs.store(true, Ordering::Relaxed);
+            if tenant != self.tenant {
+                return Ok(Vec::new());
+            }
+            let filter: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(filter_json).map_err(|e| {
+                    GuestError::InvalidInput(format!("query filter must be a JSON object: {e}"))
+                })?;
+            let store = &self.inner.store;
+            let limit = self.inner.config.max_query_results;
+            // Scan the tenant's blobs of this schema page by page (metadata
+            // only), reading payloads to apply the filter. Bounded: a query
+            // that would scan more than `max_query_scan` blobs is refused.
+            let mut out = Vec::new();
+            let mut scanned = 0usize;
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = store
+                    .list_blobs(tenant, Some(schema), cursor.as_deref(), 500)
+                    .map_err(|e| GuestError::Retryable(format!("query failed: {e}")))?;
+                for meta in &page.items {
+                    scanned += 1;
+                    if scanned > self.inner.config.max_query_scan {
+                        return Err(GuestError::Fatal(format!(
+                            "query would scan more than {} `{schema}` blobs",
+                            self.inner.config.max_query_scan
+                        )));
+                    }
+                    let Some(blob) = to_runtime_blob(store, meta)? else {
+                        continue;
+                    };
+                    let matches = match serde_json::from_slice::<serde_json::Value>(&blob.data) {
+                        Ok(serde_json::Value::Object(data)) => {
+                            filter.iter().all(|(k, v)| data.get(k) == Some(v))
+                        }
+                        _ => false,
+                    };
+                    if matches {
+                        if out.len() == limit {
+                            return Err(GuestError::Fatal(format!(
+                                "query matched more than {limit} `{schema}` blobs; narrow the filter"
+                            )));
+                        }
+                        out.push(blob);
+                    }
+                }
+                match page.next_cursor {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn call_effect<'a>(&'a self, name: &'a str, request: Vec<u8>) -> HostFuture<'a, Vec<u8>> {
+        Box::pin(async move {
+            self.read_other_blobs.store(true, Ordering::Relaxed);
+            let request_digest = format!("sha256:{}", digest_hex(&request));
+            let Some(effect) = self.inner.plugins.enabled_effect(name) else {
+                self.record(EffectCall {
+                    effect: name.to_owned(),
+                    version: String::new(),
+                    request_digest,
+                    response_digest: String::new(),
+                    duration_us: 0,
+                    outcome: "unavailable: not registered or disabled".to_owned(),
+                });
+                return Err(GuestError::Fatal(format!("effect `{name}` is not registered or is disabled")));
+            };
+            let started = Instant::now();
+            let ctx = EffectContext {
+                config: effect.config.clone(),
+                // An effect reads blobs as the job's tenant, nothing wider.
+                host: Arc::new(JobHost::new(self.inner.clone(), &self.tenant, self.seed)),
+                policy: Arc::new(self.inner.config.effects.policy(name)),
+                seed: self.seed,
+            };
+            let report = self.inner.runtime.perform(&effect.plugin, request, ctx).await;
+            let duration_us = started.elapsed().as_micros() as u64;
+            let mut call = EffectCall {
+                effect: name.to_owned(),
+                version: effect.record.version.clone(),
+                request_digest,
+                response_digest: String::new(),
+                duration_us,
+                outcome: String::new(),
+            };
+            match report.result {
+                Ok(response) => {
+                    call.response_digest = format!("sha256:{}", digest_hex(&response));
+                    call.outcome = "ok".to_owned();
+                    // Kept by digest, so the response can be inspected and replayed.
+                    if let Err(e) = self.inner.store.put_component(response.clone()).await {
+                        tracing::warn!(effect = name, error = %e, "cannot keep effect response");
+                    }
+                    self.record(call);
+                    Ok(response)
+                }
+                Err(failure) => {
+                    call.outcome = format!("{}: {failure}", failure.kind());
+                    self.record(call);
+                    let message = format!("effect `{name}` failed: {failure}");
+                    Err(if failure.retryable() { GuestError::Retryable(message) } else { GuestError::Fatal(message) })
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,492 @@
+//! Reyna's engine: where a blob becomes a pipeline.
+//!
+//! The engine validates what comes in and what comes out against registered
+//! JSON Schemas, decides which plugins run for each new blob (routing by
+//! subscription), runs them in the sandbox ([`reyna_runtime`]) under their
+//! limits, and records every outcome atomically in the store
+//! ([`reyna_store`]): derived blobs with their lineage and next jobs, retries
+//! with backoff, dead letters. Transports (HTTP, NATS, the CLI) call into it.
+//!
+//! ```no_run
+//! use reyna_engine::{Engine, EngineConfig};
+//!
+//! # async fn example(wasm: Vec<u8>) -> Result<(), reyna_engine::EngineError> {
+//! let engine = Engine::open(EngineConfig::new("./reyna-data")).await?;
+//! engine.register_bundled_schemas().await?;
+//! engine.upload_plugin(wasm, "admin").await?;
+//! engine.start();
+//! let blob = engine
+//!     .create_blob("acme", "text-input-v1", br#"{"text": "Hello."}"#.to_vec(), vec![])
+//!     .await?;
+//! engine.wait_idle(std::time::Duration::from_secs(10)).await;
+//! let derived = engine.store().children("acme", blob.id)?;
+//! # Ok(())
+//! # }
+//! ```
+#![deny(missing_docs)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reyna_runtime::{Runtime, RuntimeConfig};
+use reyna_store::{BlobId, BlobMeta, Job, NewBlob, Store, StoreError};
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
+mod dispatch;
+mod error;
+mod host;
+mod plugins;
+mod schemas;
+
+pub use error::EngineError;
+pub use plugins::{PluginStats, PluginView};
+pub use reyna_runtime;
+pub use reyna_store;
+pub use schemas::{BUNDLED as BUNDLED_SCHEMAS, Violation};
+
+use plugins::{PausePolicy, PluginRegistry};
+use schemas::SchemaRegistry;
+
+pub(crate) fn digest_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// How the engine runs.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Where `reyna.redb` and the compiled-artifact cache live.
+    pub data_dir: PathBuf,
+    /// Sandbox settings; `cache_dir` defaults to `<data_dir>/artifacts`.
+    pub runtime: RuntimeConfig,
+    /// Jobs run at once. More in flight means larger group commits.
+    pub workers: usize,
+    /// Jobs claimed per store round trip.
+    pub claim_batch: usize,
+    /// Derivation depth at which a job is dead-lettered (stops cycles).
+    pub max_hops: u32,
+    /// Largest blob accepted, in bytes.
+    pub max_blob_bytes: usize,
+    /// First retry delay; doubles per attempt, with jitter.
+    pub backoff_base: Duration,
+    /// Longest retry delay.
+    pub backoff_max: Duration,
+    /// Most blobs one `query-blobs` returns.
+    pub max_query_results: usize,
+    /// Most blobs one `query-blobs` scans.
+    pub max_query_scan: usize,
+    /// How many recent calls the pause policy looks at.
+    pub pause_window: usize,
+    /// Fewest recent calls before a plugin can be paused.
+    pub pause_min_calls: usize,
+    /// Share of failed recent calls that pauses a plugin.
+    pub pause_failure_ratio: f64,
+    /// Outbound network policy for effect plugins.
+    pub effects: EffectsConfig,
+}
+
+/// The operator's outbound policy for effect plugins.
+#[derive(Debug, Clone)]
+pub struct EffectsConfig {
+    /// Hosts approved per effect name (`host:port`, `scheme://host:port`);
+    /// the key `*` applies to every effect. An effect reaches a host only
+    /// when its manifest's `allowed-hosts` and these approvals both allow it.
+    pub approved_hosts: BTreeMap<String, Vec<String>>,
+    /// Allow loopback and private addresses (tests, on-premises endpoints).
+    pub allow_private: bool,
+    /// Deadline of one outgoing request.
+    pub request_timeout: Duration,
+    /// Largest response body accepted.
+    pub max_response_bytes: u64,
+    /// Most requests one effect call may make.
+    pub max_requests_per_call: u32,
+}
+
+impl Default for EffectsConfig {
+    fn default() -> Self {
+        Self {
+            approved_hosts: BTreeMap::new(),
+            allow_private: false,
+            request_timeout: Duration::from_secs(30),
+            max_response_bytes: 16 * 1024 * 1024,
+            max_requests_per_call: 16,
+        }
+    }
+}
+
+impl EffectsConfig {
+    /// The policy for effect `name`; unparseable approvals are skipped with a warning.
+    pub(crate) fn policy(&self, name: &str) -> reyna_runtime::NetPolicy {
+        let mut approved = Vec::new();
+        for entry in self.approved_hosts.get(name).into_iter().chain(self.approved_hosts.get("*")).flatten() {
+            match reyna_runtime::AllowedHost::parse(entry) {
+                Ok(h) => approved.push(h),
+                Err(e) => tracing::warn!(effect = name, entry, error = %e, "ignoring invalid approved host"),
+            }
+        }
+        reyna_runtime::NetPolicy {
+            approved_hosts: approved,
+            allow_private: self.allow_private,
+            request_timeout: self.request_timeout,
+            max_response_bytes: self.max_response_bytes,
+            max_requests_per_call: self.max_requests_per_call,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Defaults sized to this machine, with data in `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        Self {
+            data_dir: data_dir.into(),
+            runtime: RuntimeConfig::default(),
+            workers: (cores * 16).clamp(16, 256),
+            claim_batch: 128,
+            max_hops: 16,
+            max_blob_bytes: 16 * 1024 * 1024,
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(300),
+            max_query_results: 1000,
+            max_query_scan: 100_000,
+            pause_window: 20,
+            pause_min_calls: 10,
+            pause_failure_ratio: 0.8,
+            effects: EffectsConfig::default(),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub config: EngineConfig,
+    pub store: Store,
+    pub runtime: Runtime,
+    pub schemas: SchemaRegistry,
+    pub plugins: PluginRegistry,
+    pub job_finished: watch::Sender<u64>,
+    shutdown: watch::Sender<bool>,
+    dispatcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Inner {
+    pub(crate) fn pause_policy(&self) -> PausePolicy {
+        PausePolicy {
+            window: self.config.pause_window,
+            min_calls: self.config.pause_min_calls,
+            failure_ratio: self.config.pause_failure_ratio,
+        }
+    }
+}
+
+/// The engine. Cheap to clone; all clones share one store, runtime and dispatcher.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("data_dir", &self.inner.config.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What registering the bundled schemas did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct BundledReport {
+    /// Schemas newly registered.
+    pub schemas: Vec<String>,
+    /// Plugins newly registered, as `name@version`.
+    pub plugins: Vec<String>,
+}
+
+impl Engine {
+    /// Opens the store and runtime, loads registered schemas and plugins, and
+    /// makes jobs that were running when the last process died due again.
+    /// Dispatch starts with [`Engine::start`].
+    pub async fn open(mut config: EngineConfig) -> Result<Engine, EngineError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            EngineError::Internal(format!("cannot create {}: {e}", config.data_dir.display()))
+        })?;
+        if config.runtime.cache_dir.is_none() {
+            config.runtime.cache_dir = Some(config.data_dir.join("artifacts"));
+        }
+        let store = Store::open(config.data_dir.join("reyna.redb"))?;
+        let runtime = Runtime::new(config.runtime.clone())
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let schemas = SchemaRegistry::new(store.clone());
+        schemas.load_all()?;
+        let plugins = PluginRegistry::new(store.clone(), runtime.clone());
+        // Startup work: loads from the artifact cache, compiles only what is missing.
+        for problem in plugins.load_all()? {
+            tracing::error!(%problem, "plugin not loaded");
+        }
+        let recovered = store.recover_running().await?;
+        if recovered > 0 {
+            tracing::info!(
+                recovered,
+                "jobs that were running at the last stop are due again"
+            );
+        }
+        let (shutdown, _) = watch::channel(false);
+        let (job_finished, _) = watch::channel(0);
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                runtime,
+                schemas,
+                plugins,
+                job_finished,
+                shutdown,
+                dispatcher: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// Starts dispatching jobs (idempotent).
+    pub fn start(&self) {
+        let mut slot = self
+            .inner
+            .dispatcher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            let rx = self.inner.shutdown.subscribe();
+            *slot = Some(tokio::spawn(dispatch::run(self.inner.clone(), rx)));
+        }
+    }
+
+    /// Stops claiming jobs and waits until every job in flight has committed
+    /// its outcome.
+    pub async fn shutdown(&self) {
+        let _ = self.inner.shutdown.send(true);
+        let handle = self
+            .inner
+            .dispatcher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(handle) = handle {
+            let _ = handle.await;
+        }
+    }
+
+    /// The store, for reads (blobs, lineage, jobs, dead letters, events).
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The sandbox runtime.
+    pub fn runtime(&self) -> &Runtime {
+        &self.inner.runtime
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// Registers every bundled schema that is not registered yet.
+    pub async fn register_bundled_schemas(&self) -> Result<BundledReport, EngineError> {
+        let mut report = BundledReport::default();
+        for (id, text) in schemas::BUNDLED {
+            if self.inner.schemas.register(id, text).await? {
+                report.schemas.push((*id).to_owned());
+            }
+        }
+        Ok(report)
+    }
+
+    /// Registers a JSON Schema under `id`. Returns false when the identical
+    /// schema was already registered.
+    pub async fn register_schema(
+        &self,
+        id: &str,
+        json: &str,
+        actor: &str,
+    ) -> Result<bool, EngineError> {
+        let created = self.inner.schemas.register(id, json).await?;
+        if created {
+            self.audit(actor, "schema.register", id, "").await?;
+        }
+        Ok(created)
+    }
+
+    /// Validates `data` against schema `id` without storing anything.
+    pub fn validate(&self, schema: &str, data: &[u8]) -> Result<(), EngineError> {
+        self.inner.schemas.validate(schema, data)
+    }
+
+    /// Registers a plugin from its component bytes: reads the embedded
+    /// manifest without running it, checks the component targets its kind's
+    /// world, that its schemas and effects exist and that `name@version` is
+    /// new (uploading the same bytes again is a no-op), compiles it, stores
+    /// it and enables it (disabling older versions of the same name).
+    /// Every refusal stores nothing. Returns the plugin and whether it was new.
+    pub async fn upload_plugin(
+        &self,
+        bytes: Vec<u8>,
+        actor: &str,
+    ) -> Result<(PluginView, bool), EngineError> {
+        self.inner
+            .plugins
+            .upload(&self.inner.schemas, bytes, actor)
+            .await
+    }
+
+    /// Every plugin version with its state and counters.
+    pub fn list_plugins(&self) -> Vec<PluginView> {
+        self.inner.plugins.list()
+    }
+
+    /// One plugin version.
+    pub fn plugin(&self, name: &str, version: &str) -> Option<PluginView> {
+        self.inner.plugins.view(name, version)
+    }
+
+    /// Enables (disabling the name's other versions) or disables a version.
+    pub async fn set_plugin_enabled(
+        &self,
+        name: &str,
+        version: &str,
+        enabled: bool,
+        actor: &str,
+    ) -> Result<PluginView, EngineError> {
+        self.inner
+            .plugins
+            .set_enabled(name, version, enabled, actor)
+            .await
+    }
+
+    /// Replaces a version's operator config (what `host.config` returns).
+    pub async fn set_plugin_config(
+        &self,
+        name: &str,
+        version: &str,
+        config: BTreeMap<String, String>,
+        actor: &str,
+    ) -> Result<PluginView, EngineError> {
+        self.inner
+            .plugins
+            .set_config(name, version, config, actor)
+            .await
+    }
+
+    /// Validates and stores a blob, its `blob.created` event and one job per
+    /// enabled plugin routed to its schema, in one transaction.
+    pub async fn create_blob(
+        &self,
+        tenant: &str,
+        schema: &str,
+        data: Vec<u8>,
+        parents: Vec<String>,
+    ) -> Result<BlobMeta, EngineError> {
+        let limit = self.inner.config.max_blob_bytes;
+        if data.len() > limit {
+            return Err(EngineError::BlobTooLarge {
+                size: data.len(),
+                limit,
+            });
+        }
+        self.inner.schemas.validate(schema, &data)?;
+        let mut parent_ids = Vec::with_capacity(parents.len());
+        for p in &parents {
+            parent_ids.push(
+                p.parse::<BlobId>()
+                    .map_err(|_| EngineError::InvalidBlobId { id: p.clone() })?,
+            );
+        }
+        let jobs = self.inner.plugins.route(schema);
+        let blob = NewBlob {
+            tenant: tenant.to_owned(),
+            schema: schema.to_owned(),
+            data,
+            parents: parent_ids,
+            hop: 0,
+        };
+        self.inner
+            .store
+            .create_blob(blob, jobs)
+            .await
+            .map_err(|e| match e {
+                StoreError::ParentNotFound { id, .. } => {
+                    EngineError::UnknownParent { id: id.to_string() }
+                }
+                other => other.into(),
+            })
+    }
+
+    /// Replays a dead letter as a new attempt of its job.
+    pub async fn replay_dead_letter(&self, id: &str, actor: &str) -> Result<Job, EngineError> {
+        let parsed = id
+            .parse()
+            .map_err(|_| EngineError::NotFound(format!("dead letter {id}")))?;
+        let job = self
+            .inner
+            .store
+            .replay_dead_letter(parsed)
+            .await
+            .map_err(|e| match e {
+                StoreError::DeadLetterNotFound { .. } => {
+                    EngineError::NotFound(format!("dead letter {id}"))
+                }
+                StoreError::AlreadyReplayed { .. } => {
+                    EngineError::Conflict(format!("dead letter {id} was already replayed"))
+                }
+                other => other.into(),
+            })?;
+        self.audit(actor, "dead-letter.replay", id, &format!("job {}", job.id))
+            .await?;
+        Ok(job)
+    }
+
+    /// Waits until no job is pending or running, at most `timeout`. Returns
+    /// whether the engine became idle. Jobs waiting for a retry count as pending.
+    pub async fn wait_idle(&self, timeout: Duration) -> bool {
+        let mut finished = self.inner.job_finished.subscribe();
+        let mut jobs = self.inner.store.watch_jobs();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            finished.borrow_and_update();
+            jobs.borrow_and_update();
+            if let Ok(c) = self.inner.store.counts()
+                && c.jobs_pending == 0
+                && c.jobs_running == 0
+            {
+                return true;
+            }
+            tokio::select! {
+                _ = finished.changed() => {}
+                _ = jobs.changed() => {}
+                // Retries wake nobody when they come due; look again now and then.
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                _ = tokio::time::sleep_until(deadline) => return false,
+            }
+        }
+    }
+
+    async fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        target: &str,
+        detail: &str,
+    ) -> Result<(), EngineError> {
+        self.inner
+            .store
+            .append_audit(reyna_store::NewAudit {
+                actor: actor.to_owned(),
+                action: action.to_owned(),
+                target: target.to_owned(),
+                detail: detail.to_owned(),
+            })
+            .await?;
+        Ok(())
+    }
+}

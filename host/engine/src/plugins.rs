@@ -1,0 +1,568 @@
+//! The plugin registry and the routing index.
+//!
+//! Plugins are loaded (compiled or read from the artifact cache) once and kept
+//! with their resolved config. Routing is indexed by input schema: for each
+//! enabled plugin and each of its input schemas that one of its subscriptions
+//! matches, the plugin is listed under that schema, so routing a blob is one
+//! map lookup however many plugins are registered.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+
+use reyna_manifest::{Kind, Manifest, Subject};
+use reyna_runtime::{Plugin, Runtime};
+use reyna_store::{JobSpec, NewAudit, PluginRecord, Store};
+use serde::Serialize;
+
+use crate::schemas::SchemaRegistry;
+use crate::{EngineError, digest_hex};
+
+/// A plugin version as the engine holds it.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    pub record: PluginRecord,
+    pub manifest: Manifest,
+    pub plugin: Plugin,
+    pub config: Arc<BTreeMap<String, String>>,
+    pub config_digest: String,
+}
+
+impl Loaded {
+    pub(crate) fn id(&self) -> String {
+        format!("{}@{}", self.record.name, self.record.version)
+    }
+}
+
+/// Counters of one plugin version since the host started.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PluginStats {
+    /// Calls run (reuses of a stored result are not calls).
+    pub calls: u64,
+    /// Calls that produced outputs.
+    pub succeeded: u64,
+    /// Calls that failed, whatever happened next.
+    pub failed: u64,
+    /// Failures scheduled for another attempt.
+    pub retried: u64,
+    /// Jobs sent to the dead letters.
+    pub dead_lettered: u64,
+    /// Jobs completed from a stored result without running.
+    pub reused: u64,
+    /// Sum of call wall times, microseconds.
+    pub total_wall_us: u64,
+    /// Why the engine paused this plugin, when it did.
+    pub paused_reason: Option<String>,
+    #[serde(skip)]
+    recent: VecDeque<bool>,
+}
+
+/// A plugin version with its state and counters, for listings.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginView {
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Processor or effect.
+    pub kind: Kind,
+    /// Whether it receives events.
+    pub enabled: bool,
+    /// `sha256:` digest of the component.
+    pub digest: String,
+    /// The manifest.
+    pub manifest: Manifest,
+    /// Digest of its operator config (values are secrets and not shown).
+    pub config_digest: String,
+    /// Upload time, unix ms.
+    pub created_at: u64,
+    /// Counters since start.
+    pub stats: PluginStats,
+}
+
+#[derive(Default)]
+struct State {
+    versions: HashMap<(String, String), Arc<Loaded>>,
+    routes: HashMap<String, Vec<Arc<Loaded>>>,
+}
+
+pub(crate) struct PluginRegistry {
+    store: Store,
+    runtime: Runtime,
+    state: RwLock<State>,
+    stats: Mutex<HashMap<(String, String), PluginStats>>,
+}
+
+fn config_digest(config: &BTreeMap<String, String>) -> String {
+    let text = serde_json::to_string(config).unwrap_or_default();
+    digest_hex(text.as_bytes())
+}
+
+/// What the pause policy looks at.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PausePolicy {
+    pub window: usize,
+    pub min_calls: usize,
+    pub failure_ratio: f64,
+}
+
+impl PluginRegistry {
+    pub(crate) fn new(store: Store, runtime: Runtime) -> Self {
+        Self {
+            store,
+            runtime,
+            state: RwLock::new(State::default()),
+            stats: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn load_record(&self, record: PluginRecord, bytes: &[u8]) -> Result<Loaded, EngineError> {
+        let plugin = self
+            .runtime
+            .load(bytes)
+            .map_err(|e| EngineError::PluginLoad {
+                plugin: format!("{}@{}", record.name, record.version),
+                reason: e.to_string(),
+            })?;
+        let manifest = plugin.manifest().clone();
+        let config = Arc::new(record.config.clone());
+        Ok(Loaded {
+            config_digest: config_digest(&config),
+            record,
+            manifest,
+            plugin,
+            config,
+        })
+    }
+
+    /// Loads every stored plugin (from the artifact cache when possible).
+    pub(crate) fn load_all(&self) -> Result<Vec<String>, EngineError> {
+        let mut state = State::default();
+        let mut problems = Vec::new();
+        for record in self.store.list_plugins()? {
+            let id = format!("{}@{}", record.name, record.version);
+            let Some(bytes) = self
+                .store
+                .get_component(record.digest.trim_start_matches("sha256:"))?
+            else {
+                problems.push(format!("{id}: component {} is missing", record.digest));
+                continue;
+            };
+            match self.load_record(record, &bytes) {
+                Ok(loaded) => {
+                    let key = (loaded.record.name.clone(), loaded.record.version.clone());
+                    state.versions.insert(key, Arc::new(loaded));
+                }
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        state.routes = build_routes(&state.versions);
+        *self.state.write().unwrap_or_else(|e| e.into_inner()) = state;
+        Ok(problems)
+    }
+
+    /// Registers a plugin from its component bytes; see [`crate::Engine::upload_plugin`].
+    pub(crate) async fn upload(
+        &self,
+        schemas: &SchemaRegistry,
+        bytes: Vec<u8>,
+        actor: &str,
+    ) -> Result<(PluginView, bool), EngineError> {
+        let info = reyna_manifest::inspect(&bytes)?;
+        let manifest = info.manifest;
+        let id = manifest.id();
+        let digest = format!("sha256:{}", digest_hex(&bytes));
+        let version = manifest.version.to_string();
+        if let Some(existing) = self.store.get_plugin(&manifest.name, &version)? {
+            if existing.digest == digest {
+                let view = self
+                    .view(&manifest.name, &version)
+                    .ok_or_else(|| EngineError::PluginNotFound(id.clone()))?;
+                return Ok((view, false));
+            }
+            return Err(EngineError::PluginConflict {
+                plugin: id,
+                existing: existing.digest,
+            });
+        }
+        for (field, list) in [("inputs", &manifest.inputs), ("outputs", &manifest.outputs)] {
+            for schema in list.iter() {
+                if !schemas.exists(schema.as_str()) {
+                    return Err(EngineError::PluginUnknownSchema {
+                        plugin: id,
+                        field,
+                        schema: schema.to_string(),
+                    });
+                }
+            }
+        }
+        for effect in &manifest.effects {
+            let known = self
+                .read()
+                .versions
+                .values()
+                .any(|p| &p.record.name == effect && p.manifest.kind == Kind::Effect);
+            if !known {
+                return Err(EngineError::PluginUnknownEffect {
+                    plugin: id,
+                    effect: effect.clone(),
+                });
+            }
+        }
+        let record = PluginRecord {
+            name: manifest.name.clone(),
+            version: version.clone(),
+            tenant: None,
+            manifest_toml: manifest.to_toml(),
+            digest,
+            enabled: true,
+            config: BTreeMap::new(),
+            created_at: reyna_store::now_ms(),
+        };
+        // Compile (or read the cached artifact) before storing anything, so a
+        // component that does not load leaves no trace.
+        let loaded = {
+            let registry_runtime = self.runtime.clone();
+            let record = record.clone();
+            let bytes = bytes.clone();
+            tokio::task::spawn_blocking(move || {
+                let plugin = registry_runtime.load(&bytes);
+                (record, plugin)
+            })
+            .await
+            .map_err(|e| EngineError::Internal(format!("compile task failed: {e}")))?
+        };
+        let plugin = loaded.1.map_err(|e| EngineError::PluginLoad {
+            plugin: id.clone(),
+            reason: e.to_string(),
+        })?;
+        self.store.put_component(bytes).await?;
+        let record = self.store.put_plugin(record).await?;
+        let config = Arc::new(record.config.clone());
+        let loaded = Loaded {
+            config_digest: config_digest(&config),
+            manifest: plugin.manifest().clone(),
+            record,
+            plugin,
+            config,
+        };
+        self.insert(loaded);
+        // One live version per name: the new upload replaces older ones.
+        self.set_enabled(&manifest.name, &version, true, actor)
+            .await?;
+        self.store
+            .append_audit(NewAudit {
+                actor: actor.to_owned(),
+                action: "plugin.upload".into(),
+                target: id.clone(),
+                detail: String::new(),
+            })
+            .await?;
+        let view = self
+            .view(&manifest.name, &version)
+            .ok_or_else(|| EngineError::PluginNotFound(id))?;
+        Ok((view, true))
+    }
+
+    fn insert(&self, loaded: Loaded) {
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let key = (loaded.record.name.clone(), loaded.record.version.clone());
+        state.versions.insert(key, Arc::new(loaded));
+        state.routes = build_routes(&state.versions);
+    }
+
+    /// Enables or disables a version; enabling one disables the other versions
+    /// of the same name, so one version per name is live.
+    pub(crate) async fn set_enabled(
+        &self,
+        name: &str,
+        version: &str,
+        enabled: bool,
+        actor: &str,
+    ) -> Result<PluginView, EngineError> {
+        let id = format!("{name}@{version}");
+        if self.get(name, version).is_none() {
+            return Err(EngineError::PluginNotFound(id));
+        }
+        let mut changes = vec![(version.to_owned(), enabled)];
+        if enabled {
+            for other in self.versions_of(name) {
+                if other.record.version != version && other.record.enabled {
+                    changes.push((other.record.version.clone(), false));
+                }
+            }
+        }
+        for (v, on) in changes {
+            let record = self.store.set_plugin_enabled(name, &v, on).await?;
+            self.replace_record(record);
+        }
+        if enabled
+            && let Some(s) = self
+                .stats
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_mut(&(name.to_owned(), version.to_owned()))
+        {
+            s.paused_reason = None;
+            s.recent.clear();
+        }
+        let action = if enabled {
+            "plugin.enable"
+        } else {
+            "plugin.disable"
+        };
+        self.store
+            .append_audit(NewAudit {
+                actor: actor.to_owned(),
+                action: action.into(),
+                target: id.clone(),
+                detail: String::new(),
+            })
+            .await?;
+        self.view(name, version)
+            .ok_or(EngineError::PluginNotFound(id))
+    }
+
+    /// Replaces a version's operator config.
+    pub(crate) async fn set_config(
+        &self,
+        name: &str,
+        version: &str,
+        config: BTreeMap<String, String>,
+        actor: &str,
+    ) -> Result<PluginView, EngineError> {
+        let id = format!("{name}@{version}");
+        if self.get(name, version).is_none() {
+            return Err(EngineError::PluginNotFound(id));
+        }
+        let keys: Vec<String> = config.keys().cloned().collect();
+        let record = self.store.set_plugin_config(name, version, config).await?;
+        self.replace_record(record);
+        self.store
+            .append_audit(NewAudit {
+                actor: actor.to_owned(),
+                action: "plugin.config".into(),
+                target: id.clone(),
+                detail: format!("keys: {}", keys.join(", ")),
+            })
+            .await?;
+        self.view(name, version)
+            .ok_or(EngineError::PluginNotFound(id))
+    }
+
+    fn replace_record(&self, record: PluginRecord) {
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let key = (record.name.clone(), record.version.clone());
+        if let Some(old) = state.versions.get(&key) {
+            let config = Arc::new(record.config.clone());
+            let loaded = Loaded {
+                config_digest: config_digest(&config),
+                manifest: old.manifest.clone(),
+                plugin: old.plugin.clone(),
+                record,
+                config,
+            };
+            state.versions.insert(key, Arc::new(loaded));
+            state.routes = build_routes(&state.versions);
+        }
+    }
+
+    pub(crate) fn get(&self, name: &str, version: &str) -> Option<Arc<Loaded>> {
+        self.read()
+            .versions
+            .get(&(name.to_owned(), version.to_owned()))
+            .cloned()
+    }
+
+    fn versions_of(&self, name: &str) -> Vec<Arc<Loaded>> {
+        self.read()
+            .versions
+            .values()
+            .filter(|p| p.record.name == name)
+            .cloned()
+            .collect()
+    }
+
+    /// The enabled version of effect `name`.
+    pub(crate) fn enabled_effect(&self, name: &str) -> Option<Arc<Loaded>> {
+        self.read()
+            .versions
+            .values()
+            .find(|p| p.record.name == name && p.record.enabled && p.manifest.kind == Kind::Effect)
+            .cloned()
+    }
+
+    /// Jobs for a new blob of `schema`: one per enabled plugin routed to it.
+    pub(crate) fn route(&self, schema: &str) -> Vec<JobSpec> {
+        let subject = format!("blob.created.{schema}");
+        self.read()
+            .routes
+            .get(schema)
+            .map(|plugins| {
+                plugins
+                    .iter()
+                    .map(|p| JobSpec {
+                        plugin: p.record.name.clone(),
+                        version: p.record.version.clone(),
+                        subject: subject.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn view(&self, name: &str, version: &str) -> Option<PluginView> {
+        let loaded = self.get(name, version)?;
+        Some(self.view_of(&loaded))
+    }
+
+    fn view_of(&self, p: &Loaded) -> PluginView {
+        let stats = self
+            .stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(p.record.name.clone(), p.record.version.clone()))
+            .cloned()
+            .unwrap_or_default();
+        PluginView {
+            name: p.record.name.clone(),
+            version: p.record.version.clone(),
+            kind: p.manifest.kind,
+            enabled: p.record.enabled,
+            digest: p.record.digest.clone(),
+            manifest: p.manifest.clone(),
+            config_digest: p.config_digest.clone(),
+            created_at: p.record.created_at,
+            stats,
+        }
+    }
+
+    /// Every version, sorted by name then upload time.
+    pub(crate) fn list(&self) -> Vec<PluginView> {
+        let mut all: Vec<Arc<Loaded>> = self.read().versions.values().cloned().collect();
+        all.sort_by(|a, b| {
+            (&a.record.name, a.record.created_at).cmp(&(&b.record.name, b.record.created_at))
+        });
+        all.iter().map(|p| self.view_of(p)).collect()
+    }
+
+    /// Why the engine paused this version, if it did.
+    pub(crate) fn paused_reason(&self, p: &Loaded) -> Option<String> {
+        self.stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(p.record.name.clone(), p.record.version.clone()))
+            .and_then(|s| s.paused_reason.clone())
+    }
+
+    /// Records a call's outcome; returns a pause reason when the plugin's
+    /// recent calls mostly failed.
+    pub(crate) fn record(
+        &self,
+        p: &Loaded,
+        outcome: Outcome,
+        wall_us: u64,
+        policy: PausePolicy,
+    ) -> Option<String> {
+        let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        let s = stats
+            .entry((p.record.name.clone(), p.record.version.clone()))
+            .or_default();
+        let counts_for_pause = match outcome {
+            Outcome::Reused => {
+                s.reused += 1;
+                return None;
+            }
+            Outcome::Succeeded => {
+                s.calls += 1;
+                s.succeeded += 1;
+                Some(true)
+            }
+            // The input's fault, not the plugin's.
+            Outcome::InputRejected => {
+                s.calls += 1;
+                s.failed += 1;
+                s.dead_lettered += 1;
+                None
+            }
+            Outcome::Retried => {
+                s.calls += 1;
+                s.failed += 1;
+                s.retried += 1;
+                Some(false)
+            }
+            Outcome::DeadLettered => {
+                s.calls += 1;
+                s.failed += 1;
+                s.dead_lettered += 1;
+                Some(false)
+            }
+        };
+        s.total_wall_us += wall_us;
+        if let Some(ok) = counts_for_pause {
+            s.recent.push_back(ok);
+            while s.recent.len() > policy.window {
+                s.recent.pop_front();
+            }
+        }
+        let failures = s.recent.iter().filter(|ok| !**ok).count();
+        if s.paused_reason.is_none()
+            && s.recent.len() >= policy.min_calls
+            && failures as f64 >= policy.failure_ratio * s.recent.len() as f64
+        {
+            let reason = format!("{failures} of its last {} calls failed", s.recent.len());
+            s.paused_reason = Some(reason.clone());
+            return Some(reason);
+        }
+        None
+    }
+}
+
+/// What became of one job, for the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Succeeded,
+    Reused,
+    Retried,
+    DeadLettered,
+    InputRejected,
+}
+
+impl Outcome {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Reused => "reused",
+            Outcome::Retried => "retried",
+            Outcome::DeadLettered => "dead_lettered",
+            Outcome::InputRejected => "input_rejected",
+        }
+    }
+}
+
+fn build_routes(
+    versions: &HashMap<(String, String), Arc<Loaded>>,
+) -> HashMap<String, Vec<Arc<Loaded>>> {
+    let mut routes: HashMap<String, Vec<Arc<Loaded>>> = HashMap::new();
+    let mut enabled: Vec<&Arc<Loaded>> = versions.values().filter(|p| p.record.enabled).collect();
+    enabled.sort_by(|a, b| a.record.name.cmp(&b.record.name));
+    for p in enabled {
+        for schema in &p.manifest.inputs {
+            let subject = Subject::blob_created(schema.as_str());
+            if p.manifest
+                .subscribes
+                .iter()
+                .any(|pattern| pattern.matches(&subject))
+            {
+                routes
+                    .entry(schema.to_string())
+                    .or_default()
+                    .push(Arc::clone(p));
+            }
+        }
+    }
+    routes
+}

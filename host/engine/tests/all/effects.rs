@@ -1,0 +1,182 @@
+//! Effects through the engine: a processor calls the `llm` effect, which
+//! reaches a local OpenAI-compatible server; the call is in the blob's
+//! lineage; a host the operator did not approve is refused with nothing sent;
+//! an effect subscribed to events runs as a sink and stores a receipt.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+use crate::common::*;
+
+#[derive(Debug, Clone)]
+struct Received {
+    request_line: String,
+    headers: Vec<String>,
+    body: String,
+}
+
+/// A loopback HTTP/1.1 server answering every request with one chat completion.
+async fn chat_server(answer: &'static str) -> (u16, Arc<Mutex<Vec<Received>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let log = received.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut reader = BufReader::new(stream);
+                let mut request_line = String::new();
+                reader.read_line(&mut request_line).await.unwrap();
+                let mut headers = Vec::new();
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).await.unwrap();
+                    let line = line.trim_end().to_owned();
+                    if line.is_empty() {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                    headers.push(line);
+                }
+                let chunked = headers.iter().any(|h| h.eq_ignore_ascii_case("transfer-encoding: chunked"));
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).await.unwrap();
+                if chunked {
+                    loop {
+                        let mut size = String::new();
+                        reader.read_line(&mut size).await.unwrap();
+                        let size = usize::from_str_radix(size.trim(), 16).unwrap();
+                        let mut chunk = vec![0; size + 2]; // data + CRLF
+                        reader.read_exact(&mut chunk).await.unwrap();
+                        if size == 0 {
+                            break;
+                        }
+                        body.extend_from_slice(&chunk[..size]);
+                    }
+                }
+                log.lock().unwrap().push(Received {
+                    request_line: request_line.trim_end().to_owned(),
+                    headers,
+                    body: String::from_utf8_lossy(&body).into_owned(),
+                });
+                let reply = json!({
+                    "id": "c1", "object": "chat.completion", "model": "local-model",
+                    "choices": [{ "index": 0, "message": { "role": "assistant", "content": answer }, "finish_reason": "stop" }]
+                })
+                .to_string();
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
+                    reply.len()
+                );
+                let mut stream = reader.into_inner();
+                stream.write_all(response.as_bytes()).await.unwrap();
+                stream.shutdown().await.ok();
+            });
+        }
+    });
+    (port, received)
+}
+
+async fn llm_engine(dir: &std::path::Path, approve: Option<String>) -> reyna_engine::Engine {
+    let mut config = config(dir);
+    config.effects.allow_private = true; // the test server is on loopback
+    if let Some(host) = approve {
+        config.effects.approved_hosts.insert("llm".into(), vec![host]);
+    }
+    let engine = engine_with(config).await;
+    upload(&engine, "llm").await;
+    upload(&engine, "text-expand").await;
+    engine
+}
+
+async fn configure(engine: &reyna_engine::Engine, port: u16) {
+    let llm = BTreeMap::from([
+        ("endpoint".to_owned(), format!("http://127.0.0.1:{port}/v1/chat/completions")),
+        ("api_key".to_owned(), "sk-test-secret".to_owned()),
+    ]);
+    engine.set_plugin_config("llm", "1.0.0", llm, "test").await.unwrap();
+    let expand = BTreeMap::from([("use_llm".to_owned(), "true".to_owned())]);
+    engine.set_plugin_config("text-expand", "1.0.0", expand, "test").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_expand_stores_the_llm_answer_and_its_lineage_shows_the_call() {
+    let (port, received) = chat_server("A longer text, written by a model.").await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = llm_engine(dir.path(), Some(format!("127.0.0.1:{port}"))).await;
+    configure(&engine, port).await;
+    engine.start();
+    let input = put(&engine, "text-input-v1", json!({ "text": "A short text." })).await;
+    idle(&engine).await;
+
+    let expanded = child_by_plugin(&engine, input.id, "text-expand");
+    let doc = json(&engine, expanded.id);
+    assert_eq!(doc["method"], "llm");
+    assert_eq!(doc["text"], "A longer text, written by a model.");
+    assert_eq!(doc["model"], "local-model");
+    let producer = expanded.producer.unwrap();
+    assert_eq!(producer.effect_calls.len(), 1, "{:?}", producer.effect_calls);
+    let call = &producer.effect_calls[0];
+    assert_eq!((call.effect.as_str(), call.version.as_str(), call.outcome.as_str()), ("llm", "1.0.0", "ok"));
+    assert!(call.request_digest.starts_with("sha256:") && call.response_digest.starts_with("sha256:"));
+    assert!(call.duration_us > 0);
+    // The response is kept by its digest, so it can be inspected later.
+    let kept = engine.store().get_component(call.response_digest.trim_start_matches("sha256:")).unwrap().unwrap();
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&kept).unwrap()["text"], "A longer text, written by a model.");
+
+    let got = received.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].request_line, "POST /v1/chat/completions HTTP/1.1");
+    assert!(got[0].headers.iter().any(|h| h.eq_ignore_ascii_case("authorization: Bearer sk-test-secret")));
+    let body: serde_json::Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(body["messages"][1]["role"], "user");
+    assert!(body["messages"][1]["content"].as_str().unwrap().contains("A short text."));
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_the_operator_did_not_approve_is_refused_and_nothing_is_sent() {
+    let (port, received) = chat_server("never").await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = llm_engine(dir.path(), None).await;
+    configure(&engine, port).await;
+    engine.start();
+    let input = put(&engine, "text-input-v1", json!({ "text": "Hello." })).await;
+    idle(&engine).await;
+    assert!(children(&engine, input.id).is_empty());
+    let dead = engine.store().list_dead_letters(Some(TENANT), None, 10).unwrap().items;
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].reason.contains("effect `llm` failed") && dead[0].reason.contains("not among the effect's allowed hosts approved by the operator"), "{}", dead[0].reason);
+    assert!(!dead[0].reason.contains("sk-test-secret"), "secrets never reach dead letters");
+    assert!(received.lock().unwrap().is_empty(), "the refused server received a request");
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscribed_effect_runs_as_a_sink_and_records_a_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    upload(&engine, "word-count").await;
+    upload(&engine, "echo-sink").await;
+    engine.start();
+    let input = put(&engine, "text-input-v1", json!({ "text": "one two three" })).await;
+    idle(&engine).await;
+    let count = child_by_plugin(&engine, input.id, "word-count");
+    let receipt = child_by_plugin(&engine, count.id, "echo-sink");
+    assert_eq!(receipt.schema, "effect-receipt-v1");
+    let doc = json(&engine, receipt.id);
+    assert_eq!(doc["effect"], "echo-sink");
+    assert_eq!(doc["receipt"]["subject"], "blob.created.word-count-v1");
+    assert_eq!(doc["receipt"]["blob"]["data"]["words"], 3);
+    assert_eq!(doc["requests"], json!([]));
+    let producer = receipt.producer.unwrap();
+    assert_eq!(producer.effect_calls[0].effect, "echo-sink");
+    engine.shutdown().await;
+}

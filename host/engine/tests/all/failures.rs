@@ -1,0 +1,232 @@
+//! Failure policy: retries with backoff, dead letters, replay, automatic
+//! pause, the hop limit, and reuse of stored results.
+
+use reyna_engine::reyna_store::JobState;
+use serde_json::json;
+
+use crate::common::*;
+
+fn chapter(i: u64) -> serde_json::Value {
+    json!({ "book_id": "b", "index": i, "title": format!("c{i}"), "text": "one two" })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retryable_failure_is_retried_until_it_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    upload(&engine, "book-compile").await;
+    put(&engine, "chapter-v1", chapter(0)).await;
+    let request = put(
+        &engine,
+        "book-compile-request-v1",
+        json!({ "book_id": "b", "title": "T", "expected_chapters": 2 }),
+    )
+    .await;
+    engine.start();
+    let job_attempt = || engine.store().jobs_for_blob(TENANT, request.id).unwrap()[0].attempt;
+    wait_until(&engine, "a retry", || job_attempt() >= 2).await;
+    let job = &engine.store().jobs_for_blob(TENANT, request.id).unwrap()[0];
+    assert!(
+        job.last_error
+            .as_deref()
+            .unwrap()
+            .contains("has 1 of 2 chapters"),
+        "{job:?}"
+    );
+    put(&engine, "chapter-v1", chapter(1)).await;
+    idle(&engine).await;
+    let book = child_by_plugin(&engine, request.id, "book-compile");
+    let producer = book.producer.unwrap();
+    assert!(
+        producer.attempt >= 2,
+        "lineage records the attempt that succeeded"
+    );
+    assert_eq!(
+        engine.store().jobs_for_blob(TENANT, request.id).unwrap()[0].state,
+        JobState::Done
+    );
+    let stats = engine.plugin("book-compile", "1.0.0").unwrap().stats;
+    assert!(stats.retried >= 1 && stats.succeeded == 1, "{stats:?}");
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exhausted_retries_dead_letter_and_a_replay_is_a_new_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    upload(&engine, "book-compile").await; // max-retries = 5
+    put(&engine, "chapter-v1", chapter(0)).await;
+    let request = put(
+        &engine,
+        "book-compile-request-v1",
+        json!({ "book_id": "b", "title": "T", "expected_chapters": 2 }),
+    )
+    .await;
+    engine.start();
+    idle(&engine).await;
+    let dead = engine
+        .store()
+        .list_dead_letters(Some(TENANT), None, 10)
+        .unwrap()
+        .items;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].job.attempt, 6);
+    assert_eq!(
+        dead[0].reason,
+        "retryable: retryable error: book `b` has 1 of 2 chapters (gave up after 6 attempts)"
+    );
+    assert!(children(&engine, request.id).is_empty());
+
+    put(&engine, "chapter-v1", chapter(1)).await;
+    let job = engine
+        .replay_dead_letter(&dead[0].id.to_string(), "operator")
+        .await
+        .unwrap();
+    assert_eq!(job.attempt, 7);
+    idle(&engine).await;
+    let book = child_by_plugin(&engine, request.id, "book-compile");
+    assert_eq!(
+        book.producer.unwrap().attempt,
+        7,
+        "the replay is recorded in lineage"
+    );
+    let err = engine
+        .replay_dead_letter(&dead[0].id.to_string(), "operator")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("already replayed"), "{err}");
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_that_keeps_failing_is_paused_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    upload(&engine, "hostile-panic").await;
+    upload(&engine, "word-count").await;
+    engine.start();
+    for i in 0..14 {
+        put(
+            &engine,
+            "text-input-v1",
+            json!({ "text": format!("blob {i}") }),
+        )
+        .await;
+    }
+    idle(&engine).await;
+    let view = engine.plugin("hostile-panic", "0.1.0").unwrap();
+    assert!(!view.enabled, "paused");
+    assert_eq!(
+        view.stats.paused_reason.as_deref(),
+        Some("10 of its last 10 calls failed")
+    );
+    let dead = engine
+        .store()
+        .list_dead_letters(Some(TENANT), None, 100)
+        .unwrap()
+        .items;
+    assert_eq!(
+        dead.len(),
+        14,
+        "every job of the failing plugin is a dead letter, none lost"
+    );
+    let reasons: Vec<&str> = dead.iter().map(|d| d.reason.as_str()).collect();
+    assert!(
+        dead.iter().any(|d| d.reason.starts_with("trap: ")
+            && d.reason.contains("hostile-panic was asked to panic")),
+        "{reasons:#?}"
+    );
+    assert!(dead.iter().any(|d| {
+        d.reason
+            .contains("is disabled (paused: 10 of its last 10 calls failed)")
+    }));
+    let audit = engine.store().list_audit(0, 100).unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.action == "plugin.pause" && a.target == "hostile-panic@0.1.0"),
+        "{audit:?}"
+    );
+    // Its neighbour was unaffected.
+    assert_eq!(
+        engine
+            .plugin("word-count", "0.1.0")
+            .unwrap()
+            .stats
+            .succeeded,
+        14
+    );
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hop_limit_stops_a_cycle_with_a_dead_letter_that_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.max_hops = 3;
+    let engine = engine_with(config).await;
+    upload(&engine, "cycle").await;
+    engine.start();
+    let first = put(
+        &engine,
+        "text-input-v1",
+        json!({ "text": "again and again" }),
+    )
+    .await;
+    idle(&engine).await;
+    let counts = engine.store().counts().unwrap();
+    assert_eq!(counts.blobs, 4, "the input and three derived generations");
+    let dead = engine
+        .store()
+        .list_dead_letters(Some(TENANT), None, 10)
+        .unwrap()
+        .items;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        dead[0].reason,
+        "hop limit reached: the input is 3 derivations deep and the limit is 3 (a subscription cycle?)"
+    );
+    let lineage = engine
+        .store()
+        .lineage(
+            TENANT,
+            first.id,
+            reyna_engine::reyna_store::Direction::Down,
+            10,
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(lineage.nodes.len(), 4);
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_input_reuses_the_stored_result_and_records_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    upload(&engine, "word-count").await;
+    engine.start();
+    let a = put(
+        &engine,
+        "text-input-v1",
+        json!({ "text": "same words here" }),
+    )
+    .await;
+    idle(&engine).await;
+    let b = put(
+        &engine,
+        "text-input-v1",
+        json!({ "text": "same words here" }),
+    )
+    .await;
+    idle(&engine).await;
+    let first = child_by_plugin(&engine, a.id, "word-count");
+    let second = child_by_plugin(&engine, b.id, "word-count");
+    assert_ne!(first.id, second.id);
+    assert_eq!(json(&engine, second.id), json!({ "words": 3 }));
+    let reused_from = second.producer.unwrap().reused_from;
+    assert_eq!(reused_from, Some(first.producer.unwrap().job_id));
+    let stats = engine.plugin("word-count", "0.1.0").unwrap().stats;
+    assert_eq!((stats.calls, stats.reused), (1, 1));
+    engine.shutdown().await;
+}

@@ -1,0 +1,11 @@
+//! Engine tests, one binary by concern (as wasmtime's `tests/all`): the
+//! pipeline end to end on the example plugins, registry refusals, failure
+//! policy, tenancy and recovery.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+mod effects;
+mod failures;
+mod pipeline;
+mod registry;
+mod tenancy_recovery;

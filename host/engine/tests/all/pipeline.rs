@@ -1,0 +1,124 @@
+//! The example plugins end to end: routing, chains and fan-in.
+
+use reyna_engine::reyna_store::Direction;
+use serde_json::json;
+
+use crate::common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_flows_through_expand_and_stats_and_the_expansion_is_measured_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    for name in ["llm", "text-expand", "word-stats"] {
+        upload(&engine, name).await;
+    }
+    engine.start();
+    let input = put(
+        &engine,
+        "text-input-v1",
+        json!({ "text": "Reyna runs plugins. They are sandboxed." }),
+    )
+    .await;
+    idle(&engine).await;
+
+    let expanded = child_by_plugin(&engine, input.id, "text-expand");
+    assert_eq!(expanded.schema, "expanded-text-v1");
+    assert_eq!(expanded.parents, vec![input.id]);
+    assert_eq!(expanded.hop, 1);
+    let producer = expanded.producer.as_ref().unwrap();
+    assert_eq!(
+        (producer.plugin.as_str(), producer.version.as_str()),
+        ("text-expand", "1.0.0")
+    );
+    assert!(producer.component_digest.starts_with("sha256:"));
+    assert!(producer.cost.wall_us > 0 && producer.cost.bytes_in > 0 && producer.cost.outputs == 1);
+    let text = json(&engine, expanded.id);
+    assert_eq!(text["method"], "deterministic");
+    assert_eq!(text["source_words"], 6);
+
+    let stats = child_by_plugin(&engine, input.id, "word-stats");
+    assert_eq!(json(&engine, stats.id)["words"], 6);
+    // The expansion is itself routed to word-stats: a chain of two hops.
+    let stats_of_expansion = child_by_plugin(&engine, expanded.id, "word-stats");
+    assert_eq!(stats_of_expansion.hop, 2);
+    let measured = json(&engine, stats_of_expansion.id);
+    assert_eq!(measured["source_schema"], "expanded-text-v1");
+    assert_eq!(measured["words"], text["words"]);
+
+    let lineage = engine
+        .store()
+        .lineage(TENANT, input.id, Direction::Down, 5)
+        .unwrap()
+        .unwrap();
+    assert_eq!(lineage.nodes.len(), 4, "{lineage:?}");
+    assert_eq!(lineage.edges.len(), 3);
+    let counts = engine.store().counts().unwrap();
+    assert_eq!((counts.jobs_done, counts.dead_letters), (3, 0));
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_chapters_fan_in_to_one_book_with_every_chapter_as_parent() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    upload(&engine, "book-compile").await;
+    engine.start();
+    let mut chapters = Vec::new();
+    for i in 0..4 {
+        let c = put(&engine, "chapter-v1", json!({ "book_id": "b1", "index": i, "title": format!("Part {i}"), "text": "Some words here." })).await;
+        chapters.push(c.id);
+    }
+    let request = put(
+        &engine,
+        "book-compile-request-v1",
+        json!({ "book_id": "b1", "title": "The Book", "expected_chapters": 4 }),
+    )
+    .await;
+    idle(&engine).await;
+
+    let book = child_by_plugin(&engine, request.id, "book-compile");
+    assert_eq!(book.schema, "compiled-book-v1");
+    let mut expected = vec![request.id];
+    expected.extend(&chapters);
+    assert_eq!(
+        book.parents, expected,
+        "the request, then the chapters in order"
+    );
+    let doc = json(&engine, book.id);
+    assert_eq!(doc["words"], 12);
+    assert_eq!(doc["chapters"].as_array().unwrap().len(), 4);
+    let up = engine
+        .store()
+        .lineage(TENANT, book.id, Direction::Up, 1)
+        .unwrap()
+        .unwrap();
+    assert_eq!(up.nodes.len(), 6, "the book, the request and four chapters");
+    assert_eq!(up.edges.len(), 4 + 1);
+    // Each chapter lists the book among its children.
+    for c in &chapters {
+        assert!(children(&engine, *c).iter().any(|b| b.id == book.id));
+    }
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_only_receives_its_declared_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    upload(&engine, "word-count").await;
+    engine.start();
+    let chapter = put(
+        &engine,
+        "chapter-v1",
+        json!({ "book_id": "b", "index": 0, "title": "t", "text": "x y" }),
+    )
+    .await;
+    let text = put(&engine, "text-input-v1", json!({ "text": "x y z" })).await;
+    idle(&engine).await;
+    assert!(children(&engine, chapter.id).is_empty());
+    assert_eq!(
+        json(&engine, child_by_plugin(&engine, text.id, "word-count").id)["words"],
+        3
+    );
+    engine.shutdown().await;
+}

@@ -1,0 +1,296 @@
+//! Registry refusals: each is a distinct error with a message a person can
+//! act on, and stores nothing.
+
+use reyna_engine::{Engine, EngineError};
+use sha2::{Digest, Sha256};
+
+use crate::common::*;
+
+fn patched(name: &str, from: &str, to: &str) -> Vec<u8> {
+    assert_eq!(from.len(), to.len(), "patches keep the section length");
+    let mut bytes = reyna_artifacts::bytes(name).unwrap();
+    // Patch the manifest section itself (its text may also sit in a data segment).
+    let section = bytes
+        .windows(14)
+        .position(|w| w == b"reyna-manifest")
+        .unwrap_or(0);
+    let at = section
+        + bytes[section..]
+            .windows(from.len())
+            .position(|w| w == from.as_bytes())
+            .unwrap_or_else(|| panic!("`{from}` not found in {name}"));
+    bytes[at..at + from.len()].copy_from_slice(to.as_bytes());
+    bytes
+}
+
+/// Uploads `bytes`, expects a refusal, and checks nothing was stored.
+async fn refused(engine: &Engine, bytes: Vec<u8>) -> EngineError {
+    let plugins_before = engine.store().list_plugins().unwrap().len();
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+    let err = engine
+        .upload_plugin(bytes, "test")
+        .await
+        .expect_err("upload must be refused");
+    assert_eq!(
+        engine.store().list_plugins().unwrap().len(),
+        plugins_before,
+        "a plugin record was stored"
+    );
+    assert!(
+        engine
+            .store()
+            .get_component(digest.trim_start_matches("sha256:"))
+            .unwrap()
+            .is_none(),
+        "component bytes were stored"
+    );
+    assert!(err.is_client_error());
+    err
+}
+
+#[tokio::test]
+async fn random_bytes_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let err = refused(&engine, b"GIF89a definitely not wasm".to_vec()).await;
+    assert!(
+        matches!(
+            err,
+            EngineError::NotAPlugin(reyna_manifest::InspectError::NotWasm)
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "not a valid Reyna plugin: not a WebAssembly file (missing the `\\0asm` header)"
+    );
+}
+
+#[tokio::test]
+async fn a_core_module_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let module = b"\0asm\x01\0\0\0\x01\x04\x01\x60\0\0\x03\x02\x01\0\x07\x05\x01\x01f\0\0\x0a\x04\x01\x02\0\x0b".to_vec();
+    let err = refused(&engine, module).await;
+    assert!(
+        err.to_string()
+            .contains("core WebAssembly module, not a component"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_component_of_the_wrong_world_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    // A processor whose manifest claims to be an effect.
+    let err = refused(
+        &engine,
+        patched("word-count", "kind = \"processor\"", "kind = \"effect\"   "),
+    )
+    .await;
+    assert_eq!(
+        err.to_string(),
+        "not a valid Reyna plugin: component does not target the effect world (reyna:plugin/effect@0.1.0): it does not export `perform`"
+    );
+}
+
+#[tokio::test]
+async fn a_component_without_a_manifest_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let err = refused(
+        &engine,
+        patched("word-count", "reyna-manifest", "other-manifest"),
+    )
+    .await;
+    assert!(
+        err.to_string().contains("has no `reyna-manifest` section"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_plugin_naming_an_unknown_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(config(dir.path())).await.unwrap();
+    let text_input = reyna_engine::BUNDLED_SCHEMAS
+        .iter()
+        .find(|(id, _)| *id == "text-input-v1")
+        .unwrap()
+        .1;
+    engine
+        .register_schema("text-input-v1", text_input, "test")
+        .await
+        .unwrap();
+    let err = refused(&engine, reyna_artifacts::bytes("word-count").unwrap()).await;
+    assert_eq!(
+        err.to_string(),
+        "plugin word-count@0.1.0 names schema `word-count-v1` in `outputs`, which is not registered; register the schema first"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_subject_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let err = refused(
+        &engine,
+        patched(
+            "word-count",
+            "\"blob.created.text-input-v1\"",
+            "\"blob..reated.text-input-v1\"",
+        ),
+    )
+    .await;
+    assert!(
+        err.to_string()
+            .contains("subject `blob..reated.text-input-v1` has an empty token"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_processor_calling_an_unregistered_effect_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let err = refused(&engine, reyna_artifacts::bytes("text-expand").unwrap()).await;
+    assert_eq!(
+        err.to_string(),
+        "plugin text-expand@1.0.0 calls effect `llm`, which is not registered; upload the effect plugin first"
+    );
+}
+
+#[tokio::test]
+async fn same_version_with_different_bytes_is_refused_and_same_bytes_is_a_no_op() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let original = reyna_artifacts::bytes("word-count").unwrap();
+    let (view, created) = engine
+        .upload_plugin(original.clone(), "test")
+        .await
+        .unwrap();
+    assert!(created && view.enabled);
+    let (_, created) = engine.upload_plugin(original, "test").await.unwrap();
+    assert!(!created, "uploading identical bytes again changes nothing");
+    let err = refused(
+        &engine,
+        patched("word-count", "Counts words", "Counts Words"),
+    )
+    .await;
+    assert!(
+        err.to_string().starts_with(
+            "plugin word-count@0.1.0 already exists with different bytes (digest sha256:"
+        ),
+        "{err}"
+    );
+    assert_eq!(engine.list_plugins().len(), 1);
+}
+
+#[tokio::test]
+async fn schema_refusals_name_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let err = engine
+        .register_schema("Bad_Id", "{}", "t")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().starts_with("invalid schema id `Bad_Id`"),
+        "{err}"
+    );
+    let err = engine
+        .register_schema("thing-v1", "{not json", "t")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("schema `thing-v1` is not a valid JSON Schema: not JSON"),
+        "{err}"
+    );
+    let err = engine
+        .register_schema("thing-v1", r#"{"type": "banana"}"#, "t")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::InvalidSchema { .. }), "{err}");
+    assert!(
+        engine
+            .register_schema("thing-v1", r#"{"type": "object"}"#, "t")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !engine
+            .register_schema("thing-v1", r#"{ "type" : "object" }"#, "t")
+            .await
+            .unwrap(),
+        "same content, other formatting"
+    );
+    let err = engine
+        .register_schema("thing-v1", r#"{"type": "array"}"#, "t")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::SchemaConflict { .. }), "{err}");
+    assert!(
+        engine
+            .store()
+            .get_schema("thing-v1")
+            .unwrap()
+            .unwrap()
+            .json
+            .contains("object")
+    );
+}
+
+#[tokio::test]
+async fn invalid_blobs_are_refused_with_pointer_and_rule_and_store_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let bad = serde_json::json!({ "text": "", "language": "English" })
+        .to_string()
+        .into_bytes();
+    let err = engine
+        .create_blob(TENANT, "text-input-v1", bad, vec![])
+        .await
+        .unwrap_err();
+    let EngineError::SchemaViolation {
+        violations, total, ..
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
+    assert_eq!(*total, 2);
+    let mut found: Vec<(&str, &str)> = violations
+        .iter()
+        .map(|v| (v.pointer.as_str(), v.rule.as_str()))
+        .collect();
+    found.sort();
+    assert_eq!(found, [("/language", "pattern"), ("/text", "minLength")]);
+    let err = engine
+        .create_blob(TENANT, "text-input-v1", b"{oops".to_vec(), vec![])
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().starts_with("data is not valid JSON"),
+        "{err}"
+    );
+    let err = engine
+        .create_blob(TENANT, "nope-v1", b"{}".to_vec(), vec![])
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "unknown schema `nope-v1`");
+    let err = engine
+        .create_blob(
+            TENANT,
+            "text-input-v1",
+            br#"{"text":"x"}"#.to_vec(),
+            vec!["01ARZ3NDEKTSV4RRFFQ69G5FAV".into()],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "parent blob `01ARZ3NDEKTSV4RRFFQ69G5FAV` does not exist"
+    );
+    assert_eq!(engine.store().counts().unwrap().blobs, 0);
+}

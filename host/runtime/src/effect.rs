@@ -1,0 +1,222 @@
+//! One effect call: `perform` (serving a processor's `effects.call`) or
+//! `deliver` (an effect run as a sink for an event), with its network policy
+//! ([`EffectContext`]) and what it did ([`EffectReport`]).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::call::{Invocation, Returned, check_input_schema, guest_failure, micros, to_wit_event};
+use crate::net::NetCall;
+use crate::plugin::Pre;
+use crate::sandbox::{CallSetup, CallState};
+use crate::secrets::Secrets;
+use crate::{
+    Cost, Event, Failure, HostApi, HttpRecord, LogLine, NetPolicy, NoHost, Plugin, Runtime,
+};
+
+/// What the caller provides to an effect call besides its input.
+#[derive(Clone)]
+pub struct EffectContext {
+    /// The effect's operator-set configuration (endpoint, API key, ...),
+    /// read by the guest's `config`. Values of keys that look like secrets
+    /// (see [`is_secret_key`](crate::is_secret_key)) are redacted from the
+    /// report.
+    pub config: Arc<BTreeMap<String, String>>,
+    /// Blob reads (`get-blob`, `query-blobs`). `perform` has no event, so no
+    /// tenant: its reads see nothing. `deliver` reads the event's tenant.
+    pub host: Arc<dyn HostApi>,
+    /// Where the effect may connect, and how much it may do.
+    pub policy: Arc<NetPolicy>,
+    /// Seed of the guest's `wasi:random`.
+    pub seed: u64,
+}
+
+impl Default for EffectContext {
+    /// No config, no blobs, a policy that refuses every request.
+    fn default() -> Self {
+        EffectContext {
+            config: Arc::default(),
+            host: Arc::new(NoHost),
+            policy: Arc::default(),
+            seed: 0,
+        }
+    }
+}
+
+impl std::fmt::Debug for EffectContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EffectContext")
+            .field("config_keys", &self.config.keys().collect::<Vec<_>>())
+            .field("policy", &self.policy)
+            .field("seed", &self.seed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The result of an effect call, what it cost and every request it made.
+#[derive(Debug, Clone)]
+pub struct EffectReport {
+    /// The response (`perform`) or receipt (`deliver`) bytes, or why there
+    /// are none. A request the policy refused, or a response over its size
+    /// limit, fails the call ([`Failure::HostDenied`],
+    /// [`Failure::ResponseTooLarge`]) whatever the guest did next.
+    pub result: Result<Vec<u8>, Failure>,
+    /// What the call used (`bytes_in`: the request or the event's blob data;
+    /// `bytes_out`: the response; `outputs` stays 0).
+    pub cost: Cost,
+    /// The call's log, secrets redacted.
+    pub logs: Vec<LogLine>,
+    /// Whether log lines were dropped for exceeding `max_log_bytes`.
+    pub log_truncated: bool,
+    /// Every outbound request, in the order the guest made them, refused ones
+    /// included.
+    pub requests: Vec<HttpRecord>,
+}
+
+impl Runtime {
+    /// Runs effect `plugin`'s `perform` with `request` (serving a processor's
+    /// `effects.call`) in a fresh sandbox, under the plugin's limits and
+    /// `ctx.policy`. Never panics, whatever the guest or the network does.
+    pub async fn perform(
+        &self,
+        plugin: &Plugin,
+        request: Vec<u8>,
+        ctx: EffectContext,
+    ) -> EffectReport {
+        let bytes_in = request.len() as u64;
+        self.run_effect(
+            plugin,
+            Invocation::Perform(request),
+            String::new(),
+            bytes_in,
+            ctx,
+        )
+        .await
+    }
+
+    /// Runs effect `plugin`'s `deliver` with `event` (the effect as a sink for
+    /// a subscription) in a fresh sandbox, under the plugin's limits and
+    /// `ctx.policy`. The result is the guest's receipt.
+    pub async fn deliver(&self, plugin: &Plugin, event: Event, ctx: EffectContext) -> EffectReport {
+        let bytes_in = event.blob.data.len() as u64;
+        if let Err(failure) = check_input_schema(plugin, &event.blob.schema) {
+            return EffectReport {
+                result: Err(failure),
+                cost: Cost {
+                    bytes_in,
+                    ..Cost::default()
+                },
+                logs: Vec::new(),
+                log_truncated: false,
+                requests: Vec::new(),
+            };
+        }
+        let tenant = event.blob.tenant.clone();
+        self.run_effect(
+            plugin,
+            Invocation::Deliver(to_wit_event(event)),
+            tenant,
+            bytes_in,
+            ctx,
+        )
+        .await
+    }
+
+    async fn run_effect(
+        &self,
+        plugin: &Plugin,
+        invocation: Invocation,
+        tenant: String,
+        bytes_in: u64,
+        ctx: EffectContext,
+    ) -> EffectReport {
+        let started = Instant::now();
+        let mut report = EffectReport {
+            result: Ok(Vec::new()),
+            cost: Cost {
+                bytes_in,
+                ..Cost::default()
+            },
+            logs: Vec::new(),
+            log_truncated: false,
+            requests: Vec::new(),
+        };
+        report.result = self
+            .effect_result(plugin, invocation, tenant, ctx, started, &mut report)
+            .await;
+        if let Ok(bytes) = &report.result {
+            report.cost.bytes_out = bytes.len() as u64;
+        }
+        report.cost.wall_us = micros(started.elapsed());
+        report
+    }
+
+    async fn effect_result(
+        &self,
+        plugin: &Plugin,
+        invocation: Invocation,
+        tenant: String,
+        ctx: EffectContext,
+        started: Instant,
+        report: &mut EffectReport,
+    ) -> Result<Vec<u8>, Failure> {
+        let p = &plugin.inner;
+        if !matches!(p.pre, Pre::Effect(_)) {
+            return Err(Failure::Fatal(format!(
+                "plugin `{}` is a processor: run it with `call`",
+                p.manifest.id()
+            )));
+        }
+        let secrets = Arc::new(Secrets::from_config(&ctx.config));
+        let net = Arc::new(NetCall::new(
+            ctx.policy,
+            p.manifest.allowed_hosts(),
+            secrets.clone(),
+        ));
+        let state = CallState::new(CallSetup {
+            memory_limit: p.limits.memory,
+            max_log_bytes: p.limits.max_log_bytes,
+            tenant,
+            config: ctx.config,
+            host: ctx.host,
+            allowed_effects: Vec::new(),
+            seed: ctx.seed,
+            secrets: secrets.clone(),
+            net: Some(net.clone()),
+        });
+        let ran = self
+            .sandbox(plugin, state, invocation, started, &mut report.cost)
+            .await;
+        let ran = match ran {
+            Ok(ran) => ran,
+            Err(failure) => return Err(failure),
+        };
+        (report.logs, report.log_truncated) = (ran.logs, ran.log_truncated);
+        // The store is gone, so no request task can still be writing.
+        drop(ran.state);
+        let (requests, violation) = net.finish();
+        report.requests = requests;
+        // A refused request or an oversized response fails the call, even if
+        // the guest swallowed the error (or trapped on it).
+        if let Some(failure) = violation {
+            return Err(failure);
+        }
+        let bytes = match ran.result.map_err(|f| secrets.redact_failure(f))? {
+            Returned::Bytes(r) => r.map_err(|e| secrets.redact_failure(guest_failure(e)))?,
+            Returned::Outputs(_) => {
+                return Err(Failure::Host("unexpected return type".to_owned()));
+            }
+        };
+        let limit = p.limits.max_output_bytes;
+        if bytes.len() as u64 > limit {
+            return Err(Failure::OutputLimit {
+                reason: format!(
+                    "{} response bytes, more than the {limit} allowed",
+                    bytes.len()
+                ),
+            });
+        }
+        Ok(bytes)
+    }
+}

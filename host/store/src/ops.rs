@@ -1,0 +1,569 @@
+//! Every write, as an operation the writer thread applies inside a shared
+//! transaction. Each operation first checks everything it can reject (and
+//! rejects with [`OpError::Rejected`] before writing anything), then writes;
+//! an error while writing is [`OpError::Fatal`] and aborts the whole batch.
+
+use std::collections::BTreeMap;
+
+use redb::ReadableTable;
+
+use crate::error::StoreError;
+use crate::model::*;
+use crate::tables::{IdemRecord, decode, encode};
+use crate::tx::Tx;
+
+/// Why an operation did not produce its output.
+#[derive(Debug)]
+pub(crate) enum OpError {
+    /// The request was refused before anything was written; the rest of the
+    /// batch carries on.
+    Rejected(StoreError),
+    /// Something failed after writes may have begun; the batch is aborted.
+    Fatal(StoreError),
+}
+
+macro_rules! fatal_from {
+    ($($ty:ty),*) => {$(
+        impl From<$ty> for OpError {
+            fn from(e: $ty) -> Self {
+                Self::Fatal(StoreError::from(e))
+            }
+        }
+    )*};
+}
+
+fatal_from!(StoreError, redb::StorageError, redb::TableError);
+
+pub(crate) type OpResult<T> = Result<T, OpError>;
+
+fn reject<T>(e: StoreError) -> OpResult<T> {
+    Err(OpError::Rejected(e))
+}
+
+/// One write the writer thread can apply.
+pub(crate) trait WriteOp: Send + 'static {
+    /// What the caller gets back once the batch is durable.
+    type Output: Send + 'static;
+
+    /// Payload bytes, to bound how much one batch holds in memory.
+    fn weight(&self) -> usize {
+        0
+    }
+
+    /// Applies the operation. Must be repeatable: a batch that aborts is
+    /// re-run one operation at a time.
+    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<Self::Output>;
+}
+
+/// Parents deduplicated in order, each checked to exist in `tenant`.
+fn checked_parents(tx: &mut Tx<'_>, tenant: &str, parents: &[BlobId]) -> OpResult<Vec<BlobId>> {
+    let mut out: Vec<BlobId> = Vec::with_capacity(parents.len());
+    for &p in parents {
+        if out.contains(&p) {
+            continue;
+        }
+        match tx.blob(p)? {
+            Some(meta) if meta.tenant == tenant => out.push(p),
+            _ => return reject(StoreError::ParentNotFound { id: p }),
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) struct CreateBlob {
+    pub(crate) blob: NewBlob,
+    /// sha256 of the data, computed on the caller's thread.
+    pub(crate) digest: String,
+    pub(crate) jobs: Vec<JobSpec>,
+}
+
+impl WriteOp for CreateBlob {
+    type Output = BlobMeta;
+
+    fn weight(&self) -> usize {
+        self.blob.data.len()
+    }
+
+    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<BlobMeta> {
+        let parents = checked_parents(tx, &self.blob.tenant, &self.blob.parents)?;
+        let id = BlobId::generate();
+        let meta = BlobMeta {
+            id,
+            tenant: self.blob.tenant.clone(),
+            schema: self.blob.schema.clone(),
+            digest: self.digest.clone(),
+            size: self.blob.data.len() as u64,
+            created_at: tx.now,
+            parents,
+            hop: self.blob.hop,
+            producer: None,
+        };
+        tx.insert_blob(&meta, &self.blob.data, true)?;
+        for spec in &self.jobs {
+            tx.enqueue_job(&meta, spec)?;
+        }
+        Ok(meta)
+    }
+}
+
+pub(crate) struct CompleteJob {
+    pub(crate) job: JobId,
+    pub(crate) completion: Completion,
+    /// sha256 of each output, computed on the caller's thread.
+    pub(crate) digests: Vec<String>,
+}
+
+impl WriteOp for CompleteJob {
+    type Output = Vec<BlobMeta>;
+
+    fn weight(&self) -> usize {
+        self.completion.outputs.iter().map(|o| o.data.len()).sum()
+    }
+
+    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<Vec<BlobMeta>> {
+        let c = &self.completion;
+        let Some(mut job) = tx.job(self.job)? else {
+            return reject(StoreError::JobNotFound { id: self.job });
+        };
+        match job.state {
+            // Replayed completion: answer with what the first one stored.
+            JobState::Done => {
+                let mut metas = Vec::with_capacity(job.outputs.len());
+                for &id in &job.outputs {
+                    if let Some(meta) = tx.blob(id)? {
+                        metas.push(meta);
+                    }
+                }
+                return Ok(metas);
+            }
+            JobState::Dead => {
+                return reject(StoreError::JobState {
+                    id: job.id,
+                    state: job.state,
+                    action: "complete",
+                });
+            }
+            JobState::Pending | JobState::Running => {}
+        }
+        if !c.next_jobs.is_empty() && c.next_jobs.len() != c.outputs.len() {
+            return reject(StoreError::NextJobsMisaligned {
+                outputs: c.outputs.len(),
+                next_jobs: c.next_jobs.len(),
+            });
+        }
+        let Some(input) = tx.blob(job.blob_id)? else {
+            return reject(StoreError::BlobNotFound { id: job.blob_id });
+        };
+        let mut metas = Vec::with_capacity(c.outputs.len());
+        for (index, (output, digest)) in c.outputs.iter().zip(&self.digests).enumerate() {
+            let mut wanted = Vec::with_capacity(1 + output.extra_parents.len());
+            wanted.push(input.id);
+            wanted.extend_from_slice(&output.extra_parents);
+            let parents = checked_parents(tx, &job.tenant, &wanted)?;
+            let index = u32::try_from(index).unwrap_or(u32::MAX);
+            metas.push(BlobMeta {
+                id: BlobId::derived(job.id, index),
+                tenant: job.tenant.clone(),
+                schema: output.schema.clone(),
+                digest: digest.clone(),
+                size: output.data.len() as u64,
+                created_at: tx.now,
+                parents,
+                hop: input.hop.saturating_add(1),
+                producer: Some(Producer {
+                    plugin: job.plugin.clone(),
+                    version: job.version.clone(),
+                    component_digest: c.component_digest.clone(),
+                    config_digest: c.config_digest.clone(),
+                    job_id: job.id,
+                    attempt: job.attempt,
+                    cost: c.cost.clone(),
+                    effect_calls: c.effect_calls.clone(),
+                    reused_from: c.reused_from,
+                }),
+            });
+        }
+
+        // Everything checked; from here on only writes.
+        for (i, (meta, output)) in metas.iter().zip(&c.outputs).enumerate() {
+            tx.insert_blob(meta, &output.data, false)?;
+            for spec in c.next_jobs.get(i).map(Vec::as_slice).unwrap_or_default() {
+                tx.enqueue_job(meta, spec)?;
+            }
+        }
+        job.outputs = metas.iter().map(|m| m.id).collect();
+        job.last_error = None;
+        let due = job.due_at;
+        tx.move_job(&mut job, JobState::Done, due)?;
+        if let Some(key) = &c.idempotency_key {
+            let k = (
+                job.tenant.as_str(),
+                key.component_digest.as_str(),
+                key.config_digest.as_str(),
+                key.input_digest.as_str(),
+            );
+            // The first run under a key stays the reference result.
+            if tx.idempotency()?.get(k)?.is_none() {
+                let record = IdemRecord {
+                    job_id: job.id,
+                    outputs: job.outputs.clone(),
+                };
+                tx.idempotency()?
+                    .insert(k, encode("idempotency record", &record)?.as_slice())?;
+            }
+        }
+        Ok(metas)
+    }
+}
+
+pub(crate) struct FailJob {
+    pub(crate) job: JobId,
+    pub(crate) failure: Failure,
+}
+
+impl WriteOp for FailJob {
+    type Output = FailOutcome;
+
+    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<FailOutcome> {
+        let Some(mut job) = tx.job(self.job)? else {
+            return reject(StoreError::JobNotFound { id: self.job });
+        };
+        if matches!(job.state, JobState::Done | JobState::Dead) {
+            return reject(StoreError::JobState {
+                id: job.id,
+                state: job.state,
+                action: "fail",
+            });
+        }
+        job.last_error = Some(self.failure.reason.clone());
+        match self.failure.retry_at {
+            Some(due_at) => {
+                job.attempt = job.attempt.saturating_add(1);
+                tx.move_job(&mut job, JobState::Pending, due_at)?;
+                Ok(FailOutcome::Retrying {
+                    attempt: job.attempt,
+                    due_at,
+                })
+            }
+            None => {
+                let due = job.due_at;
+                tx.move_job(&mut job, JobState::Dead, due)?;
+                let letter = DeadLetter {
+                    id: DeadLetterId::generate(),
+                    job: job.clone(),
+                    reason: self.failure.reason.clone(),
+                    cost: self.failure.cost.clone(),
+                    created_at: tx.now,
+                    replayed_at: None,
+                };
+                tx.dead_letters()?
+                    .insert(letter.id.key(), encode("dead letter", &letter)?.as_slice())?;
+                tx.dead_letters_by_tenant()?
+                    .insert((job.tenant.as_str(), letter.id.key()), ())?;
+                let subject = format!("job.failed.{}", job.plugin);
+                tx.append_event(&job.tenant, subject, Some(job.blob_id), Some(job.id))?;
+                Ok(FailOutcome::DeadLettered { id: letter.id })
+            }
+        }
+    }
+}
+
+pub(crate) struct ClaimDue {
+    pub(crate) now: u64,
+    pub(crate) limit: usize,
+}
+
+impl WriteOp for ClaimDue {
+    type Output = Vec<Job>;
+
+    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<Vec<Job>> {
+        let mut ids = Vec::new();
+        for entry in tx
+            .jobs_due()?
+            .range(..=(self.now, u128::MAX))?
+            .take(self.limit)
+        {
+            let (key, _) = entry.map_err(StoreError::from)?;
+            ids.push(key.value().1);
+        }
+        let mut claimed = Vec::with_capacity(ids.len());
+        for id in ids {
+            // A queue entry without its job would be a bug; skip it rather
+            // than wedge the dispatcher (`check` reports it).
+            if let Some(mut job) = tx.job(JobId::from_key(id))? {
+                let due = job.due_at;
+                tx.move_job(&mut job, JobState::Running, due)?;
+                claimed.push(job);
+            }
+        }
+        Ok(claimed)
+    }
+}
+
+pub(crate) struct RecoverRunning;
+
+impl WriteOp for RecoverRunning {
+    type Output = usize;
+
+    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<usize> {
+        let mut ids = Vec::new();
+        for entry in tx.jobs_running()?.iter()? {
+            let (key, _) = entry.map_err(StoreError::from)?;
+            ids.push(key.value());
+        }
+        let mut recovered = 0;
+        for id in ids {
+            if let Some(mut job) = tx.job(JobId::from_key(id))? {
+                let now = tx.now;
+                tx.move_job(&mut job, JobState::Pending, now)?;
+                recovered += 1;
+            }
+        }
+        Ok(recovered)
+    }
+}
+
+pub(crate) struct ReplayDeadLetter {
+    pub(crate) id: DeadLetterId,
+}
+
+impl WriteOp for ReplayDeadLetter {
+    type Output = Job;
+
+    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<Job> {
+        let mut letter: DeadLetter = match tx.dead_letters()?.get(self.id.key())? {
+            Some(v) => decode("dead letter", v.value())?,
+            None => return reject(StoreError::DeadLetterNotFound { id: self.id }),
+        };
+        if letter.replayed_at.is_some() {
+            return reject(StoreError::AlreadyReplayed { id: self.id });
+        }
+        let Some(mut job) = tx.job(letter.job.id)? else {
+            return reject(StoreError::JobNotFound { id: letter.job.id });
+        };
+        if job.state != JobState::Dead {
+            return reject(StoreError::JobState {
+                id: job.id,
+                state: job.state,
+                action: "replay",
+            });
+        }
+        job.attempt = job.attempt.saturating_add(1);
+        let now = tx.now;
+        tx.move_job(&mut job, JobState::Pending, now)?;
+        letter.replayed_at = Some(now);
+        tx.dead_letters()?
+            .insert(letter.id.key(), encode("dead letter", &letter)?.as_slice())?;
+        Ok(job)
+    }
+}
+
+pub(crate) struct PutSchema {
+    pub(crate) id: String,
+    pub(crate) json: String,
+}
+
+impl WriteOp for PutSchema {
+    type Output = SchemaRecord;
+
+    fn weight(&self) -> usize {
+        self.json.len()
+    }
+
+    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<SchemaRecord> {
+        let digest = sha256_hex(self.json.as_bytes());
+        if let Some(v) = tx.schemas()?.get(self.id.as_str())? {
+            let existing: SchemaRecord = decode("schema", v.value())?;
+            if existing.digest == digest {
+                return Ok(existing);
+            }
+            return reject(StoreError::SchemaConflict {
+                id: self.id.clone(),
+            });
+        }
+        let record = SchemaRecord {
+            id: self.id.clone(),
+            json: self.json.clone(),
+            digest,
+            created_at: tx.now,
+        };
+        tx.schemas()?
+            .insert(self.id.as_str(), encode("schema", &record)?.as_slice())?;
+        Ok(record)
+    }
+}
+
+pub(crate) struct PutPlugin {
+    pub(crate) record: PluginRecord,
+}
+
+impl WriteOp for PutPlugin {
+    type Output = PluginRecord;
+
+    fn weight(&self) -> usize {
+        self.record.manifest_toml.len()
+    }
+
+    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<PluginRecord> {
+        let r = &self.record;
+        let key = (r.name.as_str(), r.version.as_str());
+        if let Some(v) = tx.plugins()?.get(key)? {
+            let existing: PluginRecord = decode("plugin", v.value())?;
+            if existing.digest == r.digest {
+                return Ok(existing);
+            }
+            return reject(StoreError::PluginConflict {
+                name: r.name.clone(),
+                version: r.version.clone(),
+            });
+        }
+        tx.plugins()?.insert(key, encode("plugin", r)?.as_slice())?;
+        Ok(r.clone())
+    }
+}
+
+pub(crate) struct UpdatePlugin {
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) enabled: Option<bool>,
+    pub(crate) config: Option<BTreeMap<String, String>>,
+}
+
+impl WriteOp for UpdatePlugin {
+    type Output = PluginRecord;
+
+    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<PluginRecord> {
+        let key = (self.name.as_str(), self.version.as_str());
+        let mut record: PluginRecord = match tx.plugins()?.get(key)? {
+            Some(v) => decode("plugin", v.value())?,
+            None => {
+                return reject(StoreError::PluginNotFound {
+                    name: self.name.clone(),
+                    version: self.version.clone(),
+                });
+            }
+        };
+        if let Some(enabled) = self.enabled {
+            record.enabled = enabled;
+        }
+        if let Some(config) = &self.config {
+            record.config = config.clone();
+        }
+        tx.plugins()?
+            .insert(key, encode("plugin", &record)?.as_slice())?;
+        Ok(record)
+    }
+}
+
+pub(crate) struct PutComponent {
+    pub(crate) bytes: Vec<u8>,
+}
+
+impl WriteOp for PutComponent {
+    type Output = String;
+
+    fn weight(&self) -> usize {
+        self.bytes.len()
+    }
+
+    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<String> {
+        let digest = sha256_hex(&self.bytes);
+        if tx.components()?.get(digest.as_str())?.is_none() {
+            tx.components()?
+                .insert(digest.as_str(), self.bytes.as_slice())?;
+        }
+        Ok(digest)
+    }
+}
+
+pub(crate) struct PutArtifact {
+    pub(crate) component_digest: String,
+    pub(crate) engine_key: String,
+    pub(crate) bytes: Vec<u8>,
+}
+
+impl WriteOp for PutArtifact {
+    type Output = ();
+
+    fn weight(&self) -> usize {
+        self.bytes.len()
+    }
+
+    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<()> {
+        let key = (self.component_digest.as_str(), self.engine_key.as_str());
+        tx.artifacts()?.insert(key, self.bytes.as_slice())?;
+        Ok(())
+    }
+}
+
+pub(crate) struct PutToken {
+    pub(crate) token: NewToken,
+}
+
+impl WriteOp for PutToken {
+    type Output = TokenRecord;
+
+    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<TokenRecord> {
+        if tx
+            .tokens_by_hash()?
+            .get(self.token.hash.as_str())?
+            .is_some()
+        {
+            return reject(StoreError::TokenConflict);
+        }
+        let record = TokenRecord {
+            id: TokenId::generate(),
+            tenant: self.token.tenant.clone(),
+            role: self.token.role,
+            name: self.token.name.clone(),
+            hash: self.token.hash.clone(),
+            created_at: tx.now,
+        };
+        tx.tokens()?
+            .insert(record.id.key(), encode("token", &record)?.as_slice())?;
+        tx.tokens_by_hash()?
+            .insert(record.hash.as_str(), record.id.key())?;
+        Ok(record)
+    }
+}
+
+pub(crate) struct DeleteToken {
+    pub(crate) id: TokenId,
+}
+
+impl WriteOp for DeleteToken {
+    type Output = bool;
+
+    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<bool> {
+        let record: TokenRecord = match tx.tokens()?.get(self.id.key())? {
+            Some(v) => decode("token", v.value())?,
+            None => return Ok(false),
+        };
+        tx.tokens()?.remove(self.id.key())?;
+        tx.tokens_by_hash()?.remove(record.hash.as_str())?;
+        Ok(true)
+    }
+}
+
+pub(crate) struct AppendAudit {
+    pub(crate) entry: NewAudit,
+}
+
+impl WriteOp for AppendAudit {
+    type Output = AuditEntry;
+
+    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<AuditEntry> {
+        let seq = tx.audit()?.last()?.map_or(1, |(k, _)| k.value() + 1);
+        let entry = AuditEntry {
+            seq,
+            at: tx.now,
+            actor: self.entry.actor.clone(),
+            action: self.entry.action.clone(),
+            target: self.entry.target.clone(),
+            detail: self.entry.detail.clone(),
+        };
+        tx.audit()?
+            .insert(seq, encode("audit entry", &entry)?.as_slice())?;
+        Ok(entry)
+    }
+}

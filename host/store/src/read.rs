@@ -1,0 +1,757 @@
+//! Reads, each on one read transaction (a consistent snapshot).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::ops::Bound;
+
+use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
+
+use crate::error::{Result, StoreError};
+use crate::model::*;
+use crate::tables::*;
+
+/// Largest page any listing returns.
+pub(crate) const MAX_PAGE: usize = 1000;
+/// Most nodes one lineage answer holds.
+pub(crate) const MAX_LINEAGE_NODES: usize = 10_000;
+/// Deepest lineage walk.
+pub(crate) const MAX_LINEAGE_DEPTH: u32 = 1024;
+
+fn clamp_limit(limit: usize) -> usize {
+    limit.min(MAX_PAGE)
+}
+
+fn blob_in(t: &impl ReadableTable<u128, &'static [u8]>, id: BlobId) -> Result<Option<BlobMeta>> {
+    match t.get(id.key())? {
+        Some(v) => Ok(Some(decode("blob", v.value())?)),
+        None => Ok(None),
+    }
+}
+
+fn tenant_blob(
+    t: &impl ReadableTable<u128, &'static [u8]>,
+    tenant: &str,
+    id: BlobId,
+) -> Result<Option<BlobMeta>> {
+    Ok(blob_in(t, id)?.filter(|m| m.tenant == tenant))
+}
+
+pub(crate) fn get_blob(
+    txn: &ReadTransaction,
+    tenant: &str,
+    id: BlobId,
+) -> Result<Option<BlobMeta>> {
+    let t = txn.open_table(BLOBS)?;
+    tenant_blob(&t, tenant, id)
+}
+
+pub(crate) fn get_blob_data(
+    txn: &ReadTransaction,
+    tenant: &str,
+    id: BlobId,
+) -> Result<Option<Vec<u8>>> {
+    let Some(meta) = get_blob(txn, tenant, id)? else {
+        return Ok(None);
+    };
+    let data = txn.open_table(BLOB_DATA)?;
+    match payload(&data, &meta)? {
+        Some(bytes) => Ok(Some(bytes)),
+        None => Err(StoreError::Corrupt { id }),
+    }
+}
+
+/// A blob's bytes reassembled from their chunks; `None` unless they match
+/// the recorded size and digest.
+fn payload(
+    data: &impl ReadableTable<(u128, u32), &'static [u8]>,
+    meta: &BlobMeta,
+) -> Result<Option<Vec<u8>>> {
+    let id = meta.id.key();
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.size).unwrap_or(0));
+    let mut chunks = 0u64;
+    for entry in data.range((id, 0)..=(id, u32::MAX))? {
+        let (k, v) = entry?;
+        if u64::from(k.value().1) != chunks {
+            return Ok(None);
+        }
+        bytes.extend_from_slice(v.value());
+        chunks += 1;
+    }
+    let intact = bytes.len() as u64 == meta.size
+        && chunks == chunk_count(meta.size)
+        && sha256_hex(&bytes) == meta.digest;
+    Ok(intact.then_some(bytes))
+}
+
+/// Cursor for blob listings: the (created_at, id) of the last item, as hex.
+fn blob_cursor(created_at: u64, id: u128) -> String {
+    format!("{created_at:016x}{id:032x}")
+}
+
+fn parse_blob_cursor(cursor: &str) -> Result<(u64, u128)> {
+    if cursor.len() != 48 || !cursor.is_ascii() {
+        return Err(StoreError::BadCursor);
+    }
+    let (t, id) = cursor.split_at(16);
+    let t = u64::from_str_radix(t, 16).map_err(|_| StoreError::BadCursor)?;
+    let id = u128::from_str_radix(id, 16).map_err(|_| StoreError::BadCursor)?;
+    Ok((t, id))
+}
+
+fn parse_id_cursor(cursor: &str) -> Result<u128> {
+    if cursor.len() != 32 || !cursor.is_ascii() {
+        return Err(StoreError::BadCursor);
+    }
+    u128::from_str_radix(cursor, 16).map_err(|_| StoreError::BadCursor)
+}
+
+pub(crate) fn list_blobs(
+    txn: &ReadTransaction,
+    tenant: &str,
+    schema: Option<&str>,
+    cursor: Option<&str>,
+    limit: usize,
+) -> Result<Page<BlobMeta>> {
+    let limit = clamp_limit(limit);
+    let after = cursor.map(parse_blob_cursor).transpose()?;
+    let blobs = txn.open_table(BLOBS)?;
+    // Collect limit + 1 keys to learn whether another page exists.
+    let mut keys: Vec<(u64, u128)> = Vec::with_capacity(limit + 1);
+    match schema {
+        Some(schema) => {
+            let index = txn.open_table(BLOBS_BY_SCHEMA)?;
+            let start = match after {
+                Some((t, id)) => Bound::Excluded((tenant, schema, t, id)),
+                None => Bound::Included((tenant, schema, 0, 0)),
+            };
+            let end = Bound::Included((tenant, schema, u64::MAX, u128::MAX));
+            for entry in index
+                .range::<(&str, &str, u64, u128)>((start, end))?
+                .take(limit + 1)
+            {
+                let (k, _) = entry?;
+                let (_, _, t, id) = k.value();
+                keys.push((t, id));
+            }
+        }
+        None => {
+            let index = txn.open_table(BLOBS_BY_TENANT)?;
+            let start = match after {
+                Some((t, id)) => Bound::Excluded((tenant, t, id)),
+                None => Bound::Included((tenant, 0, 0)),
+            };
+            let end = Bound::Included((tenant, u64::MAX, u128::MAX));
+            for entry in index
+                .range::<(&str, u64, u128)>((start, end))?
+                .take(limit + 1)
+            {
+                let (k, _) = entry?;
+                let (_, t, id) = k.value();
+                keys.push((t, id));
+            }
+        }
+    }
+    let more = keys.len() > limit;
+    keys.truncate(limit);
+    let next_cursor = if more {
+        keys.last().map(|&(t, id)| blob_cursor(t, id))
+    } else {
+        None
+    };
+    let mut items = Vec::with_capacity(keys.len());
+    for (_, id) in keys {
+        if let Some(meta) = blob_in(&blobs, BlobId::from_key(id))? {
+            items.push(meta);
+        }
+    }
+    Ok(Page { items, next_cursor })
+}
+
+pub(crate) fn children(txn: &ReadTransaction, tenant: &str, id: BlobId) -> Result<Vec<BlobMeta>> {
+    let blobs = txn.open_table(BLOBS)?;
+    if tenant_blob(&blobs, tenant, id)?.is_none() {
+        return Ok(Vec::new());
+    }
+    let down = txn.open_table(EDGES_DOWN)?;
+    let mut out = Vec::new();
+    for entry in down.range((id.key(), 0)..=(id.key(), u128::MAX))? {
+        let (k, _) = entry?;
+        if let Some(meta) = tenant_blob(&blobs, tenant, BlobId::from_key(k.value().1))? {
+            out.push(meta);
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn lineage(
+    txn: &ReadTransaction,
+    tenant: &str,
+    id: BlobId,
+    direction: Direction,
+    depth: u32,
+) -> Result<Option<Lineage>> {
+    let blobs = txn.open_table(BLOBS)?;
+    let Some(root) = tenant_blob(&blobs, tenant, id)? else {
+        return Ok(None);
+    };
+    let depth = depth.min(MAX_LINEAGE_DEPTH);
+    let mut walk = Walk {
+        tenant,
+        blobs: &blobs,
+        seen: HashSet::from([id.key()]),
+        nodes: vec![root],
+        edges: BTreeSet::new(),
+        truncated: false,
+    };
+    if matches!(direction, Direction::Up | Direction::Both) {
+        walk.walk(&txn.open_table(EDGES_UP)?, id, depth, true)?;
+    }
+    if matches!(direction, Direction::Down | Direction::Both) {
+        walk.walk(&txn.open_table(EDGES_DOWN)?, id, depth, false)?;
+    }
+    Ok(Some(Lineage {
+        root: id,
+        nodes: walk.nodes,
+        edges: walk.edges.into_iter().collect(),
+        truncated: walk.truncated,
+    }))
+}
+
+struct Walk<'a, T> {
+    tenant: &'a str,
+    blobs: &'a T,
+    seen: HashSet<u128>,
+    nodes: Vec<BlobMeta>,
+    edges: BTreeSet<Edge>,
+    truncated: bool,
+}
+
+impl<T: ReadableTable<u128, &'static [u8]>> Walk<'_, T> {
+    /// Breadth-first over `table`, whose keys are (from, to) pairs.
+    fn walk(
+        &mut self,
+        table: &impl ReadableTable<(u128, u128), ()>,
+        root: BlobId,
+        depth: u32,
+        up: bool,
+    ) -> Result<()> {
+        let mut frontier = vec![root.key()];
+        for _ in 0..depth {
+            let mut next = Vec::new();
+            for &from in &frontier {
+                for entry in table.range((from, 0)..=(from, u128::MAX))? {
+                    let (k, _) = entry?;
+                    let to = k.value().1;
+                    let edge = if up {
+                        Edge {
+                            parent: BlobId::from_key(to),
+                            child: BlobId::from_key(from),
+                        }
+                    } else {
+                        Edge {
+                            parent: BlobId::from_key(from),
+                            child: BlobId::from_key(to),
+                        }
+                    };
+                    if !self.seen.contains(&to) {
+                        if self.nodes.len() >= MAX_LINEAGE_NODES {
+                            self.truncated = true;
+                            continue;
+                        }
+                        let Some(meta) =
+                            tenant_blob(self.blobs, self.tenant, BlobId::from_key(to))?
+                        else {
+                            continue;
+                        };
+                        self.seen.insert(to);
+                        self.nodes.push(meta);
+                        next.push(to);
+                    }
+                    self.edges.insert(edge);
+                }
+            }
+            if next.is_empty() {
+                break;
+            }
+            frontier = next;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn job(txn: &ReadTransaction, id: JobId) -> Result<Option<Job>> {
+    let t = txn.open_table(JOBS)?;
+    match t.get(id.key())? {
+        Some(v) => Ok(Some(decode("job", v.value())?)),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn jobs_for_blob(
+    txn: &ReadTransaction,
+    tenant: &str,
+    blob_id: BlobId,
+) -> Result<Vec<Job>> {
+    let by_blob = txn.open_multimap_table(JOBS_BY_BLOB)?;
+    let jobs = txn.open_table(JOBS)?;
+    let mut out = Vec::new();
+    for id in by_blob.get(blob_id.key())? {
+        let id = id?.value();
+        if let Some(v) = jobs.get(id)? {
+            let job: Job = decode("job", v.value())?;
+            if job.tenant == tenant {
+                out.push(job);
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn next_due_at(txn: &ReadTransaction) -> Result<Option<u64>> {
+    let due = txn.open_table(JOBS_DUE)?;
+    Ok(due.first()?.map(|(k, _)| k.value().0))
+}
+
+pub(crate) fn list_dead_letters(
+    txn: &ReadTransaction,
+    tenant: Option<&str>,
+    cursor: Option<&str>,
+    limit: usize,
+) -> Result<Page<DeadLetter>> {
+    let limit = clamp_limit(limit);
+    let after = cursor.map(parse_id_cursor).transpose()?;
+    let letters = txn.open_table(DEAD_LETTERS)?;
+    let mut ids = Vec::with_capacity(limit + 1);
+    match tenant {
+        Some(tenant) => {
+            let index = txn.open_table(DEAD_LETTERS_BY_TENANT)?;
+            let start = match after {
+                Some(id) => Bound::Excluded((tenant, id)),
+                None => Bound::Included((tenant, 0)),
+            };
+            let end = Bound::Included((tenant, u128::MAX));
+            for entry in index.range::<(&str, u128)>((start, end))?.take(limit + 1) {
+                ids.push(entry?.0.value().1);
+            }
+        }
+        None => {
+            let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+            for entry in letters
+                .range::<u128>((start, Bound::Unbounded))?
+                .take(limit + 1)
+            {
+                ids.push(entry?.0.value());
+            }
+        }
+    }
+    let more = ids.len() > limit;
+    ids.truncate(limit);
+    let next_cursor = if more {
+        ids.last().map(|id| format!("{id:032x}"))
+    } else {
+        None
+    };
+    let mut items = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(v) = letters.get(id)? {
+            items.push(decode("dead letter", v.value())?);
+        }
+    }
+    Ok(Page { items, next_cursor })
+}
+
+pub(crate) fn dead_letter(txn: &ReadTransaction, id: DeadLetterId) -> Result<Option<DeadLetter>> {
+    let t = txn.open_table(DEAD_LETTERS)?;
+    match t.get(id.key())? {
+        Some(v) => Ok(Some(decode("dead letter", v.value())?)),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn find_idempotent(
+    txn: &ReadTransaction,
+    tenant: &str,
+    key: &IdemKey,
+) -> Result<Option<Vec<BlobMeta>>> {
+    let t = txn.open_table(IDEMPOTENCY)?;
+    let k = (
+        tenant,
+        key.component_digest.as_str(),
+        key.config_digest.as_str(),
+        key.input_digest.as_str(),
+    );
+    let record: IdemRecord = match t.get(k)? {
+        Some(v) => decode("idempotency record", v.value())?,
+        None => return Ok(None),
+    };
+    let blobs = txn.open_table(BLOBS)?;
+    let mut out = Vec::with_capacity(record.outputs.len());
+    for id in record.outputs {
+        if let Some(meta) = tenant_blob(&blobs, tenant, id)? {
+            out.push(meta);
+        }
+    }
+    Ok(Some(out))
+}
+
+pub(crate) fn events_after(
+    txn: &ReadTransaction,
+    tenant: Option<&str>,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<Event>> {
+    let limit = clamp_limit(limit);
+    let events = txn.open_table(EVENTS)?;
+    let mut out = Vec::new();
+    match tenant {
+        Some(tenant) => {
+            let index = txn.open_table(EVENTS_BY_TENANT)?;
+            let start = Bound::Excluded((tenant, after));
+            let end = Bound::Included((tenant, u64::MAX));
+            for entry in index.range::<(&str, u64)>((start, end))?.take(limit) {
+                let seq = entry?.0.value().1;
+                if let Some(v) = events.get(seq)? {
+                    out.push(decode("event", v.value())?);
+                }
+            }
+        }
+        None => {
+            for entry in events
+                .range::<u64>((Bound::Excluded(after), Bound::Unbounded))?
+                .take(limit)
+            {
+                let (_, v) = entry?;
+                out.push(decode("event", v.value())?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn last_event_seq(txn: &ReadTransaction) -> Result<u64> {
+    let events = txn.open_table(EVENTS)?;
+    Ok(events.last()?.map_or(0, |(k, _)| k.value()))
+}
+
+pub(crate) fn get_schema(txn: &ReadTransaction, id: &str) -> Result<Option<SchemaRecord>> {
+    let t = txn.open_table(SCHEMAS)?;
+    match t.get(id)? {
+        Some(v) => Ok(Some(decode("schema", v.value())?)),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn list_schemas(txn: &ReadTransaction) -> Result<Vec<SchemaRecord>> {
+    let t = txn.open_table(SCHEMAS)?;
+    t.iter()?.map(|e| decode("schema", e?.1.value())).collect()
+}
+
+pub(crate) fn get_plugin(
+    txn: &ReadTransaction,
+    name: &str,
+    version: &str,
+) -> Result<Option<PluginRecord>> {
+    let t = txn.open_table(PLUGINS)?;
+    match t.get((name, version))? {
+        Some(v) => Ok(Some(decode("plugin", v.value())?)),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn list_plugins(txn: &ReadTransaction) -> Result<Vec<PluginRecord>> {
+    let t = txn.open_table(PLUGINS)?;
+    t.iter()?.map(|e| decode("plugin", e?.1.value())).collect()
+}
+
+pub(crate) fn get_component(txn: &ReadTransaction, digest: &str) -> Result<Option<Vec<u8>>> {
+    let t = txn.open_table(COMPONENTS)?;
+    let Some(v) = t.get(digest)? else {
+        return Ok(None);
+    };
+    let bytes = v.value();
+    if sha256_hex(bytes) != digest {
+        return Err(StoreError::CorruptComponent {
+            digest: digest.to_owned(),
+        });
+    }
+    Ok(Some(bytes.to_vec()))
+}
+
+pub(crate) fn get_artifact(
+    txn: &ReadTransaction,
+    digest: &str,
+    engine_key: &str,
+) -> Result<Option<Vec<u8>>> {
+    let t = txn.open_table(ARTIFACTS)?;
+    Ok(t.get((digest, engine_key))?.map(|v| v.value().to_vec()))
+}
+
+pub(crate) fn find_token_by_hash(txn: &ReadTransaction, hash: &str) -> Result<Option<TokenRecord>> {
+    let by_hash = txn.open_table(TOKENS_BY_HASH)?;
+    let Some(id) = by_hash.get(hash)?.map(|v| v.value()) else {
+        return Ok(None);
+    };
+    let tokens = txn.open_table(TOKENS)?;
+    match tokens.get(id)? {
+        Some(v) => Ok(Some(decode("token", v.value())?)),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn list_tokens(txn: &ReadTransaction, tenant: Option<&str>) -> Result<Vec<TokenRecord>> {
+    let t = txn.open_table(TOKENS)?;
+    let mut out = Vec::new();
+    for entry in t.iter()? {
+        let record: TokenRecord = decode("token", entry?.1.value())?;
+        if tenant.is_none_or(|t| t == record.tenant) {
+            out.push(record);
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn list_audit(
+    txn: &ReadTransaction,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<AuditEntry>> {
+    let limit = clamp_limit(limit);
+    let t = txn.open_table(AUDIT)?;
+    t.range::<u64>((Bound::Excluded(after), Bound::Unbounded))?
+        .take(limit)
+        .map(|e| decode("audit entry", e?.1.value()))
+        .collect()
+}
+
+fn counter(txn: &ReadTransaction, name: &str) -> Result<u64> {
+    let t = txn.open_table(COUNTERS)?;
+    Ok(t.get(name)?.map_or(0, |v| v.value()))
+}
+
+pub(crate) fn counts(txn: &ReadTransaction) -> Result<Counts> {
+    Ok(Counts {
+        blobs: txn.open_table(BLOBS)?.len()?,
+        edges: txn.open_table(EDGES_DOWN)?.len()?,
+        jobs_pending: txn.open_table(JOBS_DUE)?.len()?,
+        jobs_running: txn.open_table(JOBS_RUNNING)?.len()?,
+        jobs_done: counter(txn, JOBS_DONE)?,
+        jobs_dead: counter(txn, JOBS_DEAD)?,
+        dead_letters: txn.open_table(DEAD_LETTERS)?.len()?,
+        events: txn.open_table(EVENTS)?.len()?,
+    })
+}
+
+/// Collects problems, keeping the report readable when everything is wrong.
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn push(&mut self, p: String) {
+        if self.0.len() < 200 {
+            self.0.push(p);
+        }
+    }
+}
+
+/// Scans everything and cross-checks every table against the others.
+pub(crate) fn check(txn: &ReadTransaction) -> Result<CheckReport> {
+    let counts = counts(txn)?;
+    let mut problems = Problems(Vec::new());
+
+    let blobs = txn.open_table(BLOBS)?;
+    let data = txn.open_table(BLOB_DATA)?;
+    let by_schema = txn.open_table(BLOBS_BY_SCHEMA)?;
+    let by_tenant = txn.open_table(BLOBS_BY_TENANT)?;
+    let edges_down = txn.open_table(EDGES_DOWN)?;
+    let edges_up = txn.open_table(EDGES_UP)?;
+    let jobs = txn.open_table(JOBS)?;
+    let due = txn.open_table(JOBS_DUE)?;
+    let running = txn.open_table(JOBS_RUNNING)?;
+    let by_blob = txn.open_multimap_table(JOBS_BY_BLOB)?;
+    let events = txn.open_table(EVENTS)?;
+
+    // Blobs: bytes, digest, indexes, parents and edges.
+    let mut edge_total = 0u64;
+    let mut chunk_total = 0u64;
+    let mut outputs_by_job: HashMap<JobId, Vec<BlobId>> = HashMap::new();
+    for entry in blobs.iter()? {
+        let (k, v) = entry?;
+        let meta: BlobMeta = decode("blob", v.value())?;
+        let id = k.value();
+        if meta.id.key() != id {
+            problems.push(format!(
+                "blob stored under {} claims id {}",
+                BlobId::from_key(id),
+                meta.id
+            ));
+        }
+        chunk_total += chunk_count(meta.size);
+        if payload(&data, &meta)?.is_none() {
+            problems.push(format!(
+                "blob {} bytes are missing or do not match its digest",
+                meta.id
+            ));
+        }
+        if by_schema
+            .get((
+                meta.tenant.as_str(),
+                meta.schema.as_str(),
+                meta.created_at,
+                id,
+            ))?
+            .is_none()
+        {
+            problems.push(format!("blob {} missing from the schema index", meta.id));
+        }
+        if by_tenant
+            .get((meta.tenant.as_str(), meta.created_at, id))?
+            .is_none()
+        {
+            problems.push(format!("blob {} missing from the tenant index", meta.id));
+        }
+        for parent in &meta.parents {
+            edge_total += 1;
+            match blob_in(&blobs, *parent)? {
+                None => problems.push(format!("blob {} has missing parent {parent}", meta.id)),
+                Some(p) if p.tenant != meta.tenant => problems.push(format!(
+                    "blob {} has parent {parent} in another tenant",
+                    meta.id
+                )),
+                Some(_) => {}
+            }
+            if edges_down.get((parent.key(), id))?.is_none()
+                || edges_up.get((id, parent.key()))?.is_none()
+            {
+                problems.push(format!("edge {parent} -> {} missing", meta.id));
+            }
+        }
+        if let Some(p) = &meta.producer {
+            outputs_by_job.entry(p.job_id).or_default().push(meta.id);
+        }
+    }
+    let n_blobs = blobs.len()?;
+    let indexes = [
+        ("schema index", by_schema.len()?),
+        ("tenant index", by_tenant.len()?),
+    ];
+    for (what, n) in indexes {
+        if n != n_blobs {
+            problems.push(format!("{what} has {n} entries for {n_blobs} blobs"));
+        }
+    }
+    let n_chunks = data.len()?;
+    if n_chunks != chunk_total {
+        problems.push(format!(
+            "{n_chunks} payload chunks where the blobs need {chunk_total}"
+        ));
+    }
+    for (what, n) in [("down", edges_down.len()?), ("up", edges_up.len()?)] {
+        if n != edge_total {
+            problems.push(format!("{n} {what} edges for {edge_total} parent links"));
+        }
+    }
+
+    // Events: exactly one blob.created per blob.
+    let mut created: HashSet<BlobId> = HashSet::new();
+    for entry in events.iter()? {
+        let (k, v) = entry?;
+        let event: Event = decode("event", v.value())?;
+        if event.seq != k.value() {
+            problems.push(format!(
+                "event stored at {} claims seq {}",
+                k.value(),
+                event.seq
+            ));
+        }
+        if event.subject.starts_with("blob.created.") {
+            match event.blob_id {
+                Some(id) if !created.insert(id) => {
+                    problems.push(format!("blob {id} has two created events"))
+                }
+                Some(id) if blobs.get(id.key())?.is_none() => {
+                    problems.push(format!("event {} names missing blob {id}", event.seq))
+                }
+                Some(_) => {}
+                None => problems.push(format!("event {} has no blob", event.seq)),
+            }
+        }
+    }
+    if created.len() as u64 != n_blobs {
+        problems.push(format!(
+            "{} blob.created events for {n_blobs} blobs",
+            created.len()
+        ));
+    }
+
+    // Jobs: state agrees with the queue, the running set and the counters;
+    // outputs exist and nothing else claims to come from the job.
+    let mut by_state: HashMap<JobState, u64> = HashMap::new();
+    for entry in jobs.iter()? {
+        let (_, v) = entry?;
+        let job: Job = decode("job", v.value())?;
+        let id = job.id.key();
+        *by_state.entry(job.state).or_default() += 1;
+        let in_due = due.get((job.due_at, id))?.is_some();
+        let in_running = running.get(id)?.is_some();
+        if in_due != (job.state == JobState::Pending)
+            || in_running != (job.state == JobState::Running)
+        {
+            problems.push(format!(
+                "job {} is {} but queued={in_due} running={in_running}",
+                job.id, job.state
+            ));
+        }
+        if blobs.get(job.blob_id.key())?.is_none() {
+            problems.push(format!("job {} input blob {} missing", job.id, job.blob_id));
+        }
+        let mut indexed = false;
+        for j in by_blob.get(job.blob_id.key())? {
+            indexed |= j?.value() == id;
+        }
+        if !indexed {
+            problems.push(format!("job {} missing from its blob's job index", job.id));
+        }
+        let mut produced = outputs_by_job.remove(&job.id).unwrap_or_default();
+        produced.sort();
+        let mut expected = if job.state == JobState::Done {
+            job.outputs.clone()
+        } else {
+            Vec::new()
+        };
+        expected.sort();
+        if produced != expected {
+            problems.push(format!(
+                "job {} ({}) lists {} outputs but {} blobs name it as producer",
+                job.id,
+                job.state,
+                expected.len(),
+                produced.len()
+            ));
+        }
+    }
+    for (job, blobs) in outputs_by_job {
+        if let Some(reused) = blobs.first() {
+            problems.push(format!("blob {reused} names missing job {job} as producer"));
+        }
+    }
+    let state_counts = [
+        (JobState::Pending, counts.jobs_pending),
+        (JobState::Running, counts.jobs_running),
+        (JobState::Done, counts.jobs_done),
+        (JobState::Dead, counts.jobs_dead),
+    ];
+    for (state, counted) in state_counts {
+        let found = by_state.get(&state).copied().unwrap_or(0);
+        if found != counted {
+            problems.push(format!(
+                "{found} {state} jobs but the store counts {counted}"
+            ));
+        }
+    }
+    if due.len()? + running.len()? + counts.jobs_done + counts.jobs_dead != jobs.len()? {
+        problems.push("job queues and counters do not add up to the number of jobs".to_owned());
+    }
+
+    Ok(CheckReport {
+        counts,
+        problems: problems.0,
+    })
+}

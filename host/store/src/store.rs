@@ -1,0 +1,497 @@
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
+use tokio::sync::{Semaphore, watch};
+
+use crate::error::{Result, StoreError};
+use crate::model::*;
+use crate::ops::{self, WriteOp};
+use crate::read;
+use crate::tables::{FORMAT_VERSION, META, META_FORMAT};
+use crate::writer::{self, Announce, Queued, Request};
+
+/// Handle to the store. Cheap to clone; all clones share one database and
+/// one writer thread, which stops (after finishing its current batch) when
+/// the last clone is dropped.
+///
+/// Writes are `async`: they queue an operation for the writer thread and
+/// resolve once the commit that contains it is durable. Dropping the future
+/// after the operation was queued does not cancel it. Reads are plain
+/// functions on a fresh read transaction (a consistent snapshot).
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Arc<Database>,
+    path: PathBuf,
+    queue: Option<std::sync::mpsc::Sender<Box<dyn Queued>>>,
+    slots: Arc<Semaphore>,
+    writer: Option<JoinHandle<()>>,
+    events: watch::Receiver<u64>,
+    jobs: watch::Receiver<u64>,
+    stats: Arc<writer::Stats>,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the queue ends the writer loop; joining it releases the
+        // database file so it can be reopened at once.
+        self.queue.take();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path` and starts the writer.
+    ///
+    /// Refuses a file written in a newer format with
+    /// [`StoreError::UnsupportedFormat`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let db = Arc::new(Database::create(&path)?);
+        init(&db)?;
+        let last_event = read::last_event_seq(&db.begin_read()?)?;
+        let (events_tx, events) = watch::channel(last_event);
+        let (jobs_tx, jobs) = watch::channel(0);
+        let (queue, rx) = std::sync::mpsc::channel();
+        let writer_db = Arc::clone(&db);
+        let stats = Arc::new(writer::Stats::default());
+        let announce = Announce {
+            events: events_tx,
+            jobs: jobs_tx,
+            stats: Arc::clone(&stats),
+        };
+        let writer = std::thread::Builder::new()
+            .name("reyna-store-writer".to_owned())
+            .spawn(move || writer::run(writer_db, rx, announce))
+            .map_err(|e| StoreError::from(redb::Error::from(e)))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                path,
+                queue: Some(queue),
+                slots: Arc::new(Semaphore::new(writer::QUEUE_DEPTH)),
+                writer: Some(writer),
+                events,
+                jobs,
+                stats,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    async fn submit<O: WriteOp>(&self, op: O) -> Result<O::Output> {
+        let queue = self.inner.queue.as_ref().ok_or(StoreError::Closed)?;
+        let slot = Arc::clone(&self.inner.slots)
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let (request, reply) = Request::queue(op, slot);
+        queue.send(request).map_err(|_| StoreError::Closed)?;
+        reply.await.map_err(|_| StoreError::Closed)?
+    }
+
+    fn read(&self) -> Result<ReadTransaction> {
+        Ok(self.inner.db.begin_read()?)
+    }
+
+    /// Follows commits that appended events: the value is the newest event
+    /// sequence, so a live stream can wake and call [`Self::events_after`].
+    pub fn watch_events(&self) -> watch::Receiver<u64> {
+        self.inner.events.clone()
+    }
+
+    /// Changes whenever a commit made a job pending, so a dispatcher sleeping
+    /// until [`Self::next_due_at`] can wake early.
+    pub fn watch_jobs(&self) -> watch::Receiver<u64> {
+        self.inner.jobs.clone()
+    }
+
+    // ---- blobs -------------------------------------------------------------
+
+    /// Stores a blob, its `blob.created.<schema>` event and one pending job
+    /// per spec (due now), in one transaction.
+    ///
+    /// Every parent must exist in the same tenant, else
+    /// [`StoreError::ParentNotFound`] and nothing is stored.
+    pub async fn create_blob(&self, blob: NewBlob, jobs: Vec<JobSpec>) -> Result<BlobMeta> {
+        // Hash here, on the caller's thread, so the single writer only writes.
+        let digest = sha256_hex(&blob.data);
+        self.submit(ops::CreateBlob { blob, digest, jobs }).await
+    }
+
+    /// The blob's metadata, if it exists in `tenant` (another tenant's blob
+    /// reads as `None`).
+    pub fn get_blob(&self, tenant: &str, id: BlobId) -> Result<Option<BlobMeta>> {
+        read::get_blob(&self.read()?, tenant, id)
+    }
+
+    /// The blob's bytes, checked against its digest
+    /// ([`StoreError::Corrupt`] if they no longer match).
+    pub fn get_blob_data(&self, tenant: &str, id: BlobId) -> Result<Option<Vec<u8>>> {
+        read::get_blob_data(&self.read()?, tenant, id)
+    }
+
+    /// A page of a tenant's blobs, oldest first, optionally of one schema.
+    /// `cursor` is a `next_cursor` from the previous page
+    /// ([`StoreError::BadCursor`] otherwise); `limit` is capped at 1000.
+    pub fn list_blobs(
+        &self,
+        tenant: &str,
+        schema: Option<&str>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<BlobMeta>> {
+        read::list_blobs(&self.read()?, tenant, schema, cursor, limit)
+    }
+
+    /// Up to `limit` of a tenant's blobs of `schema`, oldest first: what a
+    /// fan-in plugin queries (e.g. every chapter of a book).
+    pub fn query_blobs(&self, tenant: &str, schema: &str, limit: usize) -> Result<Vec<BlobMeta>> {
+        Ok(self.list_blobs(tenant, Some(schema), None, limit)?.items)
+    }
+
+    /// The blobs derived directly from `id`.
+    pub fn children(&self, tenant: &str, id: BlobId) -> Result<Vec<BlobMeta>> {
+        read::children(&self.read()?, tenant, id)
+    }
+
+    /// The lineage graph around `id` to `depth` hops, without payloads; `None`
+    /// if the blob is not in `tenant`. Depth is capped at 1024 and the graph
+    /// at 10 000 nodes (then `truncated` is set).
+    pub fn lineage(
+        &self,
+        tenant: &str,
+        id: BlobId,
+        direction: Direction,
+        depth: u32,
+    ) -> Result<Option<Lineage>> {
+        read::lineage(&self.read()?, tenant, id, direction, depth)
+    }
+
+    // ---- jobs --------------------------------------------------------------
+
+    /// Commits a successful run in one transaction: the outputs (parents =
+    /// the input blob + `extra_parents`, hop = input hop + 1, producer from
+    /// the job and `completion`), their edges and events, the next jobs, the
+    /// idempotency record, and the job marked done.
+    ///
+    /// Output ids are [`BlobId::derived`] from (job, index). Completing a job
+    /// that is already done changes nothing and returns the stored outputs.
+    /// A pending job may be completed too (a worker that finished after a
+    /// restart made its job pending again); a dead one cannot
+    /// ([`StoreError::JobState`]).
+    pub async fn complete_job(&self, job: JobId, completion: Completion) -> Result<Vec<BlobMeta>> {
+        let digests = completion
+            .outputs
+            .iter()
+            .map(|o| sha256_hex(&o.data))
+            .collect();
+        self.submit(ops::CompleteJob {
+            job,
+            completion,
+            digests,
+        })
+        .await
+    }
+
+    /// Records a failed run: with `retry_at`, the next attempt is pending
+    /// then; without, the job is dead and a dead letter (job, reason, cost,
+    /// time) plus a `job.failed.<plugin>` event are stored.
+    pub async fn fail_job(&self, job: JobId, failure: Failure) -> Result<FailOutcome> {
+        self.submit(ops::FailJob { job, failure }).await
+    }
+
+    /// Marks up to `limit` pending jobs due at or before `now` as running and
+    /// returns them, earliest due first.
+    pub async fn claim_due_jobs(&self, now: u64, limit: usize) -> Result<Vec<Job>> {
+        self.submit(ops::ClaimDue { now, limit }).await
+    }
+
+    /// Makes every running job pending and due now; call once at startup,
+    /// before any worker runs. Returns how many were recovered.
+    pub async fn recover_running(&self) -> Result<usize> {
+        self.submit(ops::RecoverRunning).await
+    }
+
+    /// When the earliest pending job is due.
+    pub fn next_due_at(&self) -> Result<Option<u64>> {
+        read::next_due_at(&self.read()?)
+    }
+
+    /// A job by id.
+    pub fn get_job(&self, id: JobId) -> Result<Option<Job>> {
+        read::job(&self.read()?, id)
+    }
+
+    /// The jobs enqueued for a blob of `tenant`.
+    pub fn jobs_for_blob(&self, tenant: &str, blob: BlobId) -> Result<Vec<Job>> {
+        read::jobs_for_blob(&self.read()?, tenant, blob)
+    }
+
+    // ---- dead letters ------------------------------------------------------
+
+    /// A page of dead letters (replayed ones included), oldest first, of one
+    /// tenant or all.
+    pub fn list_dead_letters(
+        &self,
+        tenant: Option<&str>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<DeadLetter>> {
+        read::list_dead_letters(&self.read()?, tenant, cursor, limit)
+    }
+
+    /// A dead letter by id.
+    pub fn get_dead_letter(&self, id: DeadLetterId) -> Result<Option<DeadLetter>> {
+        read::dead_letter(&self.read()?, id)
+    }
+
+    /// Runs a dead-lettered job again: same job id, next attempt, pending
+    /// now; the dead letter is marked replayed (a second replay is refused).
+    pub async fn replay_dead_letter(&self, id: DeadLetterId) -> Result<Job> {
+        self.submit(ops::ReplayDeadLetter { id }).await
+    }
+
+    // ---- idempotency -------------------------------------------------------
+
+    /// The outputs an earlier completion of `tenant` recorded under `key`.
+    /// Scoped to the tenant so a lookup can never reveal another tenant's
+    /// data.
+    pub fn find_idempotent(&self, tenant: &str, key: &IdemKey) -> Result<Option<Vec<BlobMeta>>> {
+        read::find_idempotent(&self.read()?, tenant, key)
+    }
+
+    // ---- events ------------------------------------------------------------
+
+    /// Up to `limit` events with a sequence above `after`, of one tenant (a
+    /// live stream) or of all (an outbox).
+    pub fn events_after(
+        &self,
+        tenant: Option<&str>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>> {
+        read::events_after(&self.read()?, tenant, after, limit)
+    }
+
+    // ---- registries --------------------------------------------------------
+
+    /// Registers a schema. Registering the same document again returns the
+    /// existing record; a different document under a taken id is
+    /// [`StoreError::SchemaConflict`].
+    pub async fn put_schema(
+        &self,
+        id: impl Into<String>,
+        json: impl Into<String>,
+    ) -> Result<SchemaRecord> {
+        self.submit(ops::PutSchema {
+            id: id.into(),
+            json: json.into(),
+        })
+        .await
+    }
+
+    /// A schema by id.
+    pub fn get_schema(&self, id: &str) -> Result<Option<SchemaRecord>> {
+        read::get_schema(&self.read()?, id)
+    }
+
+    /// Every schema, by id.
+    pub fn list_schemas(&self) -> Result<Vec<SchemaRecord>> {
+        read::list_schemas(&self.read()?)
+    }
+
+    /// Registers a plugin version. The same `name@version` with the same
+    /// digest returns the existing record unchanged; with another digest it
+    /// is [`StoreError::PluginConflict`].
+    pub async fn put_plugin(&self, record: PluginRecord) -> Result<PluginRecord> {
+        self.submit(ops::PutPlugin { record }).await
+    }
+
+    /// A plugin version.
+    pub fn get_plugin(&self, name: &str, version: &str) -> Result<Option<PluginRecord>> {
+        read::get_plugin(&self.read()?, name, version)
+    }
+
+    /// Every plugin version, by name then version text.
+    pub fn list_plugins(&self) -> Result<Vec<PluginRecord>> {
+        read::list_plugins(&self.read()?)
+    }
+
+    /// Enables or disables a plugin version.
+    pub async fn set_plugin_enabled(
+        &self,
+        name: &str,
+        version: &str,
+        enabled: bool,
+    ) -> Result<PluginRecord> {
+        self.submit(ops::UpdatePlugin {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            enabled: Some(enabled),
+            config: None,
+        })
+        .await
+    }
+
+    /// Replaces a plugin version's operator config.
+    pub async fn set_plugin_config(
+        &self,
+        name: &str,
+        version: &str,
+        config: BTreeMap<String, String>,
+    ) -> Result<PluginRecord> {
+        self.submit(ops::UpdatePlugin {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            enabled: None,
+            config: Some(config),
+        })
+        .await
+    }
+
+    /// Stores component bytes under their sha256 (idempotent) and returns it.
+    pub async fn put_component(&self, bytes: Vec<u8>) -> Result<String> {
+        self.submit(ops::PutComponent { bytes }).await
+    }
+
+    /// Component bytes by digest, checked against it
+    /// ([`StoreError::CorruptComponent`] if they no longer match).
+    pub fn get_component(&self, digest: &str) -> Result<Option<Vec<u8>>> {
+        read::get_component(&self.read()?, digest)
+    }
+
+    /// Stores a compiled artifact for (component digest, engine key),
+    /// replacing any previous one.
+    pub async fn put_artifact(
+        &self,
+        component_digest: &str,
+        engine_key: &str,
+        bytes: Vec<u8>,
+    ) -> Result<()> {
+        self.submit(ops::PutArtifact {
+            component_digest: component_digest.to_owned(),
+            engine_key: engine_key.to_owned(),
+            bytes,
+        })
+        .await
+    }
+
+    /// A compiled artifact.
+    pub fn get_artifact(
+        &self,
+        component_digest: &str,
+        engine_key: &str,
+    ) -> Result<Option<Vec<u8>>> {
+        read::get_artifact(&self.read()?, component_digest, engine_key)
+    }
+
+    /// Stores an API token (its hash only); a hash already stored is
+    /// [`StoreError::TokenConflict`].
+    pub async fn put_token(&self, token: NewToken) -> Result<TokenRecord> {
+        self.submit(ops::PutToken { token }).await
+    }
+
+    /// The token whose secret hashes to `hash`.
+    pub fn find_token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>> {
+        read::find_token_by_hash(&self.read()?, hash)
+    }
+
+    /// Tokens of one tenant or all.
+    pub fn list_tokens(&self, tenant: Option<&str>) -> Result<Vec<TokenRecord>> {
+        read::list_tokens(&self.read()?, tenant)
+    }
+
+    /// Deletes a token; false if there was none.
+    pub async fn delete_token(&self, id: TokenId) -> Result<bool> {
+        self.submit(ops::DeleteToken { id }).await
+    }
+
+    /// Records an operator action.
+    pub async fn append_audit(&self, entry: NewAudit) -> Result<AuditEntry> {
+        self.submit(ops::AppendAudit { entry }).await
+    }
+
+    /// Up to `limit` audit entries after sequence `after`, oldest first.
+    pub fn list_audit(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>> {
+        read::list_audit(&self.read()?, after, limit)
+    }
+
+    // ---- health ------------------------------------------------------------
+
+    /// Totals of the writer since open: how well group commit is batching
+    /// and where its time goes (for metrics and benches).
+    pub fn writer_stats(&self) -> WriterStats {
+        let s = &self.inner.stats;
+        WriterStats {
+            commits: s.commits.load(Ordering::Relaxed),
+            ops: s.ops.load(Ordering::Relaxed),
+            failed_commits: s.failed_commits.load(Ordering::Relaxed),
+            apply_us: s.apply_us.load(Ordering::Relaxed),
+            commit_us: s.commit_us.load(Ordering::Relaxed),
+        }
+    }
+
+    /// How many of each thing the store holds (constant time).
+    pub fn counts(&self) -> Result<Counts> {
+        read::counts(&self.read()?)
+    }
+
+    /// Scans every table and cross-checks them: each blob's bytes match its
+    /// digest and it is indexed, has its edges and exactly one created event;
+    /// each job's state agrees with the queues and counters; each done job's
+    /// outputs exist and no other blob names it as producer. Reads
+    /// everything, so it is for tests and `reyna` maintenance commands.
+    pub fn check(&self) -> Result<CheckReport> {
+        read::check(&self.read()?)
+    }
+}
+
+/// Creates missing tables and checks (or writes) the format version.
+fn init(db: &Database) -> Result<()> {
+    let txn = db.begin_write()?;
+    {
+        let mut meta = txn.open_table(META)?;
+        let found = meta.get(META_FORMAT)?.map(|v| v.value());
+        match found {
+            Some(found) if found > FORMAT_VERSION => {
+                return Err(StoreError::UnsupportedFormat {
+                    found,
+                    supported: FORMAT_VERSION,
+                });
+            }
+            // Older formats would be migrated here; there are none yet.
+            Some(_) => {}
+            None => {
+                meta.insert(META_FORMAT, FORMAT_VERSION)?;
+            }
+        }
+    }
+    // Opening every table creates the missing ones, so reads never meet an
+    // absent table.
+    crate::tx::Tx::new(&txn, crate::now_ms()).create_all()?;
+    txn.commit()?;
+    Ok(())
+}

@@ -1,0 +1,128 @@
+//! The on-disk layout: every table, its key and value types, and the record
+//! codec. Ids are stored as their `u128` (ULID order = time order); records
+//! are JSON so a later format can add fields with serde defaults.
+//!
+//! Changing a key or value type here is a format change: bump
+//! [`FORMAT_VERSION`] and add a migration in `Store::open`.
+
+use std::sync::Arc;
+
+use redb::{MultimapTableDefinition, TableDefinition};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Result, StoreError};
+
+/// Format version written to and checked in [`META`].
+pub(crate) const FORMAT_VERSION: u64 = 1;
+/// Key of the format version in [`META`].
+pub(crate) const META_FORMAT: &str = "format";
+
+/// `"format"` → version.
+pub(crate) const META: TableDefinition<'static, &str, u64> = TableDefinition::new("meta");
+
+/// Blob id → JSON [`BlobMeta`](crate::BlobMeta).
+pub(crate) const BLOBS: TableDefinition<'static, u128, &[u8]> = TableDefinition::new("blobs");
+/// (blob id, chunk index) → up to [`DATA_CHUNK`] bytes. Apart from [`BLOBS`]
+/// so listing and lineage never touch payloads.
+pub(crate) const BLOB_DATA: TableDefinition<'static, (u128, u32), &[u8]> =
+    TableDefinition::new("blob_data");
+/// Payload chunk size. redb gives a value too big to share a leaf a page of
+/// its own, rounded up to a power of two: a 64 KiB value stored whole takes a
+/// 128 KiB page. Chunks that leave room for the leaf header fill a 16 KiB
+/// page exactly, so a payload costs at most one partly-filled page extra.
+pub(crate) const DATA_CHUNK: usize = 16 * 1024 - 64;
+
+/// Number of chunks a payload of `size` bytes is stored in (an empty payload
+/// still has one, empty, chunk).
+pub(crate) fn chunk_count(size: u64) -> u64 {
+    size.div_ceil(DATA_CHUNK as u64).max(1)
+}
+/// (parent, child) → ().
+pub(crate) const EDGES_DOWN: TableDefinition<'static, (u128, u128), ()> =
+    TableDefinition::new("edges_down");
+/// (child, parent) → ().
+pub(crate) const EDGES_UP: TableDefinition<'static, (u128, u128), ()> =
+    TableDefinition::new("edges_up");
+/// (tenant, schema, created_at, id) → ().
+pub(crate) const BLOBS_BY_SCHEMA: TableDefinition<'static, (&str, &str, u64, u128), ()> =
+    TableDefinition::new("blobs_by_schema");
+/// (tenant, created_at, id) → ().
+pub(crate) const BLOBS_BY_TENANT: TableDefinition<'static, (&str, u64, u128), ()> =
+    TableDefinition::new("blobs_by_tenant");
+
+/// seq → JSON [`Event`](crate::Event).
+pub(crate) const EVENTS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("events");
+/// (tenant, seq) → ().
+pub(crate) const EVENTS_BY_TENANT: TableDefinition<'static, (&str, u64), ()> =
+    TableDefinition::new("events_by_tenant");
+
+/// Job id → JSON [`Job`](crate::Job).
+pub(crate) const JOBS: TableDefinition<'static, u128, &[u8]> = TableDefinition::new("jobs");
+/// (due_at, job id) → (): exactly the pending jobs.
+pub(crate) const JOBS_DUE: TableDefinition<'static, (u64, u128), ()> =
+    TableDefinition::new("jobs_due");
+/// Job id → (): exactly the running jobs.
+pub(crate) const JOBS_RUNNING: TableDefinition<'static, u128, ()> =
+    TableDefinition::new("jobs_running");
+/// Input blob id → job ids enqueued for it.
+pub(crate) const JOBS_BY_BLOB: MultimapTableDefinition<'static, u128, u128> =
+    MultimapTableDefinition::new("jobs_by_blob");
+/// Named counters ([`JOBS_DONE`], [`JOBS_DEAD`]).
+pub(crate) const COUNTERS: TableDefinition<'static, &str, u64> = TableDefinition::new("counters");
+pub(crate) const JOBS_DONE: &str = "jobs.done";
+pub(crate) const JOBS_DEAD: &str = "jobs.dead";
+
+/// Dead letter id → JSON [`DeadLetter`](crate::DeadLetter).
+pub(crate) const DEAD_LETTERS: TableDefinition<'static, u128, &[u8]> =
+    TableDefinition::new("dead_letters");
+/// (tenant, dead letter id) → ().
+pub(crate) const DEAD_LETTERS_BY_TENANT: TableDefinition<'static, (&str, u128), ()> =
+    TableDefinition::new("dead_letters_by_tenant");
+
+/// (tenant, component digest, config digest, input digest) → JSON [`IdemRecord`].
+pub(crate) const IDEMPOTENCY: TableDefinition<'static, (&str, &str, &str, &str), &[u8]> =
+    TableDefinition::new("idempotency");
+
+/// Schema id → JSON [`SchemaRecord`](crate::SchemaRecord).
+pub(crate) const SCHEMAS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("schemas");
+/// (name, version) → JSON [`PluginRecord`](crate::PluginRecord).
+pub(crate) const PLUGINS: TableDefinition<'static, (&str, &str), &[u8]> =
+    TableDefinition::new("plugins");
+/// sha256 hex → component bytes.
+pub(crate) const COMPONENTS: TableDefinition<'static, &str, &[u8]> =
+    TableDefinition::new("components");
+/// (component digest, engine key) → compiled artifact bytes.
+pub(crate) const ARTIFACTS: TableDefinition<'static, (&str, &str), &[u8]> =
+    TableDefinition::new("artifacts");
+/// Token id → JSON [`TokenRecord`](crate::TokenRecord).
+pub(crate) const TOKENS: TableDefinition<'static, u128, &[u8]> = TableDefinition::new("tokens");
+/// Token hash → token id.
+pub(crate) const TOKENS_BY_HASH: TableDefinition<'static, &str, u128> =
+    TableDefinition::new("tokens_by_hash");
+/// seq → JSON [`AuditEntry`](crate::AuditEntry).
+pub(crate) const AUDIT: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("audit");
+
+/// What an idempotency key maps to.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct IdemRecord {
+    pub(crate) job_id: crate::JobId,
+    pub(crate) outputs: Vec<crate::BlobId>,
+}
+
+/// Encodes a record. Our records are plain data, so this cannot fail in
+/// practice; the error is still reported rather than unwrapped.
+pub(crate) fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Codec {
+        what,
+        source: Arc::new(e),
+    })
+}
+
+/// Decodes a record.
+pub(crate) fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Codec {
+        what,
+        source: Arc::new(e),
+    })
+}

@@ -1,0 +1,248 @@
+//! A write transaction and the helpers that keep the tables consistent with
+//! each other (blob + indexes + edges + event; a job's state + the queue it
+//! sits in + the counters). Every write goes through here, so the invariants
+//! [`crate::Store::check`] verifies live in one place.
+
+use redb::{MultimapTable, ReadableTable, Table, WriteTransaction};
+
+use crate::error::Result;
+use crate::model::{BlobId, BlobMeta, Event, Job, JobId, JobSpec, JobState};
+use crate::tables::*;
+
+/// What a committed batch changed that waiters care about.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Signals {
+    /// The newest event sequence written, if any.
+    pub(crate) last_event: Option<u64>,
+    /// Whether any job became pending.
+    pub(crate) jobs_enqueued: bool,
+}
+
+macro_rules! lazy_tables {
+    ($($field:ident: $ty:ty = $open:ident($def:expr);)*) => {
+        /// An open write transaction. Tables open on first use: a batch
+        /// touches a handful of them, and opening one costs a lookup.
+        pub(crate) struct Tx<'t> {
+            pub(crate) now: u64,
+            txn: &'t WriteTransaction,
+            $($field: Option<$ty>,)*
+            next_event: Option<u64>,
+            signals: Signals,
+        }
+
+        impl<'t> Tx<'t> {
+            pub(crate) fn new(txn: &'t WriteTransaction, now: u64) -> Self {
+                Self {
+                    now,
+                    txn,
+                    $($field: None,)*
+                    next_event: None,
+                    signals: Signals::default(),
+                }
+            }
+
+            /// Opens every table, creating the missing ones.
+            pub(crate) fn create_all(&mut self) -> Result<()> {
+                $(self.$field()?;)*
+                Ok(())
+            }
+
+            $(
+                pub(crate) fn $field(&mut self) -> Result<&mut $ty> {
+                    Ok(match self.$field {
+                        Some(ref mut table) => table,
+                        None => self.$field.insert(self.txn.$open($def)?),
+                    })
+                }
+            )*
+        }
+    };
+}
+
+lazy_tables! {
+    blobs: Table<'t, u128, &'static [u8]> = open_table(BLOBS);
+    blob_data: Table<'t, (u128, u32), &'static [u8]> = open_table(BLOB_DATA);
+    edges_down: Table<'t, (u128, u128), ()> = open_table(EDGES_DOWN);
+    edges_up: Table<'t, (u128, u128), ()> = open_table(EDGES_UP);
+    by_schema: Table<'t, (&'static str, &'static str, u64, u128), ()> = open_table(BLOBS_BY_SCHEMA);
+    by_tenant: Table<'t, (&'static str, u64, u128), ()> = open_table(BLOBS_BY_TENANT);
+    events: Table<'t, u64, &'static [u8]> = open_table(EVENTS);
+    events_by_tenant: Table<'t, (&'static str, u64), ()> = open_table(EVENTS_BY_TENANT);
+    jobs: Table<'t, u128, &'static [u8]> = open_table(JOBS);
+    jobs_due: Table<'t, (u64, u128), ()> = open_table(JOBS_DUE);
+    jobs_running: Table<'t, u128, ()> = open_table(JOBS_RUNNING);
+    jobs_by_blob: MultimapTable<'t, u128, u128> = open_multimap_table(JOBS_BY_BLOB);
+    counters: Table<'t, &'static str, u64> = open_table(COUNTERS);
+    dead_letters: Table<'t, u128, &'static [u8]> = open_table(DEAD_LETTERS);
+    dead_letters_by_tenant: Table<'t, (&'static str, u128), ()> = open_table(DEAD_LETTERS_BY_TENANT);
+    idempotency: Table<'t, (&'static str, &'static str, &'static str, &'static str), &'static [u8]> =
+        open_table(IDEMPOTENCY);
+    schemas: Table<'t, &'static str, &'static [u8]> = open_table(SCHEMAS);
+    plugins: Table<'t, (&'static str, &'static str), &'static [u8]> = open_table(PLUGINS);
+    components: Table<'t, &'static str, &'static [u8]> = open_table(COMPONENTS);
+    artifacts: Table<'t, (&'static str, &'static str), &'static [u8]> = open_table(ARTIFACTS);
+    tokens: Table<'t, u128, &'static [u8]> = open_table(TOKENS);
+    tokens_by_hash: Table<'t, &'static str, u128> = open_table(TOKENS_BY_HASH);
+    audit: Table<'t, u64, &'static [u8]> = open_table(AUDIT);
+}
+
+impl Tx<'_> {
+    pub(crate) fn signals(&self) -> Signals {
+        self.signals
+    }
+
+    pub(crate) fn blob(&mut self, id: BlobId) -> Result<Option<BlobMeta>> {
+        match self.blobs()?.get(id.key())? {
+            Some(v) => Ok(Some(decode("blob", v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) fn job(&mut self, id: JobId) -> Result<Option<Job>> {
+        match self.jobs()?.get(id.key())? {
+            Some(v) => Ok(Some(decode("job", v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) fn put_job(&mut self, job: &Job) -> Result<()> {
+        let bytes = encode("job", job)?;
+        self.jobs()?.insert(job.id.key(), bytes.as_slice())?;
+        Ok(())
+    }
+
+    /// Stores a blob with its bytes, edges, indexes and `blob.created` event.
+    ///
+    /// A derived id may already be stored (its job was completed before):
+    /// then this writes nothing and returns false. Fresh ids skip that probe.
+    pub(crate) fn insert_blob(
+        &mut self,
+        meta: &BlobMeta,
+        data: &[u8],
+        fresh: bool,
+    ) -> Result<bool> {
+        let id = meta.id.key();
+        if !fresh && self.blobs()?.get(id)?.is_some() {
+            return Ok(false);
+        }
+        let bytes = encode("blob", meta)?;
+        self.blobs()?.insert(id, bytes.as_slice())?;
+        let chunks = self.blob_data()?;
+        if data.is_empty() {
+            chunks.insert((id, 0), data)?;
+        }
+        for (index, chunk) in (0u32..).zip(data.chunks(DATA_CHUNK)) {
+            chunks.insert((id, index), chunk)?;
+        }
+        for parent in &meta.parents {
+            self.edges_down()?.insert((parent.key(), id), ())?;
+            self.edges_up()?.insert((id, parent.key()), ())?;
+        }
+        self.by_schema()?.insert(
+            (
+                meta.tenant.as_str(),
+                meta.schema.as_str(),
+                meta.created_at,
+                id,
+            ),
+            (),
+        )?;
+        self.by_tenant()?
+            .insert((meta.tenant.as_str(), meta.created_at, id), ())?;
+        let subject = format!("blob.created.{}", meta.schema);
+        self.append_event(&meta.tenant, subject, Some(meta.id), None)?;
+        Ok(true)
+    }
+
+    /// Appends to the event log with the next sequence number.
+    pub(crate) fn append_event(
+        &mut self,
+        tenant: &str,
+        subject: String,
+        blob_id: Option<BlobId>,
+        job_id: Option<JobId>,
+    ) -> Result<u64> {
+        let seq = match self.next_event {
+            Some(seq) => seq,
+            None => self.events()?.last()?.map_or(1, |(k, _)| k.value() + 1),
+        };
+        let event = Event {
+            seq,
+            tenant: tenant.to_owned(),
+            subject,
+            blob_id,
+            job_id,
+            at: self.now,
+        };
+        let bytes = encode("event", &event)?;
+        self.events()?.insert(seq, bytes.as_slice())?;
+        self.events_by_tenant()?.insert((tenant, seq), ())?;
+        self.next_event = Some(seq + 1);
+        self.signals.last_event = Some(seq);
+        Ok(seq)
+    }
+
+    /// Enqueues a new pending job for `input`, due now.
+    pub(crate) fn enqueue_job(&mut self, input: &BlobMeta, spec: &JobSpec) -> Result<Job> {
+        let job = Job {
+            id: JobId::generate(),
+            tenant: input.tenant.clone(),
+            plugin: spec.plugin.clone(),
+            version: spec.version.clone(),
+            blob_id: input.id,
+            subject: spec.subject.clone(),
+            hop: input.hop,
+            attempt: 1,
+            state: JobState::Pending,
+            due_at: self.now,
+            created_at: self.now,
+            updated_at: self.now,
+            last_error: None,
+            outputs: Vec::new(),
+        };
+        self.put_job(&job)?;
+        self.jobs_due()?.insert((job.due_at, job.id.key()), ())?;
+        self.jobs_by_blob()?.insert(input.id.key(), job.id.key())?;
+        self.signals.jobs_enqueued = true;
+        Ok(job)
+    }
+
+    /// Moves a job to `to`, keeping the due queue, the running set and the
+    /// counters in step with its state, and stores it. `due_at` only matters
+    /// for `Pending`.
+    pub(crate) fn move_job(&mut self, job: &mut Job, to: JobState, due_at: u64) -> Result<()> {
+        let id = job.id.key();
+        match job.state {
+            JobState::Pending => {
+                self.jobs_due()?.remove((job.due_at, id))?;
+            }
+            JobState::Running => {
+                self.jobs_running()?.remove(id)?;
+            }
+            JobState::Done => self.add_counter(JOBS_DONE, -1)?,
+            JobState::Dead => self.add_counter(JOBS_DEAD, -1)?,
+        }
+        match to {
+            JobState::Pending => {
+                job.due_at = due_at;
+                self.jobs_due()?.insert((due_at, id), ())?;
+                self.signals.jobs_enqueued = true;
+            }
+            JobState::Running => {
+                self.jobs_running()?.insert(id, ())?;
+            }
+            JobState::Done => self.add_counter(JOBS_DONE, 1)?,
+            JobState::Dead => self.add_counter(JOBS_DEAD, 1)?,
+        }
+        job.state = to;
+        job.updated_at = self.now;
+        self.put_job(job)
+    }
+
+    fn add_counter(&mut self, name: &'static str, delta: i64) -> Result<()> {
+        let counters = self.counters()?;
+        let current = counters.get(name)?.map_or(0, |v| v.value());
+        counters.insert(name, current.saturating_add_signed(delta))?;
+        Ok(())
+    }
+}

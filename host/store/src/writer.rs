@@ -1,0 +1,278 @@
+//! The single writer thread and its group commit.
+//!
+//! Callers queue operations (bounded by a semaphore, so async callers feel
+//! back-pressure). The writer takes what is queued (bounded by count and
+//! bytes), applies it all in one write transaction, commits once with
+//! `Durability::Immediate`, and only then answers each caller. While one
+//! commit is being fsynced the next batch accumulates, so throughput grows
+//! with the number of concurrent writers instead of being capped by fsync.
+//!
+//! Commit delay: callers answered by one commit (workers completing job after
+//! job) usually come straight back. Without waiting for them, the writers
+//! split into two halves that alternate commits, each half the size it could
+//! be. So before committing, the writer waits, briefly and boundedly (at most
+//! half the previous commit's duration, never more than [`MAX_DELAY`]), for
+//! as many operations as it answered last time plus those that queued up
+//! meanwhile. A lone caller never waits: it was the only one answered.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use redb::{Database, Durability};
+use tokio::sync::{OwnedSemaphorePermit, oneshot, watch};
+
+use crate::error::{Result, StoreError};
+use crate::ops::{OpError, WriteOp};
+use crate::tx::{Signals, Tx};
+
+/// Most operations in one commit.
+const MAX_BATCH_OPS: usize = 4096;
+/// Most payload bytes in one commit (a single larger operation still runs alone).
+const MAX_BATCH_BYTES: usize = 64 << 20;
+/// Queue depth before `submit` waits (back-pressure on async callers).
+pub(crate) const QUEUE_DEPTH: usize = 8192;
+/// Longest commit delay.
+const MAX_DELAY: Duration = Duration::from_millis(2);
+
+/// A queued operation with its caller's reply channel, type-erased.
+pub(crate) trait Queued: Send {
+    fn weight(&self) -> usize;
+    /// Applies the operation; `Err` is fatal for the batch.
+    fn apply(&mut self, tx: &mut Tx<'_>) -> Result<()>;
+    /// Answers the caller once the batch's fate is known.
+    fn finish(self: Box<Self>, committed: Result<(), &StoreError>);
+}
+
+pub(crate) struct Request<O: WriteOp> {
+    op: O,
+    result: Option<Result<O::Output>>,
+    reply: oneshot::Sender<Result<O::Output>>,
+    /// A queue slot, freed when the caller is answered.
+    _slot: OwnedSemaphorePermit,
+}
+
+impl<O: WriteOp> Request<O> {
+    pub(crate) fn queue(
+        op: O,
+        slot: OwnedSemaphorePermit,
+    ) -> (Box<dyn Queued>, oneshot::Receiver<Result<O::Output>>) {
+        let (reply, rx) = oneshot::channel();
+        (
+            Box::new(Self {
+                op,
+                result: None,
+                reply,
+                _slot: slot,
+            }),
+            rx,
+        )
+    }
+}
+
+impl<O: WriteOp> Queued for Request<O> {
+    fn weight(&self) -> usize {
+        self.op.weight()
+    }
+
+    fn apply(&mut self, tx: &mut Tx<'_>) -> Result<()> {
+        match self.op.apply(tx) {
+            Ok(out) => {
+                self.result = Some(Ok(out));
+                Ok(())
+            }
+            Err(OpError::Rejected(e)) => {
+                self.result = Some(Err(e));
+                Ok(())
+            }
+            Err(OpError::Fatal(e)) => {
+                self.result = None;
+                Err(e)
+            }
+        }
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), &StoreError>) {
+        let answer = match (self.result, committed) {
+            // A rejection wrote nothing, whatever happened to the batch.
+            (Some(Err(rejected)), _) => Err(rejected),
+            (Some(Ok(out)), Ok(())) => Ok(out),
+            (None, Ok(())) => Err(StoreError::Closed),
+            (_, Err(e)) => Err(e.clone()),
+        };
+        // The caller may have stopped waiting; the write stands regardless.
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// Channels the writer announces commits on, and its running totals.
+pub(crate) struct Announce {
+    pub(crate) events: watch::Sender<u64>,
+    pub(crate) jobs: watch::Sender<u64>,
+    pub(crate) stats: Arc<Stats>,
+}
+
+/// Running totals of the writer, read by [`crate::Store::writer_stats`].
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub(crate) commits: AtomicU64,
+    pub(crate) ops: AtomicU64,
+    pub(crate) failed_commits: AtomicU64,
+    pub(crate) apply_us: AtomicU64,
+    pub(crate) commit_us: AtomicU64,
+}
+
+pub(crate) fn run(db: Arc<Database>, rx: Receiver<Box<dyn Queued>>, announce: Announce) {
+    // Callers answered by the last commit, and what queued up while it ran
+    // (other callers' work, taken before answering so that callers who come
+    // straight back are not counted twice).
+    let mut answered = 0usize;
+    let mut last_commit = Duration::ZERO;
+    let mut next: Vec<Box<dyn Queued>> = Vec::new();
+    let mut next_bytes = 0usize;
+    loop {
+        let mut batch = std::mem::take(&mut next);
+        let mut bytes = std::mem::take(&mut next_bytes);
+        let carried = batch.len();
+        if batch.is_empty() {
+            match rx.recv() {
+                Ok(first) => {
+                    bytes = first.weight();
+                    batch.push(first);
+                }
+                Err(_) => return,
+            }
+        }
+        // Commit delay (see the module doc).
+        let target = (carried + answered).min(MAX_BATCH_OPS);
+        let deadline = Instant::now() + (last_commit / 2).min(MAX_DELAY);
+        loop {
+            take_ready(&rx, &mut batch, &mut bytes);
+            let now = Instant::now();
+            if batch.len() >= target || bytes >= MAX_BATCH_BYTES || now >= deadline {
+                break;
+            }
+            match rx.recv_timeout(deadline - now) {
+                Ok(op) => {
+                    bytes = bytes.saturating_add(op.weight());
+                    batch.push(op);
+                }
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        answered = batch.len();
+        let started = Instant::now();
+        commit_batch(&db, batch, &announce, &mut || {
+            take_ready(&rx, &mut next, &mut next_bytes);
+        });
+        last_commit = started.elapsed();
+    }
+}
+
+/// Moves everything already queued into `batch`, within the batch bounds.
+fn take_ready(rx: &Receiver<Box<dyn Queued>>, batch: &mut Vec<Box<dyn Queued>>, bytes: &mut usize) {
+    while batch.len() < MAX_BATCH_OPS && *bytes < MAX_BATCH_BYTES {
+        match rx.try_recv() {
+            Ok(next) => {
+                *bytes = bytes.saturating_add(next.weight());
+                batch.push(next);
+            }
+            Err(_) => break,
+        }
+    }
+}
+
+/// Commits `batch` and answers its callers; `before_answering` runs once
+/// the batch's fate is known, before any caller hears of it.
+fn commit_batch(
+    db: &Database,
+    mut batch: Vec<Box<dyn Queued>>,
+    announce: &Announce,
+    before_answering: &mut dyn FnMut(),
+) {
+    match try_commit(db, &mut batch, &announce.stats) {
+        Ok(signals) => {
+            before_answering();
+            publish(announce, signals);
+            for req in batch {
+                req.finish(Ok(()));
+            }
+        }
+        Err(e) if batch.len() == 1 => {
+            before_answering();
+            for req in batch {
+                req.finish(Err(&e));
+            }
+        }
+        Err(_) => {
+            before_answering();
+            // Something in the batch failed while writing. Retry each
+            // operation in its own transaction so one bad operation (or a
+            // transient error) does not fail its neighbours.
+            for req in batch {
+                let mut single = vec![req];
+                match try_commit(db, &mut single, &announce.stats) {
+                    Ok(signals) => {
+                        publish(announce, signals);
+                        for req in single {
+                            req.finish(Ok(()));
+                        }
+                    }
+                    Err(e) => {
+                        for req in single {
+                            req.finish(Err(&e));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn try_commit(db: &Database, batch: &mut [Box<dyn Queued>], stats: &Stats) -> Result<Signals> {
+    let result = try_commit_inner(db, batch, stats);
+    if result.is_err() {
+        stats.failed_commits.fetch_add(1, Ordering::Relaxed);
+    }
+    result
+}
+
+fn try_commit_inner(
+    db: &Database,
+    batch: &mut [Box<dyn Queued>],
+    stats: &Stats,
+) -> Result<Signals> {
+    let started = Instant::now();
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::Immediate)?;
+    let signals = {
+        let mut tx = Tx::new(&txn, crate::now_ms());
+        for req in batch.iter_mut() {
+            // On error the transaction is dropped, which aborts it.
+            req.apply(&mut tx)?;
+        }
+        tx.signals()
+    };
+    let applied = Instant::now();
+    txn.commit()?;
+    let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    stats.commits.fetch_add(1, Ordering::Relaxed);
+    stats.ops.fetch_add(batch.len() as u64, Ordering::Relaxed);
+    stats
+        .apply_us
+        .fetch_add(micros(applied - started), Ordering::Relaxed);
+    stats
+        .commit_us
+        .fetch_add(micros(applied.elapsed()), Ordering::Relaxed);
+    Ok(signals)
+}
+
+fn publish(announce: &Announce, signals: Signals) {
+    if let Some(seq) = signals.last_event {
+        announce.events.send_replace(seq);
+    }
+    if signals.jobs_enqueued {
+        announce.jobs.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}

@@ -1,0 +1,650 @@
+//! The atomic operations the engine builds on: create, complete, fail, claim,
+//! recover, dead letters, idempotency. Each either fully happens or leaves
+//! nothing behind.
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test code: a failure stops the test"
+)]
+
+mod common;
+
+use common::*;
+use reyna_store::{
+    BlobId, Completion, Cost, EffectCall, FailOutcome, Failure, IdemKey, JobId, JobState,
+    StoreError,
+};
+
+#[tokio::test]
+async fn create_blob_stores_meta_bytes_event_and_jobs_together() {
+    let (_dir, store) = open();
+    let meta = store
+        .create_blob(
+            new_blob("text-input-v1", b"hello"),
+            vec![
+                spec("expand", "text-input-v1"),
+                spec("stats", "text-input-v1"),
+            ],
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(meta.tenant, TENANT);
+    assert_eq!(meta.size, 5);
+    assert_eq!(meta.digest, reyna_store::sha256_hex(b"hello"));
+    assert_eq!(meta.hop, 0);
+    assert!(meta.producer.is_none());
+    assert_eq!(store.get_blob(TENANT, meta.id).unwrap(), Some(meta.clone()));
+    assert_eq!(
+        store.get_blob_data(TENANT, meta.id).unwrap().unwrap(),
+        b"hello"
+    );
+
+    let events = store.events_after(Some(TENANT), 0, 10).unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].subject, "blob.created.text-input-v1");
+    assert_eq!(events[0].blob_id, Some(meta.id));
+
+    let jobs = store.jobs_for_blob(TENANT, meta.id).unwrap();
+    assert_eq!(jobs.len(), 2);
+    for job in &jobs {
+        assert_eq!(job.state, JobState::Pending);
+        assert_eq!(job.attempt, 1);
+        assert_eq!(job.blob_id, meta.id);
+        assert_eq!(job.due_at, meta.created_at);
+    }
+    let counts = store.counts().unwrap();
+    assert_eq!(
+        (counts.blobs, counts.events, counts.jobs_pending),
+        (1, 1, 2)
+    );
+    assert_eq!(store.next_due_at().unwrap(), Some(meta.created_at));
+    assert_consistent(&store);
+}
+
+#[tokio::test]
+async fn missing_or_foreign_parent_stores_nothing() {
+    let (_dir, store) = open();
+    let ghost = BlobId::generate();
+    let mut blob = new_blob("text-input-v1", b"x");
+    blob.parents = vec![ghost];
+    let err = store
+        .create_blob(blob, vec![spec("expand", "text-input-v1")])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::ParentNotFound { id } if id == ghost),
+        "{err}"
+    );
+
+    // A parent in another tenant is as good as missing.
+    let mut other = new_blob("text-input-v1", b"other");
+    other.tenant = "globex".to_owned();
+    let foreign = store.create_blob(other, vec![]).await.unwrap();
+    let mut blob = new_blob("text-input-v1", b"y");
+    blob.parents = vec![foreign.id];
+    let err = store
+        .create_blob(blob, vec![spec("expand", "x")])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::ParentNotFound { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!("parent blob {} does not exist in this tenant", foreign.id)
+    );
+
+    let counts = store.counts().unwrap();
+    assert_eq!(
+        (
+            counts.blobs,
+            counts.events,
+            counts.jobs_pending,
+            counts.edges
+        ),
+        (1, 1, 0, 0)
+    );
+    assert_consistent(&store);
+}
+
+#[tokio::test]
+async fn a_rejected_write_does_not_fail_the_rest_of_its_batch() {
+    let (_dir, store) = open();
+    // Many concurrent writers share commits; every other one is invalid.
+    let mut tasks = Vec::new();
+    for i in 0..200u32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut blob = new_blob("text-input-v1", &i.to_be_bytes());
+            if i % 2 == 1 {
+                blob.parents = vec![BlobId::generate()];
+            }
+            store
+                .create_blob(blob, vec![spec("expand", "text-input-v1")])
+                .await
+        }));
+    }
+    let mut ok = 0;
+    for (i, task) in tasks.into_iter().enumerate() {
+        match task.await.unwrap() {
+            Ok(meta) => {
+                assert_eq!(i % 2, 0);
+                assert!(store.get_blob(TENANT, meta.id).unwrap().is_some());
+                ok += 1;
+            }
+            Err(e) => {
+                assert_eq!(i % 2, 1);
+                assert!(matches!(e, StoreError::ParentNotFound { .. }));
+            }
+        }
+    }
+    assert_eq!(ok, 100);
+    let counts = store.counts().unwrap();
+    assert_eq!(
+        (counts.blobs, counts.jobs_pending, counts.events),
+        (100, 100, 100)
+    );
+    assert_consistent(&store);
+}
+
+#[tokio::test]
+async fn complete_job_stores_outputs_lineage_events_next_jobs_and_done() {
+    let (_dir, store) = open();
+    let input = store
+        .create_blob(
+            new_blob("text-input-v1", b"in"),
+            vec![spec("expand", "text-input-v1")],
+        )
+        .await
+        .unwrap();
+    let job = store.claim_due_jobs(LATER, 10).await.unwrap().remove(0);
+    assert_eq!(job.state, JobState::Running);
+    assert_eq!(store.counts().unwrap().jobs_running, 1);
+
+    let effect = EffectCall {
+        effect: "llm".to_owned(),
+        version: "1.0.0".to_owned(),
+        request_digest: "aa".to_owned(),
+        response_digest: "bb".to_owned(),
+        duration_us: 1200,
+        outcome: "ok".to_owned(),
+    };
+    let cost = Cost {
+        wall_us: 900,
+        epoch_ticks: 3,
+        fuel: None,
+        peak_memory: 1 << 20,
+        bytes_in: 2,
+        bytes_out: 6,
+        outputs: 2,
+    };
+    let mut c = completion(vec![
+        output("expanded-v1", b"out-0"),
+        output("expanded-v1", b"out-1"),
+    ]);
+    c.next_jobs = vec![vec![spec("summarize", "expanded-v1")], vec![]];
+    c.cost = cost.clone();
+    c.effect_calls = vec![effect.clone()];
+    let outputs = store.complete_job(job.id, c).await.unwrap();
+
+    assert_eq!(outputs.len(), 2);
+    for (i, out) in outputs.iter().enumerate() {
+        assert_eq!(out.id, BlobId::derived(job.id, i as u32));
+        assert_eq!(out.parents, vec![input.id]);
+        assert_eq!(out.hop, 1);
+        let p = out.producer.as_ref().unwrap();
+        assert_eq!((p.plugin.as_str(), p.version.as_str()), ("expand", "1.0.0"));
+        assert_eq!((p.job_id, p.attempt), (job.id, 1));
+        assert_eq!(p.component_digest, "c0ffee");
+        assert_eq!(p.cost, cost);
+        assert_eq!(p.effect_calls, vec![effect.clone()]);
+        assert_eq!(store.get_blob(TENANT, out.id).unwrap().as_ref(), Some(out));
+    }
+    assert_eq!(
+        store.get_blob_data(TENANT, outputs[1].id).unwrap().unwrap(),
+        b"out-1"
+    );
+    assert_eq!(ids(&store.children(TENANT, input.id).unwrap()).len(), 2);
+
+    let done = store.get_job(job.id).unwrap().unwrap();
+    assert_eq!(done.state, JobState::Done);
+    assert_eq!(done.outputs, ids(&outputs));
+    let next = store.jobs_for_blob(TENANT, outputs[0].id).unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!((next[0].plugin.as_str(), next[0].hop), ("summarize", 1));
+    assert!(
+        store
+            .jobs_for_blob(TENANT, outputs[1].id)
+            .unwrap()
+            .is_empty()
+    );
+
+    let subjects: Vec<String> = store
+        .events_after(None, 0, 10)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.subject)
+        .collect();
+    assert_eq!(
+        subjects,
+        [
+            "blob.created.text-input-v1",
+            "blob.created.expanded-v1",
+            "blob.created.expanded-v1"
+        ]
+    );
+
+    let counts = store.counts().unwrap();
+    assert_eq!(
+        (
+            counts.blobs,
+            counts.edges,
+            counts.jobs_pending,
+            counts.jobs_running,
+            counts.jobs_done
+        ),
+        (3, 2, 1, 0, 1)
+    );
+    assert_consistent(&store);
+}
+
+#[tokio::test]
+async fn completing_twice_changes_nothing_and_returns_the_same_blobs() {
+    let (_dir, store) = open();
+    store
+        .create_blob(
+            new_blob("text-input-v1", b"in"),
+            vec![spec("expand", "text-input-v1")],
+        )
+        .await
+        .unwrap();
+    let job = store.claim_due_jobs(LATER, 10).await.unwrap().remove(0);
+    let make = || {
+        let mut c = completion(vec![
+            output("expanded-v1", b"a"),
+            output("expanded-v1", b"b"),
+        ]);
+        c.next_jobs = vec![
+            vec![spec("next", "expanded-v1")],
+            vec![spec("next", "expanded-v1")],
+        ];
+        c
+    };
+    let first = store.complete_job(job.id, make()).await.unwrap();
+    let counts = store.counts().unwrap();
+    let events = store.events_after(None, 0, 100).unwrap();
+
+    // The same result redelivered, and one that raced it into the same batch.
+    let (second, third) = tokio::join!(
+        store.complete_job(job.id, make()),
+        store.complete_job(job.id, make())
+    );
+    assert_eq!(second.unwrap(), first);
+    assert_eq!(third.unwrap(), first);
+    assert_eq!(store.counts().unwrap(), counts);
+    assert_eq!(store.events_after(None, 0, 100).unwrap(), events);
+    assert_eq!(counts.jobs_pending, 2, "next jobs enqueued exactly once");
+    assert_consistent(&store);
+}
+
+#[tokio::test]
+async fn misaligned_next_jobs_or_missing_extra_parent_store_nothing() {
+    let (_dir, store) = open();
+    store
+        .create_blob(
+            new_blob("text-input-v1", b"in"),
+            vec![spec("expand", "text-input-v1")],
+        )
+        .await
+        .unwrap();
+    let job = store.claim_due_jobs(LATER, 10).await.unwrap().remove(0);
+    let before = store.counts().unwrap();
+
+    let mut c = completion(vec![output("a-v1", b"1"), output("a-v1", b"2")]);
+    c.next_jobs = vec![vec![]];
+    let err = store.complete_job(job.id, c).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::NextJobsMisaligned {
+                outputs: 2,
+                next_jobs: 1
+            }
+        ),
+        "{err}"
+    );
+
+    let mut out = output("a-v1", b"1");
+    out.extra_parents = vec![BlobId::generate()];
+    let err = store
+        .complete_job(job.id, completion(vec![out]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::ParentNotFound { .. }), "{err}");
+
+    let err = store
+        .complete_job(JobId::generate(), completion(vec![]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::JobNotFound { .. }), "{err}");
+
+    assert_eq!(store.counts().unwrap(), before);
+    assert_eq!(
+        store.get_job(job.id).unwrap().unwrap().state,
+        JobState::Running
+    );
+    assert_consistent(&store);
+}
+
+#[tokio::test]
+async fn claim_takes_only_due_jobs_in_due_order_up_to_the_limit() {
+    let (_dir, store) = open();
+    for i in 0..5u8 {
+        store
+            .create_blob(
+                new_blob("text-input-v1", &[i]),
+                vec![spec("expand", "text-input-v1")],
+            )
+            .await
+            .unwrap();
+    }
+    assert!(
+        store.claim_due_jobs(0, 10).await.unwrap().is_empty(),
+        "nothing is due at time 0"
+    );
+    let first = store.claim_due_jobs(LATER, 3).await.unwrap();
+    assert_eq!(first.len(), 3);
+    assert!(first.windows(2).all(|w| w[0].due_at <= w[1].due_at));
+    let rest = store.claim_due_jobs(LATER, 10).await.unwrap();
+    assert_eq!(rest.len(), 2);
+    assert!(store.claim_due_jobs(LATER, 10).await.unwrap().is_empty());
+    assert_eq!(store.next_due_at().unwrap(), None);
+    let counts = store.counts().unwrap();
+    assert_eq!((counts.jobs_pending, counts.jobs_running), (0, 5));
+
+    // After a restart every running job is pending again, due now.
+    assert_eq!(store.recover_running().await.unwrap(), 5);
+    let counts = store.counts().unwrap();
+    assert_eq!((counts.jobs_pending, counts.jobs_running), (5, 0));
+    assert_eq!(store.claim_due_jobs(LATER, 10).await.unwrap().len(), 5);
+    assert_consistent(&store);
+}
+
+#[tokio::test]
+async fn fail_with_retry_requeues_the_next_attempt_at_the_retry_time() {
+    let (_dir, store) = open();
+    store
+        .create_blob(
+            new_blob("text-input-v1", b"in"),
+            vec![spec("expand", "text-input-v1")],
+        )
+        .await
+        .unwrap();
+    let job = store.claim_due_jobs(LATER, 1).await.unwrap().remove(0);
+    let retry_at = job.due_at + 60_000;
+    let outcome = store
+        .fail_job(
+            job.id,
+            Failure {
+                reason: "timeout after 2s".to_owned(),
+                cost: Cost::default(),
+                retry_at: Some(retry_at),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        FailOutcome::Retrying {
+            attempt: 2,
+            due_at: retry_at
+        }
+    );
+    assert_eq!(store.next_due_at().unwrap(), Some(retry_at));
+    assert!(
+        store
+            .claim_due_jobs(retry_at - 1, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = store.claim_due_jobs(retry_at, 10).await.unwrap().remove(0);
+    assert_eq!((again.id, again.attempt), (job.id, 2));
+    assert_eq!(again.last_error.as_deref(), Some("timeout after 2s"));
+
+    // The producer records the attempt that succeeded.
+    let out = store
+        .complete_job(job.id, completion(vec![output("a-v1", b"1")]))
+        .await
+        .unwrap();
+    assert_eq!(out[0].producer.as_ref().unwrap().attempt, 2);
+    assert_consistent(&store);
+}
+
+#[tokio::test]
+async fn fail_without_retry_dead_letters_and_replay_runs_it_again() {
+    let (_dir, store) = open();
+    let input = store
+        .create_blob(
+            new_blob("text-input-v1", b"in"),
+            vec![spec("expand", "text-input-v1")],
+        )
+        .await
+        .unwrap();
+    let job = store.claim_due_jobs(LATER, 1).await.unwrap().remove(0);
+    let cost = Cost {
+        wall_us: 7,
+        ..Cost::default()
+    };
+    let outcome = store
+        .fail_job(
+            job.id,
+            Failure {
+                reason: "invalid input: not json".to_owned(),
+                cost: cost.clone(),
+                retry_at: None,
+            },
+        )
+        .await
+        .unwrap();
+    let FailOutcome::DeadLettered { id } = outcome else {
+        panic!("expected a dead letter, got {outcome:?}");
+    };
+    let dead = store.get_job(job.id).unwrap().unwrap();
+    assert_eq!(dead.state, JobState::Dead);
+    let counts = store.counts().unwrap();
+    assert_eq!(
+        (counts.jobs_dead, counts.dead_letters, counts.jobs_running),
+        (1, 1, 0)
+    );
+
+    let page = store.list_dead_letters(Some(TENANT), None, 10).unwrap();
+    assert_eq!(page.items.len(), 1);
+    let letter = &page.items[0];
+    assert_eq!(
+        (letter.id, letter.job.id, letter.job.blob_id),
+        (id, job.id, input.id)
+    );
+    assert_eq!(letter.reason, "invalid input: not json");
+    assert_eq!(letter.cost, cost);
+    assert_eq!(letter.replayed_at, None);
+    assert!(
+        store
+            .list_dead_letters(Some("globex"), None, 10)
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let last = store.events_after(Some(TENANT), 1, 10).unwrap();
+    assert_eq!(last[0].subject, "job.failed.expand");
+
+    // A dead job accepts neither a late completion nor another failure.
+    let err = store
+        .complete_job(job.id, completion(vec![]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::JobState {
+                state: JobState::Dead,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = store
+        .fail_job(job.id, Failure::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::JobState { .. }), "{err}");
+
+    let replayed = store.replay_dead_letter(id).await.unwrap();
+    assert_eq!(
+        (replayed.id, replayed.attempt, replayed.state),
+        (job.id, 2, JobState::Pending)
+    );
+    assert!(
+        store
+            .get_dead_letter(id)
+            .unwrap()
+            .unwrap()
+            .replayed_at
+            .is_some()
+    );
+    let err = store.replay_dead_letter(id).await.unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyReplayed { .. }), "{err}");
+    let counts = store.counts().unwrap();
+    assert_eq!(
+        (counts.jobs_dead, counts.dead_letters, counts.jobs_pending),
+        (0, 1, 1)
+    );
+
+    let claimed = store.claim_due_jobs(LATER, 1).await.unwrap().remove(0);
+    assert_eq!((claimed.id, claimed.attempt), (job.id, 2));
+    store
+        .complete_job(job.id, completion(vec![]))
+        .await
+        .unwrap();
+    assert_consistent(&store);
+}
+
+#[tokio::test]
+async fn idempotency_key_finds_the_stored_outputs_within_the_tenant() {
+    let (_dir, store) = open();
+    let input = store
+        .create_blob(
+            new_blob("text-input-v1", b"in"),
+            vec![spec("expand", "text-input-v1")],
+        )
+        .await
+        .unwrap();
+    let job = store.claim_due_jobs(LATER, 1).await.unwrap().remove(0);
+    let key = IdemKey {
+        component_digest: "c0ffee".to_owned(),
+        config_digest: "c0nf16".to_owned(),
+        input_digest: input.digest.clone(),
+    };
+    assert_eq!(store.find_idempotent(TENANT, &key).unwrap(), None);
+    let outputs = store
+        .complete_job(
+            job.id,
+            Completion {
+                idempotency_key: Some(key.clone()),
+                ..completion(vec![output("a-v1", b"1")])
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.find_idempotent(TENANT, &key).unwrap(), Some(outputs));
+    assert_eq!(store.find_idempotent("globex", &key).unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_store_reopens_with_everything_and_refuses_a_newer_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reyna.redb");
+    let store = reyna_store::Store::open(&path).unwrap();
+    let meta = store
+        .create_blob(new_blob("text-input-v1", b"kept"), vec![])
+        .await
+        .unwrap();
+    drop(store);
+
+    let store = reyna_store::Store::open(&path).unwrap();
+    assert_eq!(
+        store.get_blob_data(TENANT, meta.id).unwrap().unwrap(),
+        b"kept"
+    );
+    // New events continue the sequence.
+    let next = store
+        .create_blob(new_blob("text-input-v1", b"next"), vec![])
+        .await
+        .unwrap();
+    let seqs: Vec<u64> = store
+        .events_after(None, 0, 10)
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, [1, 2]);
+    assert!(store.get_blob(TENANT, next.id).unwrap().is_some());
+    drop(store);
+
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut t = txn
+                .open_table(redb::TableDefinition::<&str, u64>::new("meta"))
+                .unwrap();
+            t.insert("format", 99).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let err = reyna_store::Store::open(&path).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::UnsupportedFormat {
+                found: 99,
+                supported: 1
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("newer than this build"), "{err}");
+}
+
+#[tokio::test]
+async fn concurrent_writes_share_commits_and_wake_job_watchers() {
+    let (_dir, store) = open();
+    let mut jobs = store.watch_jobs();
+    jobs.borrow_and_update();
+    let before = store.writer_stats();
+    let mut tasks = Vec::new();
+    for i in 0..256u32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .create_blob(
+                    new_blob("text-input-v1", &i.to_be_bytes()),
+                    vec![spec("expand", "text-input-v1")],
+                )
+                .await
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let after = store.writer_stats();
+    let (ops, commits) = (after.ops - before.ops, after.commits - before.commits);
+    assert_eq!(ops, 256);
+    // Writers queue behind the commit in flight and share the next one.
+    assert!(commits <= ops / 2, "{ops} writes took {commits} commits");
+    assert_eq!(after.failed_commits, 0);
+    assert!(
+        jobs.has_changed().unwrap(),
+        "new pending jobs wake the dispatcher"
+    );
+    assert_eq!(store.counts().unwrap().jobs_pending, 256);
+}
