@@ -12,6 +12,8 @@
 //! The summary line prints derived blobs per second and the ratio
 //! engine / floor. Run: `cargo bench -p reyna-benches --bench engine`.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

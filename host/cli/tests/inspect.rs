@@ -52,8 +52,14 @@ fn every_built_component_inspects_as_its_kind() {
         if *name == "hostile-processor-http" {
             // Built to be refused: a processor that imports wasi:http.
             assert!(!ok, "{stdout}");
-            assert!(stderr.contains("does not target the processor world"), "{stderr}");
-            assert!(stderr.contains("which this world does not provide"), "{stderr}");
+            assert!(
+                stderr.contains("does not target the processor world"),
+                "{stderr}"
+            );
+            assert!(
+                stderr.contains("which this world does not provide"),
+                "{stderr}"
+            );
             continue;
         }
         assert!(ok, "{name}: {stderr}");

@@ -40,6 +40,9 @@ pub(crate) async fn run(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) 
                         let Ok(permit) = permits.clone().acquire_owned().await else {
                             break;
                         };
+                        inner
+                            .in_flight
+                            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         tasks.spawn(run_job(inner.clone(), job, permit));
                     }
                     continue;
@@ -139,6 +142,9 @@ async fn run_job(inner: Arc<Inner>, job: Job, _permit: OwnedSemaphorePermit) {
             tracing::error!(job = %job_id, error = %e, "cannot record job outcome");
         }
     }
+    inner
+        .in_flight
+        .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     inner.job_finished.send_modify(|n| *n += 1);
 }
 
@@ -331,7 +337,13 @@ async fn execute(inner: &Arc<Inner>, p: &Arc<Loaded>, job: &Job) -> Result<Finis
 
 /// Runs an effect as a sink for the job's event and stores its receipt as an
 /// `effect-receipt-v1` blob derived from the event's blob.
-async fn run_sink(inner: &Arc<Inner>, p: &Loaded, job: &Job, event: Event, host: Arc<JobHost>) -> Result<Outcome, StoreError> {
+async fn run_sink(
+    inner: &Arc<Inner>,
+    p: &Loaded,
+    job: &Job,
+    event: Event,
+    host: Arc<JobHost>,
+) -> Result<Outcome, StoreError> {
     let event_digest = format!("sha256:{}", crate::digest_hex(&event.blob.data));
     let ctx = EffectContext {
         config: p.config.clone(),
@@ -345,8 +357,9 @@ async fn run_sink(inner: &Arc<Inner>, p: &Loaded, job: &Job, event: Event, host:
         Ok(receipt) => receipt,
         Err(failure) => return fail(inner, p, job, failure, cost).await,
     };
-    let receipt_json = serde_json::from_slice::<serde_json::Value>(&receipt)
-        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&receipt).into_owned()));
+    let receipt_json = serde_json::from_slice::<serde_json::Value>(&receipt).unwrap_or_else(|_| {
+        serde_json::Value::String(String::from_utf8_lossy(&receipt).into_owned())
+    });
     let requests: Vec<serde_json::Value> = report
         .requests
         .iter()
@@ -372,7 +385,11 @@ async fn run_sink(inner: &Arc<Inner>, p: &Loaded, job: &Job, event: Event, host:
     };
     let completion = Completion {
         next_jobs: vec![inner.plugins.route("effect-receipt-v1")],
-        outputs: vec![NewOutput { schema: "effect-receipt-v1".to_owned(), data, extra_parents: Vec::new() }],
+        outputs: vec![NewOutput {
+            schema: "effect-receipt-v1".to_owned(),
+            data,
+            extra_parents: Vec::new(),
+        }],
         component_digest: p.record.digest.clone(),
         config_digest: p.config_digest.clone(),
         cost,

@@ -38,7 +38,10 @@ impl JobHost {
     }
 
     fn record(&self, call: EffectCall) {
-        self.effect_calls.lock().unwrap_or_else(|e| e.into_inner()).push(call);
+        self.effect_calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(call);
     }
 }
 
@@ -151,7 +154,9 @@ impl HostApi for JobHost {
                     duration_us: 0,
                     outcome: "unavailable: not registered or disabled".to_owned(),
                 });
-                return Err(GuestError::Fatal(format!("effect `{name}` is not registered or is disabled")));
+                return Err(GuestError::Fatal(format!(
+                    "effect `{name}` is not registered or is disabled"
+                )));
             };
             let started = Instant::now();
             let ctx = EffectContext {
@@ -161,7 +166,11 @@ impl HostApi for JobHost {
                 policy: Arc::new(self.inner.config.effects.policy(name)),
                 seed: self.seed,
             };
-            let report = self.inner.runtime.perform(&effect.plugin, request, ctx).await;
+            let report = self
+                .inner
+                .runtime
+                .perform(&effect.plugin, request, ctx)
+                .await;
             let duration_us = started.elapsed().as_micros() as u64;
             let mut call = EffectCall {
                 effect: name.to_owned(),
@@ -186,7 +195,11 @@ impl HostApi for JobHost {
                     call.outcome = format!("{}: {failure}", failure.kind());
                     self.record(call);
                     let message = format!("effect `{name}` failed: {failure}");
-                    Err(if failure.retryable() { GuestError::Retryable(message) } else { GuestError::Fatal(message) })
+                    Err(if failure.retryable() {
+                        GuestError::Retryable(message)
+                    } else {
+                        GuestError::Fatal(message)
+                    })
                 }
             }
         })

@@ -120,10 +120,18 @@ impl EffectsConfig {
     /// The policy for effect `name`; unparseable approvals are skipped with a warning.
     pub(crate) fn policy(&self, name: &str) -> reyna_runtime::NetPolicy {
         let mut approved = Vec::new();
-        for entry in self.approved_hosts.get(name).into_iter().chain(self.approved_hosts.get("*")).flatten() {
+        for entry in self
+            .approved_hosts
+            .get(name)
+            .into_iter()
+            .chain(self.approved_hosts.get("*"))
+            .flatten()
+        {
             match reyna_runtime::AllowedHost::parse(entry) {
                 Ok(h) => approved.push(h),
-                Err(e) => tracing::warn!(effect = name, entry, error = %e, "ignoring invalid approved host"),
+                Err(e) => {
+                    tracing::warn!(effect = name, entry, error = %e, "ignoring invalid approved host")
+                }
             }
         }
         reyna_runtime::NetPolicy {
@@ -168,6 +176,8 @@ pub(crate) struct Inner {
     pub schemas: SchemaRegistry,
     pub plugins: PluginRegistry,
     pub job_finished: watch::Sender<u64>,
+    /// Jobs claimed and not yet fully recorded (store outcome and counters).
+    pub in_flight: std::sync::atomic::AtomicUsize,
     shutdown: watch::Sender<bool>,
     dispatcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -243,6 +253,7 @@ impl Engine {
                 schemas,
                 plugins,
                 job_finished,
+                in_flight: std::sync::atomic::AtomicUsize::new(0),
                 shutdown,
                 dispatcher: Mutex::new(None),
             }),
@@ -455,9 +466,14 @@ impl Engine {
         loop {
             finished.borrow_and_update();
             jobs.borrow_and_update();
+            let in_flight = self
+                .inner
+                .in_flight
+                .load(std::sync::atomic::Ordering::SeqCst);
             if let Ok(c) = self.inner.store.counts()
                 && c.jobs_pending == 0
                 && c.jobs_running == 0
+                && in_flight == 0
             {
                 return true;
             }

@@ -33,8 +33,8 @@ async fn hostile(name: &str, ctx: CallContext) -> (reyna_runtime::CallReport, co
 async fn an_infinite_loop_times_out_while_others_run() {
     let (report, neighbour) = hostile("hostile-loop", CallContext::default()).await;
     assert_eq!(report.result.unwrap_err(), Failure::Timeout);
-    // The manifest asks for 200ms; the call ends at the first tick past it.
-    assert!(report.cost.wall_us >= 200_000, "{:?}", report.cost);
+    // The manifest asks for 1s; the call ends at the first tick past it.
+    assert!(report.cost.wall_us >= 1_000_000, "{:?}", report.cost);
     assert!(report.cost.epoch_ticks >= 1);
     assert!(
         neighbour.completed_during >= 1,

@@ -195,7 +195,7 @@ async fn limits_are_the_manifest_request_capped_by_the_operator() {
         ..common::config()
     })
     .unwrap();
-    // hostile-loop asks for 200ms, hostile-memory for 16 MiB: both capped.
+    // hostile-loop asks for 1s, hostile-memory for 16 MiB: both capped.
     let spin = load(&runtime, "hostile-loop");
     assert_eq!(spin.limits().timeout, Duration::from_millis(100));
     let hog = load(&runtime, "hostile-memory");

@@ -45,7 +45,9 @@ async fn chat_server(answer: &'static str) -> (u16, Arc<Mutex<Vec<Received>>>) {
                     }
                     headers.push(line);
                 }
-                let chunked = headers.iter().any(|h| h.eq_ignore_ascii_case("transfer-encoding: chunked"));
+                let chunked = headers
+                    .iter()
+                    .any(|h| h.eq_ignore_ascii_case("transfer-encoding: chunked"));
                 let mut body = vec![0; length];
                 reader.read_exact(&mut body).await.unwrap();
                 if chunked {
@@ -88,7 +90,10 @@ async fn llm_engine(dir: &std::path::Path, approve: Option<String>) -> reyna_eng
     let mut config = config(dir);
     config.effects.allow_private = true; // the test server is on loopback
     if let Some(host) = approve {
-        config.effects.approved_hosts.insert("llm".into(), vec![host]);
+        config
+            .effects
+            .approved_hosts
+            .insert("llm".into(), vec![host]);
     }
     let engine = engine_with(config).await;
     upload(&engine, "llm").await;
@@ -98,12 +103,21 @@ async fn llm_engine(dir: &std::path::Path, approve: Option<String>) -> reyna_eng
 
 async fn configure(engine: &reyna_engine::Engine, port: u16) {
     let llm = BTreeMap::from([
-        ("endpoint".to_owned(), format!("http://127.0.0.1:{port}/v1/chat/completions")),
+        (
+            "endpoint".to_owned(),
+            format!("http://127.0.0.1:{port}/v1/chat/completions"),
+        ),
         ("api_key".to_owned(), "sk-test-secret".to_owned()),
     ]);
-    engine.set_plugin_config("llm", "1.0.0", llm, "test").await.unwrap();
+    engine
+        .set_plugin_config("llm", "1.0.0", llm, "test")
+        .await
+        .unwrap();
     let expand = BTreeMap::from([("use_llm".to_owned(), "true".to_owned())]);
-    engine.set_plugin_config("text-expand", "1.0.0", expand, "test").await.unwrap();
+    engine
+        .set_plugin_config("text-expand", "1.0.0", expand, "test")
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,22 +136,53 @@ async fn text_expand_stores_the_llm_answer_and_its_lineage_shows_the_call() {
     assert_eq!(doc["text"], "A longer text, written by a model.");
     assert_eq!(doc["model"], "local-model");
     let producer = expanded.producer.unwrap();
-    assert_eq!(producer.effect_calls.len(), 1, "{:?}", producer.effect_calls);
+    assert_eq!(
+        producer.effect_calls.len(),
+        1,
+        "{:?}",
+        producer.effect_calls
+    );
     let call = &producer.effect_calls[0];
-    assert_eq!((call.effect.as_str(), call.version.as_str(), call.outcome.as_str()), ("llm", "1.0.0", "ok"));
-    assert!(call.request_digest.starts_with("sha256:") && call.response_digest.starts_with("sha256:"));
+    assert_eq!(
+        (
+            call.effect.as_str(),
+            call.version.as_str(),
+            call.outcome.as_str()
+        ),
+        ("llm", "1.0.0", "ok")
+    );
+    assert!(
+        call.request_digest.starts_with("sha256:") && call.response_digest.starts_with("sha256:")
+    );
     assert!(call.duration_us > 0);
     // The response is kept by its digest, so it can be inspected later.
-    let kept = engine.store().get_component(call.response_digest.trim_start_matches("sha256:")).unwrap().unwrap();
-    assert_eq!(serde_json::from_slice::<serde_json::Value>(&kept).unwrap()["text"], "A longer text, written by a model.");
+    let kept = engine
+        .store()
+        .get_component(call.response_digest.trim_start_matches("sha256:"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&kept).unwrap()["text"],
+        "A longer text, written by a model."
+    );
 
     let got = received.lock().unwrap().clone();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].request_line, "POST /v1/chat/completions HTTP/1.1");
-    assert!(got[0].headers.iter().any(|h| h.eq_ignore_ascii_case("authorization: Bearer sk-test-secret")));
+    assert!(
+        got[0]
+            .headers
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case("authorization: Bearer sk-test-secret"))
+    );
     let body: serde_json::Value = serde_json::from_str(&got[0].body).unwrap();
     assert_eq!(body["messages"][1]["role"], "user");
-    assert!(body["messages"][1]["content"].as_str().unwrap().contains("A short text."));
+    assert!(
+        body["messages"][1]["content"]
+            .as_str()
+            .unwrap()
+            .contains("A short text.")
+    );
     engine.shutdown().await;
 }
 
@@ -151,11 +196,28 @@ async fn a_host_the_operator_did_not_approve_is_refused_and_nothing_is_sent() {
     let input = put(&engine, "text-input-v1", json!({ "text": "Hello." })).await;
     idle(&engine).await;
     assert!(children(&engine, input.id).is_empty());
-    let dead = engine.store().list_dead_letters(Some(TENANT), None, 10).unwrap().items;
+    let dead = engine
+        .store()
+        .list_dead_letters(Some(TENANT), None, 10)
+        .unwrap()
+        .items;
     assert_eq!(dead.len(), 1);
-    assert!(dead[0].reason.contains("effect `llm` failed") && dead[0].reason.contains("not among the effect's allowed hosts approved by the operator"), "{}", dead[0].reason);
-    assert!(!dead[0].reason.contains("sk-test-secret"), "secrets never reach dead letters");
-    assert!(received.lock().unwrap().is_empty(), "the refused server received a request");
+    assert!(
+        dead[0].reason.contains("effect `llm` failed")
+            && dead[0]
+                .reason
+                .contains("not among the effect's allowed hosts approved by the operator"),
+        "{}",
+        dead[0].reason
+    );
+    assert!(
+        !dead[0].reason.contains("sk-test-secret"),
+        "secrets never reach dead letters"
+    );
+    assert!(
+        received.lock().unwrap().is_empty(),
+        "the refused server received a request"
+    );
     engine.shutdown().await;
 }
 

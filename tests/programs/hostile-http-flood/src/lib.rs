@@ -36,7 +36,8 @@ fn get(url: &str) -> HttpRequest {
 
 /// Sends a GET, logging the error the host gave, if any.
 fn send(ctx: &mut Context<'_>, url: &str) -> Result<reyna_sdk::HttpResponse, Error> {
-    ctx.http(&get(url)).inspect_err(|e| ctx.warn(&format!("GET {url} failed: {e}")))
+    ctx.http(&get(url))
+        .inspect_err(|e| ctx.warn(&format!("GET {url} failed: {e}")))
 }
 
 #[derive(Debug)]

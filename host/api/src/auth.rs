@@ -1,0 +1,180 @@
+//! Bearer tokens: how a request becomes a (tenant, role) caller.
+//!
+//! Tokens are random secrets shown once at creation; the store keeps only
+//! their sha256. A handler takes a [`Caller`] argument (before any body
+//! extractor, so an unauthenticated request never has its body read) and
+//! asks it for the role it needs.
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use reyna_engine::reyna_store::{NewToken, Role, TokenRecord};
+use sha2::{Digest, Sha256};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// Prefix of every token secret, so a leaked one is easy to recognise.
+pub const TOKEN_PREFIX: &str = "reyna_";
+
+/// Who is calling: the token's record.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The token record id (used as the audit actor).
+    pub token_id: String,
+    /// The tenant the token acts for.
+    pub tenant: String,
+    /// What it may do.
+    pub role: Role,
+}
+
+fn rank(role: Role) -> u8 {
+    match role {
+        Role::Reader => 1,
+        Role::Writer => 2,
+        Role::Admin => 3,
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Reader => "reader",
+        Role::Writer => "writer",
+        Role::Admin => "admin",
+    }
+}
+
+impl Caller {
+    /// Refuses with 403 unless the token has `role` or a stronger one
+    /// (admin > writer > reader).
+    pub fn require(&self, role: Role) -> Result<(), ApiError> {
+        if rank(self.role) >= rank(role) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "this needs a token with the {} role; this token has the {} role",
+                role_name(role),
+                role_name(self.role)
+            )))
+        }
+    }
+
+    /// The name recorded in the audit log for this caller's actions.
+    pub fn actor(&self) -> String {
+        format!("token:{}", self.token_id)
+    }
+
+    /// Whether the caller is an operator.
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+}
+
+/// The stored hash of a token secret (lowercase hex sha256).
+pub fn hash_token(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// A fresh token secret: the prefix and 32 random bytes in hex.
+pub fn generate_token() -> Result<String, ApiError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| ApiError::Internal(format!("no randomness for a token: {e}")))?;
+    Ok(format!("{TOKEN_PREFIX}{}", hex::encode(bytes)))
+}
+
+/// Stores a token for `secret` unless one with that secret exists already;
+/// returns its record. Used by `reyna serve` for the admin token.
+pub async fn ensure_token(
+    store: &reyna_engine::reyna_store::Store,
+    secret: &str,
+    tenant: &str,
+    role: Role,
+    name: &str,
+) -> Result<TokenRecord, ApiError> {
+    let hash = hash_token(secret);
+    if let Some(existing) = store.find_token_by_hash(&hash)? {
+        return Ok(existing);
+    }
+    Ok(store
+        .put_token(NewToken {
+            tenant: tenant.to_owned(),
+            role,
+            name: name.to_owned(),
+            hash,
+        })
+        .await?)
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Err(ApiError::Unauthorized(
+                "missing `Authorization: Bearer <token>` header".into(),
+            ));
+        };
+        let value = value.to_str().map_err(|_| {
+            ApiError::Unauthorized("the Authorization header is not valid text".into())
+        })?;
+        let secret = match value.split_once(' ') {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+            _ => {
+                return Err(ApiError::Unauthorized(
+                    "the Authorization header must be `Bearer <token>`".into(),
+                ));
+            }
+        };
+        if secret.is_empty() {
+            return Err(ApiError::Unauthorized("the bearer token is empty".into()));
+        }
+        let record = state
+            .engine()
+            .store()
+            .find_token_by_hash(&hash_token(secret))?
+            .ok_or_else(|| ApiError::Unauthorized("unknown or revoked token".into()))?;
+        Ok(Caller {
+            token_id: record.id.to_string(),
+            tenant: record.tenant,
+            role: record.role,
+        })
+    }
+}
+
+macro_rules! role_extractor {
+    ($(#[$doc:meta])* $name:ident, $role:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name(pub Caller);
+
+        impl FromRequestParts<AppState> for $name {
+            type Rejection = ApiError;
+
+            async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+                let caller = Caller::from_request_parts(parts, state).await?;
+                caller.require($role)?;
+                Ok($name(caller))
+            }
+        }
+    };
+}
+
+role_extractor!(
+    /// A caller with the admin role (401/403 otherwise, before the body is read).
+    Admin,
+    Role::Admin
+);
+role_extractor!(
+    /// A caller with the writer role or stronger.
+    Writer,
+    Role::Writer
+);
+role_extractor!(
+    /// Any authenticated caller.
+    Reader,
+    Role::Reader
+);

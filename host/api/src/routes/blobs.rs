@@ -1,0 +1,232 @@
+//! `/v1/blobs`: create, list, read (metadata and bytes), derived blobs
+//! (with a bounded long-poll) and lineage.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use reyna_engine::reyna_store::{self as store, JobState};
+
+use super::{blob_id, page_size};
+use crate::AppState;
+use crate::auth::{Reader, Writer};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{JsonBody, QueryParams};
+use crate::wire::{
+    Blob, BlobPage, CreateBlob, Derived, DerivedParams, Direction, Lineage, LineageParams,
+    ListBlobs,
+};
+
+/// Lineage depth when the request does not say.
+const DEFAULT_DEPTH: u32 = 8;
+/// Deepest lineage walk (the store's own cap).
+const MAX_DEPTH: u32 = 1024;
+
+/// Create a blob (writer): validated against its schema, stored with its
+/// `blob.created` event and one job per subscribed plugin, atomically.
+#[utoipa::path(post, path = "/v1/blobs", tag = "blobs", security(("bearer" = [])),
+    request_body = CreateBlob,
+    responses(
+        (status = 201, description = "Stored; `Location` names it", body = Blob),
+        (status = 422, description = "Schema violation (each with its JSON pointer and rule), unknown schema or parent", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body or blob over the limit", body = Problem, content_type = "application/problem+json"),
+        (status = "4XX", description = "Refused; nothing stored", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn create(
+    Writer(caller): Writer,
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<CreateBlob>,
+) -> ApiResult<Response> {
+    let data = body.data.get().as_bytes().to_vec();
+    let meta = state
+        .engine()
+        .create_blob(&caller.tenant, &body.schema, data, body.parents)
+        .await?;
+    let location = format!("/v1/blobs/{}", meta.id);
+    let mut response = (StatusCode::CREATED, Json(Blob::from(meta))).into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
+}
+
+/// A page of the tenant's blobs, oldest first.
+#[utoipa::path(get, path = "/v1/blobs", tag = "blobs", security(("bearer" = [])),
+    params(ListBlobs),
+    responses(
+        (status = 200, description = "A page", body = BlobPage),
+        (status = "4XX", description = "Bad cursor or limit, or refused", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn list(
+    Reader(caller): Reader,
+    State(state): State<AppState>,
+    QueryParams(q): QueryParams<ListBlobs>,
+) -> ApiResult<Json<BlobPage>> {
+    let limit = page_size(&state, q.limit)?;
+    let page = state.engine().store().list_blobs(
+        &caller.tenant,
+        q.schema.as_deref(),
+        q.cursor.as_deref(),
+        limit,
+    )?;
+    Ok(Json(BlobPage {
+        items: page.items.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+fn find(state: &AppState, tenant: &str, id: &str) -> ApiResult<store::BlobMeta> {
+    let parsed = blob_id(id)?;
+    state
+        .engine()
+        .store()
+        .get_blob(tenant, parsed)?
+        .ok_or_else(|| ApiError::NotFound(format!("blob {id} not found")))
+}
+
+/// A blob's metadata (another tenant's blob is a 404).
+#[utoipa::path(get, path = "/v1/blobs/{id}", tag = "blobs", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Blob id")),
+    responses(
+        (status = 200, description = "The blob", body = Blob),
+        (status = "4XX", description = "Not found or refused", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn get(
+    Reader(caller): Reader,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Blob>> {
+    Ok(Json(find(&state, &caller.tenant, &id)?.into()))
+}
+
+/// A blob's bytes, exactly as stored.
+#[utoipa::path(get, path = "/v1/blobs/{id}/data", tag = "blobs", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Blob id")),
+    responses(
+        (status = 200, description = "The bytes (a JSON document); `ETag` is their sha256", content_type = "application/json", body = Object),
+        (status = "4XX", description = "Not found or refused", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn data(
+    Reader(caller): Reader,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let meta = find(&state, &caller.tenant, &id)?;
+    let bytes = state
+        .engine()
+        .store()
+        .get_blob_data(&caller.tenant, meta.id)?
+        .ok_or_else(|| ApiError::NotFound(format!("blob {id} not found")))?;
+    let mut response = bytes.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", meta.digest)) {
+        headers.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&meta.schema) {
+        headers.insert("x-reyna-schema", v);
+    }
+    Ok(response)
+}
+
+/// The lineage graph around a blob: ancestors (`up`), descendants
+/// (`down`) or both, to `depth` hops, with each node's producer.
+#[utoipa::path(get, path = "/v1/blobs/{id}/lineage", tag = "blobs", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Blob id"), LineageParams),
+    responses(
+        (status = 200, description = "Nodes and edges", body = Lineage),
+        (status = "4XX", description = "Not found, bad parameter, or refused", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn lineage(
+    Reader(caller): Reader,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    QueryParams(q): QueryParams<LineageParams>,
+) -> ApiResult<Json<Lineage>> {
+    let parsed = blob_id(&id)?;
+    let depth = q.depth.unwrap_or(DEFAULT_DEPTH);
+    if depth > MAX_DEPTH {
+        return Err(ApiError::bad_request(
+            "invalid-query",
+            format!("depth must be at most {MAX_DEPTH}, got {depth}"),
+        ));
+    }
+    let direction = q.direction.unwrap_or(Direction::Both);
+    let graph = state
+        .engine()
+        .store()
+        .lineage(&caller.tenant, parsed, direction.into(), depth)?
+        .ok_or_else(|| ApiError::NotFound(format!("blob {id} not found")))?;
+    Ok(Json(graph.into()))
+}
+
+fn parse_wait(text: &str) -> Result<Duration, ApiError> {
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(text).map_err(|_| {
+        ApiError::bad_request(
+            "invalid-query",
+            format!("wait must be seconds (`10`) or a duration (`500ms`), got `{text}`"),
+        )
+    })
+}
+
+/// The blobs derived directly from a blob and the jobs routed for it. With
+/// `wait`, answers as soon as every job has settled (done or dead), or when
+/// the wait (capped by the host) is over, whichever is first.
+#[utoipa::path(get, path = "/v1/blobs/{id}/derived", tag = "blobs", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Blob id"), DerivedParams),
+    responses(
+        (status = 200, description = "Derived blobs so far; `settled` says whether more may come", body = Derived),
+        (status = "4XX", description = "Not found, bad parameter, or refused", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn derived(
+    Reader(caller): Reader,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    QueryParams(q): QueryParams<DerivedParams>,
+) -> ApiResult<Json<Derived>> {
+    let meta = find(&state, &caller.tenant, &id)?;
+    let wait = q
+        .wait
+        .as_deref()
+        .map(parse_wait)
+        .transpose()?
+        .unwrap_or_default()
+        .min(state.config().max_wait);
+    let deadline = tokio::time::Instant::now() + wait;
+    let store = state.engine().store();
+    let mut events = store.watch_events();
+    let mut shutdown = state.shutdown_signal();
+    loop {
+        // Mark the current commit as seen before reading, so a commit that
+        // lands after the read wakes the wait below.
+        events.borrow_and_update();
+        let jobs = store.jobs_for_blob(&caller.tenant, meta.id)?;
+        let settled = jobs
+            .iter()
+            .all(|j| matches!(j.state, JobState::Done | JobState::Dead));
+        if settled || tokio::time::Instant::now() >= deadline || *shutdown.borrow() {
+            let children = store.children(&caller.tenant, meta.id)?;
+            return Ok(Json(Derived {
+                blob: meta.id.to_string(),
+                derived: children.into_iter().map(Into::into).collect(),
+                jobs: jobs.into_iter().map(Into::into).collect(),
+                settled,
+            }));
+        }
+        // Every job outcome commits an event (outputs' `blob.created`, or
+        // `job.failed`), so the event watch is the wake-up.
+        tokio::select! {
+            changed = events.changed() => if changed.is_err() { return Err(ApiError::Unavailable("the store is closing".into())) },
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}

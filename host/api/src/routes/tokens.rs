@@ -1,0 +1,124 @@
+//! `/v1/tokens` and `/v1/audit`: who may call the API, and what operators did.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use reyna_engine::reyna_store::{NewAudit, NewToken, TokenId};
+
+use super::{check_tenant, page_size};
+use crate::AppState;
+use crate::auth::{Admin, generate_token, hash_token};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{JsonBody, QueryParams};
+use crate::wire::{AuditEntry, CreateToken, ListAudit, Token, TokenCreated};
+
+/// Create a token (admin). The secret is in this response only.
+#[utoipa::path(post, path = "/v1/tokens", tag = "tokens", security(("bearer" = [])),
+    request_body = CreateToken,
+    responses(
+        (status = 201, description = "Created; keep the secret", body = TokenCreated),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn create(
+    Admin(caller): Admin,
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<CreateToken>,
+) -> ApiResult<(StatusCode, Json<TokenCreated>)> {
+    check_tenant(&body.tenant)?;
+    let secret = generate_token()?;
+    let store = state.engine().store();
+    let record = store
+        .put_token(NewToken {
+            tenant: body.tenant,
+            role: body.role.into(),
+            name: body.name,
+            hash: hash_token(&secret),
+        })
+        .await?;
+    store
+        .append_audit(NewAudit {
+            actor: caller.actor(),
+            action: "token.create".into(),
+            target: record.id.to_string(),
+            detail: format!(
+                "tenant {} role {:?} name {:?}",
+                record.tenant, record.role, record.name
+            )
+            .to_lowercase(),
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(TokenCreated {
+            token: record.into(),
+            secret,
+        }),
+    ))
+}
+
+/// Every token (never secrets).
+#[utoipa::path(get, path = "/v1/tokens", tag = "tokens", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Tokens", body = Vec<Token>),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn list(_: Admin, State(state): State<AppState>) -> ApiResult<Json<Vec<Token>>> {
+    let mut tokens = state.engine().store().list_tokens(None)?;
+    tokens.sort_by_key(|t| t.created_at);
+    Ok(Json(tokens.into_iter().map(Into::into).collect()))
+}
+
+/// Revoke a token (admin). A token cannot revoke itself.
+#[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Token record id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = "4XX", description = "Not found or refused", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn delete(
+    Admin(caller): Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let parsed: TokenId = id
+        .parse()
+        .map_err(|_| ApiError::NotFound(format!("token {id} not found")))?;
+    if caller.token_id == parsed.to_string() {
+        return Err(ApiError::Conflict(
+            "a token cannot revoke itself; use another admin token".into(),
+        ));
+    }
+    let store = state.engine().store();
+    if !store.delete_token(parsed).await? {
+        return Err(ApiError::NotFound(format!("token {id} not found")));
+    }
+    store
+        .append_audit(NewAudit {
+            actor: caller.actor(),
+            action: "token.delete".into(),
+            target: id,
+            detail: String::new(),
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The audit log of operator actions (admin), oldest first.
+#[utoipa::path(get, path = "/v1/audit", tag = "tokens", security(("bearer" = [])),
+    params(ListAudit),
+    responses(
+        (status = 200, description = "Entries after `after`", body = Vec<AuditEntry>),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn audit(
+    _: Admin,
+    State(state): State<AppState>,
+    QueryParams(q): QueryParams<ListAudit>,
+) -> ApiResult<Json<Vec<AuditEntry>>> {
+    let limit = page_size(&state, q.limit)?;
+    let entries = state
+        .engine()
+        .store()
+        .list_audit(q.after.unwrap_or(0), limit)?;
+    Ok(Json(entries.into_iter().map(Into::into).collect()))
+}

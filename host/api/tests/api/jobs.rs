@@ -1,0 +1,146 @@
+//! Jobs and dead letters: listing per blob and state, a dead letter after
+//! exhausted retries, and its replay.
+
+use serde_json::json;
+
+use crate::common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_are_listed_per_blob_and_state() {
+    let api = api_with_plugins(&["word-count"]).await;
+    let id = api.put_text("one two three").await;
+    api.get(&format!("/v1/blobs/{id}/derived?wait=30"), READER)
+        .await
+        .ok(200);
+    let jobs = api
+        .get(&format!("/v1/jobs?blob={id}"), READER)
+        .await
+        .ok(200);
+    assert_eq!(jobs.as_array().unwrap().len(), 1);
+    assert_eq!(jobs[0]["plugin"], "word-count");
+    assert_eq!(jobs[0]["state"], "done");
+    assert_eq!(
+        api.get(&format!("/v1/jobs?blob={id}&state=done"), READER)
+            .await
+            .ok(200)
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        api.get(&format!("/v1/jobs?blob={id}&state=pending"), READER)
+            .await
+            .ok(200),
+        json!([])
+    );
+    let job_id = jobs[0]["id"].as_str().unwrap();
+    assert_eq!(
+        api.get(&format!("/v1/jobs/{job_id}"), READER).await.ok(200)["id"],
+        job_id
+    );
+    api.get(&format!("/v1/jobs/{job_id}"), STRANGER)
+        .await
+        .problem(404);
+    assert_eq!(
+        api.get(&format!("/v1/jobs?blob={id}"), STRANGER)
+            .await
+            .ok(200),
+        json!([])
+    );
+    api.get("/v1/jobs?state=bogus", READER).await.problem(400);
+    api.get("/v1/jobs", READER).await.problem(400);
+    api.engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_is_listed_and_replayed_by_an_admin() {
+    let api = api_with_plugins(&["book-compile"]).await;
+    let chapter = |i: u64| json!({ "schema": "chapter-v1", "data": { "book_id": "b", "index": i, "title": format!("c{i}"), "text": "one two" } });
+    api.post_json("/v1/blobs", WRITER, chapter(0)).await.ok(201);
+    let request = api
+        .post_json("/v1/blobs", WRITER, json!({ "schema": "book-compile-request-v1", "data": { "book_id": "b", "title": "T", "expected_chapters": 2 } }))
+        .await
+        .ok(201);
+    let request_id = request["id"].as_str().unwrap();
+    // Retries are fast in tests; the job gives up after its last attempt.
+    let derived = api
+        .get(&format!("/v1/blobs/{request_id}/derived?wait=30"), READER)
+        .await
+        .ok(200);
+    assert_eq!(derived["settled"], true, "{derived}");
+    assert_eq!(derived["jobs"][0]["state"], "dead");
+
+    let page = api.get("/v1/dead-letters", READER).await.ok(200);
+    let letters = page["items"].as_array().unwrap();
+    assert_eq!(letters.len(), 1);
+    assert!(
+        letters[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("has 1 of 2 chapters"),
+        "{page}"
+    );
+    let letter_id = letters[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        api.get("/v1/dead-letters", STRANGER).await.ok(200)["items"],
+        json!([])
+    );
+    api.get("/v1/dead-letters?tenant=acme", STRANGER)
+        .await
+        .problem(403);
+    assert_eq!(
+        api.get("/v1/dead-letters?tenant=acme", ADMIN).await.ok(200)["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    api.get("/v1/dead-letters?cursor=zz", ADMIN)
+        .await
+        .problem(400);
+
+    api.post_json("/v1/blobs", WRITER, chapter(1)).await.ok(201);
+    api.send(Call::post(&format!("/v1/dead-letters/{letter_id}/replay")).token(WRITER))
+        .await
+        .problem(403);
+    let job = api
+        .send(Call::post(&format!("/v1/dead-letters/{letter_id}/replay")).token(ADMIN))
+        .await
+        .ok(200);
+    assert_eq!(job["state"], "pending");
+    assert_eq!(job["attempt"], 7);
+    let p = api
+        .send(Call::post(&format!("/v1/dead-letters/{letter_id}/replay")).token(ADMIN))
+        .await
+        .problem(409);
+    assert!(
+        p["detail"].as_str().unwrap().contains("already replayed"),
+        "{p}"
+    );
+    api.send(Call::post("/v1/dead-letters/01ARZ3NDEKTSV4RRFFQ69G5FAV/replay").token(ADMIN))
+        .await
+        .problem(404);
+    api.send(Call::post("/v1/dead-letters/nope/replay").token(ADMIN))
+        .await
+        .problem(400);
+
+    let derived = api
+        .get(&format!("/v1/blobs/{request_id}/derived?wait=30"), READER)
+        .await
+        .ok(200);
+    assert_eq!(
+        derived["derived"][0]["schema"], "compiled-book-v1",
+        "{derived}"
+    );
+    assert_eq!(derived["derived"][0]["producer"]["attempt"], 7);
+    let audit = api.get("/v1/audit", ADMIN).await.ok(200);
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "dead-letter.replay" && e["target"] == letter_id.as_str())
+    );
+    api.engine.shutdown().await;
+}

@@ -1,0 +1,383 @@
+//! `reyna serve`: the engine behind the HTTP API, in one process.
+//!
+//! Settings come from flags, then `REYNA_*` environment variables (clap
+//! reads both), then the `--config` TOML file, then defaults. On first start
+//! (no database in the data directory yet) the example plugins embedded in
+//! this binary are registered; every start registers bundled schemas that
+//! are missing. SIGINT or SIGTERM stops accepting requests, ends live
+//! streams, and waits for in-flight jobs to commit.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use reyna_api::{ApiConfig, AppState};
+use reyna_engine::reyna_store::Role;
+use reyna_engine::{Engine, EngineConfig};
+use serde::Deserialize;
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/examples.rs"));
+}
+
+/// Where the admin token is kept, inside the data directory.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+/// The tenant of the admin token created on first start.
+pub const ADMIN_TENANT: &str = "default";
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_DATA_DIR: &str = "./reyna-data";
+
+/// Flags of `reyna serve`; each also reads its `REYNA_*` variable.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, env = "REYNA_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory of the database and compiled plugins [default: ./reyna-data].
+    #[arg(long, env = "REYNA_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// TOML file with any of: listen, data-dir, log, workers, max-body,
+    /// max-plugin, max-blob, max-page, max-wait, sse-buffer, sse-heartbeat.
+    #[arg(long, env = "REYNA_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Admin token to accept (instead of the one created in <data-dir>/admin-token).
+    #[arg(long, env = "REYNA_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Log filter, e.g. `info` or `reyna_engine=debug` [default: info].
+    #[arg(long, env = "REYNA_LOG")]
+    pub log: Option<String>,
+}
+
+/// The `--config` file. Unknown keys are errors.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    log: Option<String>,
+    /// Jobs run at once.
+    workers: Option<usize>,
+    /// Largest JSON request body, e.g. "16MiB".
+    max_body: Option<String>,
+    /// Largest plugin upload, e.g. "64MiB".
+    max_plugin: Option<String>,
+    /// Largest blob, e.g. "16MiB".
+    max_blob: Option<String>,
+    /// Largest page a listing may ask for.
+    max_page: Option<usize>,
+    /// Longest `derived?wait=`, e.g. "60s".
+    max_wait: Option<String>,
+    /// Events buffered per live-stream client.
+    sse_buffer: Option<usize>,
+    /// Heartbeat interval of idle live streams, e.g. "15s".
+    sse_heartbeat: Option<String>,
+    /// Outbound policy for effect plugins.
+    #[serde(default)]
+    effects: EffectsFile,
+}
+
+/// `[effects]`: which hosts each effect plugin may reach. An effect reaches a
+/// host only when its manifest's `allowed-hosts` and these approvals agree.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct EffectsFile {
+    /// Approved hosts per effect name (`*` for every effect), e.g.
+    /// `approved-hosts = { llm = ["api.openai.com:443"] }`.
+    #[serde(default)]
+    approved_hosts: std::collections::BTreeMap<String, Vec<String>>,
+    /// Allow loopback and private addresses (local model servers).
+    allow_private: Option<bool>,
+    /// Deadline of one outgoing request, e.g. "30s".
+    request_timeout: Option<String>,
+    /// Largest response body, e.g. "16MiB".
+    max_response: Option<String>,
+    /// Most requests one effect call may make.
+    max_requests: Option<u32>,
+}
+
+/// Everything `serve` needs, resolved.
+#[derive(Debug)]
+struct Settings {
+    listen: SocketAddr,
+    data_dir: PathBuf,
+    log: String,
+    engine: EngineConfig,
+    api: ApiConfig,
+}
+
+fn bytes(key: &str, text: &str) -> anyhow::Result<usize> {
+    let size: bytesize::ByteSize = text
+        .parse()
+        .map_err(|e| anyhow::anyhow!("`{key}` must be a size like \"16MiB\", got {text:?}: {e}"))?;
+    usize::try_from(size.as_u64()).with_context(|| format!("`{key}` is too large"))
+}
+
+fn duration(key: &str, text: &str) -> anyhow::Result<Duration> {
+    humantime::parse_duration(text)
+        .with_context(|| format!("`{key}` must be a duration like \"15s\", got {text:?}"))
+}
+
+fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
+    let file = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?;
+            toml::from_str::<FileConfig>(&text)
+                .with_context(|| format!("invalid config file {}", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let listen = match args.listen.or(file.listen) {
+        Some(listen) => listen,
+        None => DEFAULT_LISTEN.parse().context("default listen address")?,
+    };
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let log = args
+        .log
+        .clone()
+        .or(file.log)
+        .unwrap_or_else(|| "info".to_owned());
+
+    let mut engine = EngineConfig::new(&data_dir);
+    if let Some(workers) = file.workers {
+        if workers == 0 {
+            bail!("`workers` must be at least 1");
+        }
+        engine.workers = workers;
+    }
+    if let Some(text) = &file.max_blob {
+        engine.max_blob_bytes = bytes("max-blob", text)?;
+    }
+    for (effect, hosts) in &file.effects.approved_hosts {
+        for host in hosts {
+            reyna_manifest::AllowedHost::parse(host)
+                .map_err(|e| anyhow::anyhow!("`effects.approved-hosts.{effect}`: {e}"))?;
+        }
+    }
+    engine.effects.approved_hosts = file.effects.approved_hosts.clone();
+    if let Some(allow) = file.effects.allow_private {
+        engine.effects.allow_private = allow;
+    }
+    if let Some(text) = &file.effects.request_timeout {
+        engine.effects.request_timeout = duration("effects.request-timeout", text)?;
+    }
+    if let Some(text) = &file.effects.max_response {
+        engine.effects.max_response_bytes = bytes("effects.max-response", text)? as u64;
+    }
+    if let Some(n) = file.effects.max_requests {
+        engine.effects.max_requests_per_call = n;
+    }
+    let mut api = ApiConfig::default();
+    // The body must fit the largest blob plus its JSON envelope.
+    api.max_body_bytes = api.max_body_bytes.max(engine.max_blob_bytes + 64 * 1024);
+    if let Some(text) = &file.max_body {
+        api.max_body_bytes = bytes("max-body", text)?;
+    }
+    if let Some(text) = &file.max_plugin {
+        api.max_plugin_bytes = bytes("max-plugin", text)?;
+    }
+    if let Some(n) = file.max_page {
+        if n == 0 {
+            bail!("`max-page` must be at least 1");
+        }
+        api.max_page = n;
+    }
+    if let Some(text) = &file.max_wait {
+        api.max_wait = duration("max-wait", text)?;
+    }
+    if let Some(n) = file.sse_buffer {
+        if n == 0 {
+            bail!("`sse-buffer` must be at least 1");
+        }
+        api.sse_buffer = n;
+    }
+    if let Some(text) = &file.sse_heartbeat {
+        api.sse_heartbeat = duration("sse-heartbeat", text)?;
+    }
+    Ok(Settings {
+        listen,
+        data_dir,
+        log,
+        engine,
+        api,
+    })
+}
+
+/// Runs the host until SIGINT or SIGTERM.
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = resolve(&args)?;
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log)
+        .with_context(|| format!("invalid log filter {:?}", settings.log))?;
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start tokio")?;
+    runtime.block_on(serve(settings, args.admin_token))
+}
+
+async fn serve(settings: Settings, admin_token: Option<String>) -> anyhow::Result<()> {
+    let data_dir = &settings.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    let first_start = !data_dir.join("reyna.redb").exists();
+    let engine = Engine::open(settings.engine)
+        .await
+        .context("cannot open the engine")?;
+
+    let report = engine
+        .register_bundled_schemas()
+        .await
+        .context("cannot register the bundled schemas")?;
+    if !report.schemas.is_empty() {
+        tracing::info!(schemas = ?report.schemas, "registered bundled schemas");
+    }
+    if first_start {
+        register_examples(&engine).await;
+    }
+    let token_note = admin_token_setup(&engine, data_dir, admin_token).await?;
+
+    engine.start();
+    let state = AppState::new(engine.clone(), settings.api);
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let addr = listener.local_addr().context("no local address")?;
+    // Scripts and tests read this line to learn the address.
+    println!(
+        "reyna {} listening on http://{addr}",
+        env!("CARGO_PKG_VERSION")
+    );
+    println!("data directory: {}", data_dir.display());
+    println!("{token_note}");
+
+    let stopping = state.clone();
+    axum::serve(listener, reyna_api::app(state))
+        .with_graceful_shutdown(async move {
+            stop_signal().await;
+            tracing::info!("stopping: no new requests; live streams end; in-flight jobs commit");
+            stopping.begin_shutdown();
+        })
+        .await
+        .context("the HTTP server failed")?;
+    engine.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Registers the embedded example plugins: effects first (processors may
+/// call them), then processors. A failure is logged and skipped.
+async fn register_examples(engine: &Engine) {
+    let mut ordered: Vec<(&str, &[u8], bool)> = embedded::EXAMPLES
+        .iter()
+        .map(|(name, bytes)| {
+            let effect = reyna_manifest::inspect(bytes)
+                .map(|info| info.manifest.kind == reyna_manifest::Kind::Effect)
+                .unwrap_or(false);
+            (*name, *bytes, effect)
+        })
+        .collect();
+    ordered.sort_by_key(|(_, _, effect)| !*effect);
+    for (name, bytes, _) in ordered {
+        match engine.upload_plugin(bytes.to_vec(), "system").await {
+            Ok((view, _)) => {
+                tracing::info!(plugin = %format!("{}@{}", view.name, view.version), "registered example plugin")
+            }
+            Err(e) => tracing::warn!(plugin = name, error = %e, "example plugin not registered"),
+        }
+    }
+}
+
+/// Makes sure an admin token exists and says where it is.
+async fn admin_token_setup(
+    engine: &Engine,
+    data_dir: &Path,
+    given: Option<String>,
+) -> anyhow::Result<String> {
+    let store = engine.store();
+    if let Some(secret) = given {
+        if secret.trim().len() < 16 {
+            bail!("--admin-token / REYNA_ADMIN_TOKEN must be at least 16 characters");
+        }
+        reyna_api::ensure_token(
+            store,
+            secret.trim(),
+            ADMIN_TENANT,
+            Role::Admin,
+            "admin (--admin-token)",
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot store the admin token: {e}"))?;
+        return Ok("admin token: the one given by --admin-token / REYNA_ADMIN_TOKEN".to_owned());
+    }
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    if path.exists() {
+        let secret = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        reyna_api::ensure_token(store, secret.trim(), ADMIN_TENANT, Role::Admin, "admin")
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot store the admin token: {e}"))?;
+        return Ok(format!("admin token: {}", path.display()));
+    }
+    let secret = reyna_api::generate_token().map_err(|e| anyhow::anyhow!("{e}"))?;
+    write_secret(&path, &secret)?;
+    reyna_api::ensure_token(store, &secret, ADMIN_TENANT, Role::Admin, "admin")
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot store the admin token: {e}"))?;
+    Ok(format!(
+        "admin token: {} (created now, readable only by you)",
+        path.display()
+    ))
+}
+
+/// Writes a secret to a new file only its owner can read.
+fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(format!("{secret}\n").as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+async fn stop_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}
