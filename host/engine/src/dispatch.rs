@@ -142,6 +142,20 @@ async fn run_job(inner: Arc<Inner>, job: Job, _permit: OwnedSemaphorePermit) {
             tracing::error!(job = %job_id, error = %e, "cannot record job outcome");
         }
     }
+    // A finished re-run leaves replay mode; one that will retry keeps it.
+    if let Ok(Some(done)) = inner.store.get_job(job_id)
+        && matches!(
+            done.state,
+            reyna_store::JobState::Done | reyna_store::JobState::Dead
+        )
+    {
+        let key = (done.blob_id, done.plugin, done.version);
+        inner
+            .replays
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
+    }
     inner
         .in_flight
         .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
@@ -270,7 +284,15 @@ async fn execute(inner: &Arc<Inner>, p: &Arc<Loaded>, job: &Job) -> Result<Finis
     }
 
     let seed = job.id.0.0 as u64;
-    let host = Arc::new(JobHost::new(inner.clone(), &job.tenant, seed));
+    let mut job_host = JobHost::new(inner.clone(), &job.tenant, seed);
+    let replay_key = (job.blob_id, job.plugin.clone(), job.version.clone());
+    job_host.replay = inner
+        .replays
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&replay_key)
+        .cloned();
+    let host = Arc::new(job_host);
     let event = Event {
         subject: job.subject.clone(),
         blob: Blob {

@@ -10,6 +10,10 @@ use reyna_store::{BlobId, BlobMeta, EffectCall, Store};
 
 use crate::{Inner, digest_hex};
 
+/// Recorded effect responses for a replay: (effect, request digest) ->
+/// (response digest, effect version).
+pub(crate) type Recorded = std::collections::HashMap<(String, String), (String, String)>;
+
 /// Host services for one job. Records whether the plugin read other blobs,
 /// because a result that depends on more than the input must not be reused
 /// for another input with the same content.
@@ -20,6 +24,8 @@ pub(crate) struct JobHost {
     /// Every effect call of this job, for its lineage.
     pub effect_calls: Mutex<Vec<EffectCall>>,
     pub seed: u64,
+    /// Replay mode: answer effect calls from these recorded responses only.
+    pub replay: Option<Arc<Recorded>>,
 }
 
 impl JobHost {
@@ -30,11 +36,55 @@ impl JobHost {
             read_other_blobs: AtomicBool::new(false),
             effect_calls: Mutex::new(Vec::new()),
             seed,
+            replay: None,
         }
     }
 
     pub(crate) fn take_effect_calls(&self) -> Vec<EffectCall> {
         std::mem::take(&mut *self.effect_calls.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Answers an effect call from a recorded response, or refuses it.
+    fn replayed(
+        &self,
+        recorded: &Recorded,
+        name: &str,
+        request_digest: String,
+    ) -> Result<Vec<u8>, GuestError> {
+        let found = recorded.get(&(name.to_owned(), request_digest.clone()));
+        let response = found.and_then(|(digest, _)| {
+            self.inner
+                .store
+                .get_component(digest.trim_start_matches("sha256:"))
+                .ok()
+                .flatten()
+        });
+        match (found, response) {
+            (Some((response_digest, version)), Some(bytes)) => {
+                self.record(EffectCall {
+                    effect: name.to_owned(),
+                    version: version.clone(),
+                    request_digest,
+                    response_digest: response_digest.clone(),
+                    duration_us: 0,
+                    outcome: "replayed".to_owned(),
+                });
+                Ok(bytes)
+            }
+            _ => {
+                self.record(EffectCall {
+                    effect: name.to_owned(),
+                    version: String::new(),
+                    request_digest: request_digest.clone(),
+                    response_digest: String::new(),
+                    duration_us: 0,
+                    outcome: "replay: no recorded response".to_owned(),
+                });
+                Err(GuestError::Fatal(format!(
+                    "replay mode: no recorded response of effect `{name}` for request {request_digest}"
+                )))
+            }
+        }
     }
 
     fn record(&self, call: EffectCall) {
@@ -145,6 +195,9 @@ impl HostApi for JobHost {
         Box::pin(async move {
             self.read_other_blobs.store(true, Ordering::Relaxed);
             let request_digest = format!("sha256:{}", digest_hex(&request));
+            if let Some(recorded) = &self.replay {
+                return self.replayed(recorded, name, request_digest);
+            }
             let Some(effect) = self.inner.plugins.enabled_effect(name) else {
                 self.record(EffectCall {
                     effect: name.to_owned(),

@@ -169,6 +169,8 @@ impl EngineConfig {
     }
 }
 
+pub(crate) type ReplayKey = (BlobId, String, String);
+
 pub(crate) struct Inner {
     pub config: EngineConfig,
     pub store: Store,
@@ -176,6 +178,10 @@ pub(crate) struct Inner {
     pub schemas: SchemaRegistry,
     pub plugins: PluginRegistry,
     pub job_finished: watch::Sender<u64>,
+    /// Re-runs in replay mode: (blob, plugin, version) -> recorded effect
+    /// responses. Registered before the job is enqueued, so no worker can
+    /// claim the job without it.
+    pub replays: Mutex<std::collections::HashMap<ReplayKey, Arc<host::Recorded>>>,
     /// Jobs claimed and not yet fully recorded (store outcome and counters).
     pub in_flight: std::sync::atomic::AtomicUsize,
     shutdown: watch::Sender<bool>,
@@ -254,6 +260,7 @@ impl Engine {
                 plugins,
                 job_finished,
                 in_flight: std::sync::atomic::AtomicUsize::new(0),
+                replays: Mutex::new(std::collections::HashMap::new()),
                 shutdown,
                 dispatcher: Mutex::new(None),
             }),
@@ -454,6 +461,108 @@ impl Engine {
             })?;
         self.audit(actor, "dead-letter.replay", id, &format!("job {}", job.id))
             .await?;
+        Ok(job)
+    }
+
+    /// Runs `plugin@version` again on an existing blob as a new job, e.g.
+    /// after an upgrade (backfill). With `replay_effects`, every effect call
+    /// the new run makes is answered from the responses recorded in the
+    /// lineage of earlier runs of the same plugin name on this blob, and a
+    /// call with no recorded response fails instead of calling out: a re-run
+    /// repeats no paid or side-effecting call. The new output is recorded
+    /// beside the old one, with the new version in its lineage.
+    ///
+    /// Replay mode lives in memory: a re-run still pending when the host
+    /// stops runs later without it (and then calls its effects for real).
+    pub async fn rerun(
+        &self,
+        tenant: &str,
+        blob: &str,
+        plugin: &str,
+        version: &str,
+        replay_effects: bool,
+        actor: &str,
+    ) -> Result<Job, EngineError> {
+        let blob_id: BlobId = blob.parse().map_err(|_| EngineError::InvalidBlobId {
+            id: blob.to_owned(),
+        })?;
+        let view = self
+            .plugin(plugin, version)
+            .ok_or_else(|| EngineError::PluginNotFound(format!("{plugin}@{version}")))?;
+        let meta = self
+            .inner
+            .store
+            .get_blob(tenant, blob_id)?
+            .ok_or_else(|| EngineError::NotFound(format!("blob {blob}")))?;
+        if !view
+            .manifest
+            .inputs
+            .iter()
+            .any(|s| s.as_str() == meta.schema)
+        {
+            return Err(EngineError::Conflict(format!(
+                "plugin {plugin}@{version} does not accept `{}` blobs",
+                meta.schema
+            )));
+        }
+        let mut recorded = host::Recorded::new();
+        if replay_effects {
+            for child in self.inner.store.children(tenant, blob_id)? {
+                let Some(producer) = child.producer else {
+                    continue;
+                };
+                if producer.plugin != plugin {
+                    continue;
+                }
+                for call in producer
+                    .effect_calls
+                    .iter()
+                    .filter(|c| c.outcome == "ok" || c.outcome == "replayed")
+                {
+                    recorded.insert(
+                        (call.effect.clone(), call.request_digest.clone()),
+                        (call.response_digest.clone(), call.version.clone()),
+                    );
+                }
+            }
+        }
+        let spec = reyna_store::JobSpec {
+            plugin: plugin.to_owned(),
+            version: version.to_owned(),
+            subject: format!("blob.created.{}", meta.schema),
+        };
+        // Registered before the job exists, so no worker can claim it first.
+        let key: ReplayKey = (blob_id, plugin.to_owned(), version.to_owned());
+        if replay_effects {
+            self.inner
+                .replays
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key.clone(), Arc::new(recorded));
+        }
+        let job = match self.inner.store.enqueue_job(tenant, blob_id, spec).await {
+            Ok(job) => job,
+            Err(e) => {
+                self.inner
+                    .replays
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&key);
+                return Err(e.into());
+            }
+        };
+        let mode = if replay_effects {
+            "replaying recorded effects"
+        } else {
+            "calling effects"
+        };
+        self.audit(
+            actor,
+            "blob.rerun",
+            blob,
+            &format!("{plugin}@{version}, job {}, {mode}", job.id),
+        )
+        .await?;
         Ok(job)
     }
 

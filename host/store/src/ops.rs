@@ -358,6 +358,24 @@ impl WriteOp for ReplayDeadLetter {
     }
 }
 
+pub(crate) struct EnqueueJob {
+    pub(crate) tenant: String,
+    pub(crate) blob: BlobId,
+    pub(crate) spec: JobSpec,
+}
+
+impl WriteOp for EnqueueJob {
+    type Output = Job;
+
+    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<Job> {
+        let meta = match tx.blob(self.blob)? {
+            Some(meta) if meta.tenant == self.tenant => meta,
+            _ => return reject(StoreError::BlobNotFound { id: self.blob }),
+        };
+        Ok(tx.enqueue_job(&meta, &self.spec)?)
+    }
+}
+
 pub(crate) struct PutSchema {
     pub(crate) id: String,
     pub(crate) json: String,

@@ -268,6 +268,18 @@ impl Store {
         read::dead_letter(&self.read()?, id)
     }
 
+    /// Enqueues a new job (new id, attempt 1, pending now) running `spec` on
+    /// an existing blob of `tenant`: a re-run, e.g. after a plugin upgrade.
+    /// Another tenant's blob is [`StoreError::BlobNotFound`].
+    pub async fn enqueue_job(&self, tenant: &str, blob: BlobId, spec: JobSpec) -> Result<Job> {
+        self.submit(ops::EnqueueJob {
+            tenant: tenant.to_owned(),
+            blob,
+            spec,
+        })
+        .await
+    }
+
     /// Runs a dead-lettered job again: same job id, next attempt, pending
     /// now; the dead letter is marked replayed (a second replay is refused).
     pub async fn replay_dead_letter(&self, id: DeadLetterId) -> Result<Job> {

@@ -242,3 +242,166 @@ async fn a_subscribed_effect_runs_as_a_sink_and_records_a_receipt() {
     assert_eq!(producer.effect_calls[0].effect, "echo-sink");
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_in_replay_mode_makes_no_request_and_gives_the_same_output() {
+    let (port, received) = chat_server("The recorded answer.").await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = llm_engine(dir.path(), Some(format!("127.0.0.1:{port}"))).await;
+    configure(&engine, port).await;
+    engine.start();
+    let input = put(&engine, "text-input-v1", json!({ "text": "Replay me." })).await;
+    idle(&engine).await;
+    assert_eq!(received.lock().unwrap().len(), 1);
+    let first = child_by_plugin(&engine, input.id, "text-expand");
+
+    let job = engine
+        .rerun(
+            TENANT,
+            &input.id.to_string(),
+            "text-expand",
+            "1.0.0",
+            true,
+            "operator",
+        )
+        .await
+        .unwrap();
+    idle(&engine).await;
+    assert_eq!(
+        received.lock().unwrap().len(),
+        1,
+        "replay mode sent a request"
+    );
+    let rerun = children(&engine, input.id)
+        .into_iter()
+        .find(|c| c.producer.as_ref().is_some_and(|p| p.job_id == job.id))
+        .expect("the re-run's output");
+    assert_ne!(rerun.id, first.id, "recorded beside the first output");
+    assert_eq!(json(&engine, rerun.id), json(&engine, first.id));
+    let producer = rerun.producer.unwrap();
+    assert_eq!(producer.effect_calls.len(), 1);
+    let (before, after) = (
+        &first.producer.unwrap().effect_calls[0],
+        &producer.effect_calls[0],
+    );
+    assert_eq!(after.outcome, "replayed");
+    assert_eq!(
+        (&after.request_digest, &after.response_digest),
+        (&before.request_digest, &before.response_digest)
+    );
+
+    // Without replay the same re-run calls out again.
+    engine
+        .rerun(
+            TENANT,
+            &input.id.to_string(),
+            "text-expand",
+            "1.0.0",
+            false,
+            "operator",
+        )
+        .await
+        .unwrap();
+    idle(&engine).await;
+    let dead = engine
+        .store()
+        .list_dead_letters(Some(TENANT), None, 10)
+        .unwrap()
+        .items;
+    let calls: Vec<_> = children(&engine, input.id)
+        .into_iter()
+        .map(|c| c.producer.unwrap().effect_calls)
+        .collect();
+    assert_eq!(received.lock().unwrap().len(), 2, "{dead:?} {calls:?}");
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_mode_refuses_a_call_it_has_no_recording_for() {
+    let (port, received) = chat_server("unused").await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = llm_engine(dir.path(), Some(format!("127.0.0.1:{port}"))).await;
+    configure(&engine, port).await;
+    // Created before any plugin could run: there is nothing recorded.
+    let input = put(
+        &engine,
+        "chapter-v1",
+        json!({ "book_id": "b", "index": 0, "title": "t", "text": "x" }),
+    )
+    .await;
+    let err = engine
+        .rerun(
+            TENANT,
+            &input.id.to_string(),
+            "text-expand",
+            "1.0.0",
+            true,
+            "op",
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("does not accept `chapter-v1` blobs"),
+        "{err}"
+    );
+    let text = engine
+        .create_blob(
+            "other-tenant",
+            "text-input-v1",
+            br#"{"text":"x"}"#.to_vec(),
+            vec![],
+        )
+        .await
+        .unwrap();
+    let err = engine
+        .rerun(
+            TENANT,
+            &text.id.to_string(),
+            "text-expand",
+            "1.0.0",
+            true,
+            "op",
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("not found"),
+        "another tenant's blob: {err}"
+    );
+    let mine = put(
+        &engine,
+        "text-input-v1",
+        json!({ "text": "never run before" }),
+    )
+    .await;
+    // The routed job and the re-run share (blob, plugin, version), so both
+    // run in replay mode here, and both refuse to call out.
+    engine
+        .rerun(
+            TENANT,
+            &mine.id.to_string(),
+            "text-expand",
+            "1.0.0",
+            true,
+            "op",
+        )
+        .await
+        .unwrap();
+    engine.start();
+    idle(&engine).await;
+    let dead = engine
+        .store()
+        .list_dead_letters(Some(TENANT), None, 10)
+        .unwrap()
+        .items;
+    assert!(
+        dead.iter().any(|d| d
+            .reason
+            .contains("replay mode: no recorded response of effect `llm`")),
+        "{:?}",
+        dead.iter().map(|d| &d.reason).collect::<Vec<_>>()
+    );
+    engine.shutdown().await;
+    let _ = received;
+}
