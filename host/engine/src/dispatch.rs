@@ -203,73 +203,53 @@ async fn dead(
         .await
 }
 
-async fn execute(inner: &Arc<Inner>, p: &Arc<Loaded>, job: &Job) -> Result<Finished, StoreError> {
-    let started = Instant::now();
-    let finished = |outcome| Finished {
-        outcome,
-        wall_us: started.elapsed().as_micros() as u64,
-    };
+/// Checks a job may run and reads its input; `Ok(Err(reason))` means it must
+/// go to the dead letters without running.
+fn admit(
+    inner: &Inner,
+    p: &Loaded,
+    job: &Job,
+) -> Result<Result<(reyna_store::BlobMeta, Vec<u8>), String>, StoreError> {
     if !p.record.enabled {
         let why = inner
             .plugins
             .paused_reason(p)
             .map(|r| format!(" (paused: {r})"))
             .unwrap_or_default();
-        dead(
-            inner,
-            job,
-            format!("plugin {} is disabled{why}", p.id()),
-            Cost::default(),
-        )
-        .await?;
-        return Ok(finished(Outcome::InputRejected));
+        return Ok(Err(format!("plugin {} is disabled{why}", p.id())));
     }
     if job.hop >= inner.config.max_hops {
-        dead(
-            inner,
-            job,
-            format!(
-                "hop limit reached: the input is {} derivations deep and the limit is {} (a subscription cycle?)",
-                job.hop, inner.config.max_hops
-            ),
-            Cost::default(),
-        )
-        .await?;
-        return Ok(finished(Outcome::InputRejected));
+        return Ok(Err(format!(
+            "hop limit reached: the input is {} derivations deep and the limit is {} (a subscription cycle?)",
+            job.hop, inner.config.max_hops
+        )));
     }
     let Some(meta) = inner.store.get_blob(&job.tenant, job.blob_id)? else {
-        dead(
-            inner,
-            job,
-            format!("input blob {} no longer exists", job.blob_id),
-            Cost::default(),
-        )
-        .await?;
-        return Ok(finished(Outcome::InputRejected));
+        return Ok(Err(format!("input blob {} no longer exists", job.blob_id)));
     };
-    let data = match inner.store.get_blob_data(&job.tenant, job.blob_id) {
-        Ok(Some(data)) => data,
-        Ok(None) => {
-            dead(
-                inner,
-                job,
-                format!("input blob {} has no data", job.blob_id),
-                Cost::default(),
-            )
-            .await?;
+    match inner.store.get_blob_data(&job.tenant, job.blob_id) {
+        Ok(Some(data)) => Ok(Ok((meta, data))),
+        Ok(None) => Ok(Err(format!("input blob {} has no data", job.blob_id))),
+        Err(StoreError::Corrupt { .. }) => Ok(Err(format!(
+            "input blob {} is corrupt (digest mismatch)",
+            job.blob_id
+        ))),
+        Err(e) => Err(e),
+    }
+}
+
+async fn execute(inner: &Arc<Inner>, p: &Arc<Loaded>, job: &Job) -> Result<Finished, StoreError> {
+    let started = Instant::now();
+    let finished = |outcome| Finished {
+        outcome,
+        wall_us: started.elapsed().as_micros() as u64,
+    };
+    let (meta, data) = match admit(inner, p, job)? {
+        Ok(input) => input,
+        Err(reason) => {
+            dead(inner, job, reason, Cost::default()).await?;
             return Ok(finished(Outcome::InputRejected));
         }
-        Err(StoreError::Corrupt { .. }) => {
-            dead(
-                inner,
-                job,
-                format!("input blob {} is corrupt (digest mismatch)", job.blob_id),
-                Cost::default(),
-            )
-            .await?;
-            return Ok(finished(Outcome::InputRejected));
-        }
-        Err(e) => return Err(e),
     };
 
     let key = IdemKey {
