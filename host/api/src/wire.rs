@@ -253,11 +253,17 @@ pub struct Job {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListJobs {
-    /// The input blob whose jobs to list.
+    /// The input blob whose jobs to list (all of them, oldest first). Without
+    /// it, a page of the tenant's jobs, ordered by state then creation, with
+    /// the next page's cursor in the `x-next-cursor` response header.
     pub blob: Option<String>,
     /// Only jobs in this state.
     #[param(inline)]
     pub state: Option<JobState>,
+    /// `x-next-cursor` of the previous page (tenant-wide listing only).
+    pub cursor: Option<String>,
+    /// Page size (tenant-wide listing only).
+    pub limit: Option<usize>,
 }
 
 /// A job that failed for good.

@@ -220,6 +220,18 @@ pub enum JobState {
     Dead,
 }
 
+impl JobState {
+    /// The state's code in the jobs-by-state index (its order in listings).
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Self::Pending => 0,
+            Self::Running => 1,
+            Self::Done => 2,
+            Self::Dead => 3,
+        }
+    }
+}
+
 impl fmt::Display for JobState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

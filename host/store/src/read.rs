@@ -306,6 +306,59 @@ pub(crate) fn jobs_for_blob(
     Ok(out)
 }
 
+/// A page of a tenant's jobs, of one state or all (ordered by state, then
+/// creation). The cursor is the state code and the last job id.
+pub(crate) fn list_jobs(
+    txn: &ReadTransaction,
+    tenant: &str,
+    state: Option<JobState>,
+    cursor: Option<&str>,
+    limit: usize,
+) -> Result<Page<Job>> {
+    let limit = clamp_limit(limit);
+    let (low, high) = match state {
+        Some(s) => (s.code(), s.code()),
+        None => (JobState::Pending.code(), JobState::Dead.code()),
+    };
+    let start = match cursor {
+        Some(c) => {
+            let (code, id) = c.split_at_checked(1).ok_or(StoreError::BadCursor)?;
+            let code: u8 = code.parse().map_err(|_| StoreError::BadCursor)?;
+            if code < low || code > high {
+                return Err(StoreError::BadCursor);
+            }
+            Bound::Excluded((tenant, code, parse_id_cursor(id)?))
+        }
+        None => Bound::Included((tenant, low, 0)),
+    };
+    let end = Bound::Included((tenant, high, u128::MAX));
+    let index = txn.open_table(JOBS_BY_STATE)?;
+    let mut keys = Vec::with_capacity(limit + 1);
+    for entry in index
+        .range::<(&str, u8, u128)>((start, end))?
+        .take(limit + 1)
+    {
+        let (key, _) = entry?;
+        let (_, code, id) = key.value();
+        keys.push((code, id));
+    }
+    let more = keys.len() > limit;
+    keys.truncate(limit);
+    let next_cursor = if more {
+        keys.last().map(|(code, id)| format!("{code}{id:032x}"))
+    } else {
+        None
+    };
+    let jobs = txn.open_table(JOBS)?;
+    let mut items = Vec::with_capacity(keys.len());
+    for (_, id) in keys {
+        if let Some(v) = jobs.get(id)? {
+            items.push(decode("job", v.value())?);
+        }
+    }
+    Ok(Page { items, next_cursor })
+}
+
 pub(crate) fn next_due_at(txn: &ReadTransaction) -> Result<Option<u64>> {
     let due = txn.open_table(JOBS_DUE)?;
     Ok(due.first()?.map(|(k, _)| k.value().0))

@@ -268,6 +268,19 @@ impl Store {
         read::dead_letter(&self.read()?, id)
     }
 
+    /// A page of a tenant's jobs, of one state or of all (ordered by state,
+    /// then creation). A cursor not from a previous page is
+    /// [`StoreError::BadCursor`]; `limit` is capped at 1000.
+    pub fn list_jobs(
+        &self,
+        tenant: &str,
+        state: Option<JobState>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Job>> {
+        read::list_jobs(&self.read()?, tenant, state, cursor, limit)
+    }
+
     /// Enqueues a new job (new id, attempt 1, pending now) running `spec` on
     /// an existing blob of `tenant`: a re-run, e.g. after a plugin upgrade.
     /// Another tenant's blob is [`StoreError::BlobNotFound`].

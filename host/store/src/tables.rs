@@ -68,6 +68,9 @@ pub(crate) const JOBS_RUNNING: TableDefinition<'static, u128, ()> =
 /// Input blob id → job ids enqueued for it.
 pub(crate) const JOBS_BY_BLOB: MultimapTableDefinition<'static, u128, u128> =
     MultimapTableDefinition::new("jobs_by_blob");
+/// (tenant, state code, job id) → (): jobs by tenant and state, for listings.
+pub(crate) const JOBS_BY_STATE: TableDefinition<'static, (&str, u8, u128), ()> =
+    TableDefinition::new("jobs_by_state");
 /// Named counters ([`JOBS_DONE`], [`JOBS_DEAD`]).
 pub(crate) const COUNTERS: TableDefinition<'static, &str, u64> = TableDefinition::new("counters");
 pub(crate) const JOBS_DONE: &str = "jobs.done";

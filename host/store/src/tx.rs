@@ -72,6 +72,7 @@ lazy_tables! {
     jobs_due: Table<'t, (u64, u128), ()> = open_table(JOBS_DUE);
     jobs_running: Table<'t, u128, ()> = open_table(JOBS_RUNNING);
     jobs_by_blob: MultimapTable<'t, u128, u128> = open_multimap_table(JOBS_BY_BLOB);
+    jobs_by_state: Table<'t, (&'static str, u8, u128), ()> = open_table(JOBS_BY_STATE);
     counters: Table<'t, &'static str, u64> = open_table(COUNTERS);
     dead_letters: Table<'t, u128, &'static [u8]> = open_table(DEAD_LETTERS);
     dead_letters_by_tenant: Table<'t, (&'static str, u128), ()> = open_table(DEAD_LETTERS_BY_TENANT);
@@ -203,6 +204,8 @@ impl Tx<'_> {
         self.put_job(&job)?;
         self.jobs_due()?.insert((job.due_at, job.id.key()), ())?;
         self.jobs_by_blob()?.insert(input.id.key(), job.id.key())?;
+        self.jobs_by_state()?
+            .insert((job.tenant.as_str(), job.state.code(), job.id.key()), ())?;
         self.signals.jobs_enqueued = true;
         Ok(job)
     }
@@ -234,6 +237,11 @@ impl Tx<'_> {
             JobState::Done => self.add_counter(JOBS_DONE, 1)?,
             JobState::Dead => self.add_counter(JOBS_DEAD, 1)?,
         }
+        let tenant = job.tenant.clone();
+        self.jobs_by_state()?
+            .remove((tenant.as_str(), job.state.code(), id))?;
+        self.jobs_by_state()?
+            .insert((tenant.as_str(), to.code(), id), ())?;
         job.state = to;
         job.updated_at = self.now;
         self.put_job(job)

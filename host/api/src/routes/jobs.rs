@@ -10,33 +10,66 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::QueryParams;
 use crate::wire::{self, DeadLetterPage, Job, ListDeadLetters, ListJobs};
 
-/// The jobs routed for a blob of the caller's tenant, optionally in one state.
+/// The caller's tenant's jobs, optionally of one input blob and one state.
 #[utoipa::path(get, path = "/v1/jobs", tag = "jobs", security(("bearer" = [])),
     params(ListJobs),
     responses(
-        (status = 200, description = "Jobs, oldest first", body = Vec<Job>),
+        (status = 200, description = "Jobs: all of one blob's, oldest first, or a page of the tenant's (next page: `x-next-cursor` header)", body = Vec<Job>),
         (status = "4XX", description = "Bad parameter or refused", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn list(
     Reader(caller): Reader,
     State(state): State<AppState>,
     QueryParams(q): QueryParams<ListJobs>,
-) -> ApiResult<Json<Vec<Job>>> {
-    // The store indexes jobs by input blob only; a tenant-wide listing by
-    // state needs a (tenant, state) index in the store first.
+) -> ApiResult<(axum::http::HeaderMap, Json<Vec<Job>>)> {
+    let mut headers = axum::http::HeaderMap::new();
     let Some(blob) = q.blob else {
-        return Err(ApiError::bad_request(
-            "invalid-query",
-            "pass `blob=<id>`: jobs are listed per input blob (a tenant-wide listing by state is not available yet)",
+        let limit = page_size(&state, q.limit)?;
+        let wanted = q.state.map(store_state);
+        let page = state
+            .engine()
+            .store()
+            .list_jobs(&caller.tenant, wanted, q.cursor.as_deref(), limit)
+            .map_err(|e| match e {
+                reyna_engine::reyna_store::StoreError::BadCursor => ApiError::bad_request(
+                    "invalid-cursor",
+                    "cursor is not from a previous page of this listing",
+                ),
+                other => other.into(),
+            })?;
+        if let Some(next) = page.next_cursor
+            && let Ok(value) = axum::http::HeaderValue::from_str(&next)
+        {
+            headers.insert("x-next-cursor", value);
+        }
+        return Ok((
+            headers,
+            Json(page.items.into_iter().map(Into::into).collect()),
         ));
     };
+    if q.cursor.is_some() || q.limit.is_some() {
+        return Err(ApiError::bad_request(
+            "invalid-query",
+            "`cursor` and `limit` apply to the tenant-wide listing, not to `blob=`",
+        ));
+    }
     let blob = blob_id(&blob)?;
     let mut jobs = state.engine().store().jobs_for_blob(&caller.tenant, blob)?;
     if let Some(wanted) = q.state {
         jobs.retain(|j| wire::JobState::from(j.state) == wanted);
     }
     jobs.sort_by_key(|j| j.created_at);
-    Ok(Json(jobs.into_iter().map(Into::into).collect()))
+    Ok((headers, Json(jobs.into_iter().map(Into::into).collect())))
+}
+
+fn store_state(s: wire::JobState) -> reyna_engine::reyna_store::JobState {
+    use reyna_engine::reyna_store::JobState as S;
+    match s {
+        wire::JobState::Pending => S::Pending,
+        wire::JobState::Running => S::Running,
+        wire::JobState::Done => S::Done,
+        wire::JobState::Dead => S::Dead,
+    }
 }
 
 /// One job of the caller's tenant.

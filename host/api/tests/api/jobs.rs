@@ -49,7 +49,78 @@ async fn jobs_are_listed_per_blob_and_state() {
         json!([])
     );
     api.get("/v1/jobs?state=bogus", READER).await.problem(400);
-    api.get("/v1/jobs", READER).await.problem(400);
+    api.get(&format!("/v1/jobs?blob={id}&limit=5"), READER)
+        .await
+        .problem(400);
+    api.engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tenant_wide_listing_pages_by_state_with_a_cursor() {
+    let api = api_with_plugins(&["word-count"]).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let id = api.put_text(&format!("text number {i}")).await;
+        api.get(&format!("/v1/blobs/{id}/derived?wait=30"), READER)
+            .await
+            .ok(200);
+        ids.push(id);
+    }
+    let first = api.get("/v1/jobs?state=done&limit=3", READER).await;
+    let page = first.ok(200);
+    assert_eq!(page.as_array().unwrap().len(), 3);
+    let cursor = first
+        .headers
+        .get("x-next-cursor")
+        .expect("a next page")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let second = api
+        .get(
+            &format!("/v1/jobs?state=done&limit=3&cursor={cursor}"),
+            READER,
+        )
+        .await;
+    assert!(
+        second.headers.get("x-next-cursor").is_none(),
+        "the last page"
+    );
+    let rest = second.ok(200);
+    assert_eq!(rest.as_array().unwrap().len(), 2);
+    let mut seen: Vec<String> = page
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(rest.as_array().unwrap())
+        .map(|j| j["blob_id"].as_str().unwrap().to_owned())
+        .collect();
+    seen.sort();
+    ids.sort();
+    assert_eq!(seen, ids, "every job once, no gap, no repeat");
+    assert_eq!(
+        api.get("/v1/jobs?state=pending", READER).await.ok(200),
+        json!([])
+    );
+    assert_eq!(
+        api.get("/v1/jobs", READER)
+            .await
+            .ok(200)
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+    assert_eq!(
+        api.get("/v1/jobs", STRANGER).await.ok(200),
+        json!([]),
+        "other tenants see none"
+    );
+    let bad = api
+        .get("/v1/jobs?cursor=nonsense", READER)
+        .await
+        .problem(400);
+    assert!(bad["detail"].as_str().unwrap().contains("cursor"), "{bad}");
     api.engine.shutdown().await;
 }
 
