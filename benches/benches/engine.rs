@@ -10,7 +10,8 @@
 //!   blob is committed, divided by the number of events.
 //!
 //! The summary line prints derived blobs per second and the ratio
-//! engine / floor. Run: `cargo bench -p reyna-benches --bench engine`.
+//! engine / floor. Run: `cargo bench -p reyna-benches --bench engine`
+//! (`REYNA_BENCH_WORKERS=N` overrides the engine's concurrent jobs).
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 

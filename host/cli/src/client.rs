@@ -209,16 +209,27 @@ fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
 /// `reyna plugin push FILE.wasm`.
 pub async fn plugin_push(api: &Api, file: &Path) -> Result<()> {
     let bytes = read_input(file)?;
-    eprintln!(
-        "uploading {} ({})…",
-        file.display(),
-        bytesize::ByteSize(bytes.len() as u64)
+    let total = bytes.len() as u64;
+    // A byte progress bar on a terminal; hidden when stderr is not one.
+    let bar = indicatif::ProgressBar::new(total).with_style(
+        indicatif::ProgressStyle::with_template("uploading {msg} {bar:30} {bytes}/{total_bytes}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
+    bar.set_message(file.display().to_string());
+    let chunks: Vec<Vec<u8>> = bytes.chunks(64 * 1024).map(<[u8]>::to_vec).collect();
+    let progress = bar.clone();
+    let stream = futures_util::stream::iter(chunks.into_iter().map(move |chunk| {
+        progress.inc(chunk.len() as u64);
+        Ok::<_, std::io::Error>(chunk)
+    }));
     let request = api
         .post("/v1/plugins")
         .header("content-type", "application/wasm")
-        .body(bytes);
-    let reply = api.send_json(request).await?;
+        .header("content-length", total.to_string())
+        .body(reqwest::Body::wrap_stream(stream));
+    let reply = api.send_json(request).await;
+    bar.finish_and_clear();
+    let reply = reply?;
     if api.json {
         api.print_json(&reply);
     } else {
@@ -367,13 +378,17 @@ pub async fn blob_put(
     let id = str_of(&blob, "id").to_owned();
     let derived = match &wait {
         Some(wait) => {
+            // A spinner on a terminal while the host works; hidden otherwise.
+            let spinner = indicatif::ProgressBar::new_spinner();
             if !api.json {
-                eprintln!("waiting up to {wait} for derived blobs…");
+                spinner.set_message(format!("waiting up to {wait} for derived blobs"));
+                spinner.enable_steady_tick(Duration::from_millis(120));
             }
-            Some(
-                api.send_json(api.get(&format!("/v1/blobs/{id}/derived?wait={wait}")))
-                    .await?,
-            )
+            let derived = api
+                .send_json(api.get(&format!("/v1/blobs/{id}/derived?wait={wait}")))
+                .await;
+            spinner.finish_and_clear();
+            Some(derived?)
         }
         None => None,
     };

@@ -446,6 +446,41 @@ async fn a_restart_keeps_blobs_and_the_admin_token_and_the_client_reports_failur
         .unwrap()
         .to_owned();
 
+    // `plugin push` streams the component; a second push of the same bytes
+    // changes nothing; a file that is not a plugin is refused with exit 1.
+    let wasm = reyna_artifacts::plugin("word-count");
+    let push = |file: &Path| {
+        reyna()
+            .args(["plugin", "push"])
+            .arg(file)
+            .args(["--url", &host.url, "--token", &token])
+            .output()
+            .unwrap()
+    };
+    let out = push(&wasm);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("uploaded word-count@0.1.0"),
+        "{out:?}"
+    );
+    let out = push(&wasm);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("already uploaded"),
+        "{out:?}"
+    );
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"not a plugin at all").unwrap();
+    let out = push(&junk);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a WebAssembly file"),
+        "{out:?}"
+    );
+
     // Client exit codes: refused is 1, unreachable is 3.
     let out = reyna()
         .args(["plugin", "ls", "--url", &host.url, "--token", "reyna_wrong"])
