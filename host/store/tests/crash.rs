@@ -308,13 +308,13 @@ async fn child(path: std::path::PathBuf) {
             let mut rng = Rng(seed() ^ (worker << 40) | 1);
             let mut wake = store.watch_jobs();
             loop {
+                // Marked seen before claiming, so a job made pending after the
+                // claim (new, or a retry: retries here are due at once) wakes us.
+                wake.borrow_and_update();
                 let jobs = store.claim_due_jobs(now_ms(), 8).await.unwrap();
                 if jobs.is_empty() {
-                    // Load generator, not a test assertion: wait for new
-                    // jobs, or a moment for a retry to fall due.
-                    tokio::select! {
-                        _ = wake.changed() => {}
-                        _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+                    if wake.changed().await.is_err() {
+                        break;
                     }
                     continue;
                 }
