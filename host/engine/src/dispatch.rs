@@ -143,7 +143,14 @@ async fn run_job(inner: Arc<Inner>, job: Job, _permit: OwnedSemaphorePermit) {
         }
     }
     // A finished re-run leaves replay mode; one that will retry keeps it.
-    if let Ok(Some(done)) = inner.store.get_job(job_id)
+    // (Only looked up while some re-run is registered: not a per-job read.)
+    let replaying = !inner
+        .replays
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .is_empty();
+    if replaying
+        && let Ok(Some(done)) = inner.store.get_job(job_id)
         && matches!(
             done.state,
             reyna_store::JobState::Done | reyna_store::JobState::Dead

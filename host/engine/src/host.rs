@@ -167,13 +167,7 @@ impl HostApi for JobHost {
                     let Some(blob) = to_runtime_blob(store, meta)? else {
                         continue;
                     };
-                    let matches = match serde_json::from_slice::<serde_json::Value>(&blob.data) {
-                        Ok(serde_json::Value::Object(data)) => {
-                            filter.iter().all(|(k, v)| data.get(k) == Some(v))
-                        }
-                        _ => false,
-                    };
-                    if matches {
+                    if reyna_runtime::matches_filter(&blob.data, &filter) {
                         if out.len() == limit {
                             return Err(GuestError::Fatal(format!(
                                 "query matched more than {limit} `{schema}` blobs; narrow the filter"

@@ -224,21 +224,15 @@ impl PluginRegistry {
         };
         // Compile (or read the cached artifact) before storing anything, so a
         // component that does not load leaves no trace.
-        let loaded = {
-            let registry_runtime = self.runtime.clone();
-            let record = record.clone();
-            let bytes = bytes.clone();
-            tokio::task::spawn_blocking(move || {
-                let plugin = registry_runtime.load(&bytes);
-                (record, plugin)
-            })
+        let runtime = self.runtime.clone();
+        let compile_bytes = bytes.clone();
+        let plugin = tokio::task::spawn_blocking(move || runtime.load(&compile_bytes))
             .await
             .map_err(|e| EngineError::Internal(format!("compile task failed: {e}")))?
-        };
-        let plugin = loaded.1.map_err(|e| EngineError::PluginLoad {
-            plugin: id.clone(),
-            reason: e.to_string(),
-        })?;
+            .map_err(|e| EngineError::PluginLoad {
+                plugin: id.clone(),
+                reason: e.to_string(),
+            })?;
         self.store.put_component(bytes).await?;
         let record = self.store.put_plugin(record).await?;
         let config = Arc::new(record.config.clone());

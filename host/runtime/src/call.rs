@@ -327,29 +327,25 @@ impl Runtime {
                             .map(Returned::Outputs)
                             .map_err(Phase::Call)
                     }
-                    (Pre::Effect(pre), Invocation::Perform(request)) => {
+                    (
+                        Pre::Effect(pre),
+                        invocation @ (Invocation::Perform(_) | Invocation::Deliver(_)),
+                    ) => {
                         let instance: Effect = pre
                             .instantiate_async(&mut store)
                             .await
                             .map_err(Phase::Instantiate)?;
                         instantiate_us = micros(t.elapsed());
-                        instance
-                            .call_perform(&mut store, &request)
-                            .await
-                            .map(Returned::Bytes)
-                            .map_err(Phase::Call)
-                    }
-                    (Pre::Effect(pre), Invocation::Deliver(event)) => {
-                        let instance: Effect = pre
-                            .instantiate_async(&mut store)
-                            .await
-                            .map_err(Phase::Instantiate)?;
-                        instantiate_us = micros(t.elapsed());
-                        instance
-                            .call_deliver(&mut store, &event)
-                            .await
-                            .map(Returned::Bytes)
-                            .map_err(Phase::Call)
+                        let returned = match invocation {
+                            Invocation::Perform(request) => {
+                                instance.call_perform(&mut store, &request).await
+                            }
+                            Invocation::Deliver(event) => {
+                                instance.call_deliver(&mut store, &event).await
+                            }
+                            Invocation::Process(_) => return Err(Phase::Mismatch),
+                        };
+                        returned.map(Returned::Bytes).map_err(Phase::Call)
                     }
                     _ => Err(Phase::Mismatch),
                 }

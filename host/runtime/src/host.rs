@@ -116,7 +116,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn matches_filter(data: &[u8], filter: &serde_json::Map<String, serde_json::Value>) -> bool {
+/// The contract's `query-blobs` filter rule: a blob matches when each key of
+/// `filter` equals the same top-level field of its JSON data; `{}` matches
+/// every blob.
+pub fn matches_filter(data: &[u8], filter: &serde_json::Map<String, serde_json::Value>) -> bool {
     if filter.is_empty() {
         return true;
     }

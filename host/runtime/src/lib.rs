@@ -96,7 +96,7 @@ pub use call::{Blob, CallContext, CallReport, Cost, EffectCall, Event, LogLevel,
 pub use config::{Limits, RuntimeConfig};
 pub use effect::{EffectContext, EffectReport};
 pub use error::{DenyReason, Failure, GuestError, LoadError, RuntimeError};
-pub use host::{EffectFn, HostApi, HostFuture, MemoryHost, NoHost};
+pub use host::{EffectFn, HostApi, HostFuture, MemoryHost, NoHost, matches_filter};
 pub use net::{HttpRecord, NetPolicy, is_private_address};
 pub use plugin::Plugin;
 pub use runtime::{Runtime, RuntimeStats};
