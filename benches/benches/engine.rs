@@ -124,6 +124,16 @@ fn bench(c: &mut Criterion) {
     });
     group.finish();
     let counts = engine.store().counts().expect("counts");
+    let w = engine.store().writer_stats();
+    let commits = w.commits.max(1);
+    println!(
+        "engine writer: {} ops in {} commits ({:.1} per commit); per commit {} us applying, {} us committing",
+        w.ops,
+        w.commits,
+        w.ops as f64 / commits as f64,
+        w.apply_us / commits,
+        w.commit_us / commits,
+    );
     assert_eq!(counts.dead_letters, 0, "no event may fail in the bench");
     println!(
         "engine summary: floor {:.1} µs/call, engine {:.1} µs/event = {:.0} derived blobs/s, ratio engine/floor {:.2}",

@@ -32,6 +32,15 @@ fn open() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+/// Bytes this process has caused to be written to storage (Linux
+/// `/proc/self/io`), to compare what each mode writes per insert.
+fn disk_bytes_written() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// Total inserts and time per benchmark, to print the ratio at the end.
 type Tally = RefCell<BTreeMap<String, (u64, Duration)>>;
 
@@ -48,7 +57,7 @@ fn durable_inserts(c: &mut Criterion) {
         .build()
         .expect("tokio runtime");
     let tally = Tally::default();
-    let mut writer: Vec<(String, WriterStats)> = Vec::new();
+    let mut writer: Vec<(String, WriterStats, Option<u64>)> = Vec::new();
     let mut group = c.benchmark_group("durable_insert");
     group
         .sample_size(10)
@@ -61,6 +70,7 @@ fn durable_inserts(c: &mut Criterion) {
 
         let (_dir, store) = open();
         let name = format!("commit_per_insert/{label}");
+        let written = disk_bytes_written();
         group.bench_function(BenchmarkId::new("commit_per_insert", label), |b| {
             b.iter_custom(|iters| {
                 let took = rt.block_on(async {
@@ -77,11 +87,13 @@ fn durable_inserts(c: &mut Criterion) {
                 took
             });
         });
-        writer.push((name, store.writer_stats()));
+        let written = disk_bytes_written().zip(written).map(|(b, a)| b - a);
+        writer.push((name, store.writer_stats(), written));
         drop(store);
 
         let (_dir, store) = open();
         let name = format!("group_commit_{WRITERS}_writers/{label}");
+        let written = disk_bytes_written();
         group.bench_function(
             BenchmarkId::new(format!("group_commit_{WRITERS}_writers"), label),
             |b| {
@@ -113,14 +125,18 @@ fn durable_inserts(c: &mut Criterion) {
                 });
             },
         );
-        writer.push((name, store.writer_stats()));
+        let written = disk_bytes_written().zip(written).map(|(b, a)| b - a);
+        writer.push((name, store.writer_stats(), written));
     }
     group.finish();
 
-    for (name, w) in &writer {
+    for (name, w, written) in &writer {
         let commits = w.commits.max(1);
+        let per_insert = written
+            .map(|b| format!("{:.1} KB", b as f64 / w.ops.max(1) as f64 / 1e3))
+            .unwrap_or_else(|| "?".to_owned());
         println!(
-            "{name}: {} inserts in {} commits ({:.1} per commit); per commit {} us applying, {} us committing",
+            "{name}: {} inserts in {} commits ({:.1} per commit); per commit {} us applying, {} us committing; {per_insert} written to disk per insert",
             w.ops,
             w.commits,
             w.ops as f64 / commits as f64,

@@ -69,6 +69,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod codec;
 mod error;
 mod model;
 mod ops;

@@ -230,6 +230,17 @@ impl JobState {
             Self::Dead => 3,
         }
     }
+
+    /// The state with this [`Self::code`].
+    pub(crate) fn from_code(code: u8) -> Option<Self> {
+        Some(match code {
+            0 => Self::Pending,
+            1 => Self::Running,
+            2 => Self::Done,
+            3 => Self::Dead,
+            _ => return None,
+        })
+    }
 }
 
 impl fmt::Display for JobState {

@@ -156,10 +156,16 @@ impl WriteOp for CompleteJob {
         };
         let mut metas = Vec::with_capacity(c.outputs.len());
         for (index, (output, digest)) in c.outputs.iter().zip(&self.digests).enumerate() {
-            let mut wanted = Vec::with_capacity(1 + output.extra_parents.len());
-            wanted.push(input.id);
-            wanted.extend_from_slice(&output.extra_parents);
-            let parents = checked_parents(tx, &job.tenant, &wanted)?;
+            // The input was read above; only extra parents need a lookup.
+            let extra: Vec<BlobId> = output
+                .extra_parents
+                .iter()
+                .copied()
+                .filter(|&p| p != input.id)
+                .collect();
+            let mut parents = Vec::with_capacity(1 + extra.len());
+            parents.push(input.id);
+            parents.extend(checked_parents(tx, &job.tenant, &extra)?);
             let index = u32::try_from(index).unwrap_or(u32::MAX);
             metas.push(BlobMeta {
                 id: BlobId::derived(job.id, index),
@@ -184,9 +190,11 @@ impl WriteOp for CompleteJob {
             });
         }
 
-        // Everything checked; from here on only writes.
+        // Everything checked; from here on only writes. The outputs are new:
+        // only completing a job stores blobs with its derived ids, and a
+        // done job returned above.
         for (i, (meta, output)) in metas.iter().zip(&c.outputs).enumerate() {
-            tx.insert_blob(meta, &output.data, false)?;
+            tx.insert_blob(meta, &output.data, true)?;
             for spec in c.next_jobs.get(i).map(Vec::as_slice).unwrap_or_default() {
                 tx.enqueue_job(meta, spec)?;
             }

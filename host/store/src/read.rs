@@ -22,7 +22,7 @@ fn clamp_limit(limit: usize) -> usize {
 
 fn blob_in(t: &impl ReadableTable<u128, &'static [u8]>, id: BlobId) -> Result<Option<BlobMeta>> {
     match t.get(id.key())? {
-        Some(v) => Ok(Some(decode("blob", v.value())?)),
+        Some(v) => Ok(Some(decode_binary("blob", v.value())?)),
         None => Ok(None),
     }
 }
@@ -281,7 +281,7 @@ impl<T: ReadableTable<u128, &'static [u8]>> Walk<'_, T> {
 pub(crate) fn job(txn: &ReadTransaction, id: JobId) -> Result<Option<Job>> {
     let t = txn.open_table(JOBS)?;
     match t.get(id.key())? {
-        Some(v) => Ok(Some(decode("job", v.value())?)),
+        Some(v) => Ok(Some(decode_binary("job", v.value())?)),
         None => Ok(None),
     }
 }
@@ -297,7 +297,7 @@ pub(crate) fn jobs_for_blob(
     for id in by_blob.get(blob_id.key())? {
         let id = id?.value();
         if let Some(v) = jobs.get(id)? {
-            let job: Job = decode("job", v.value())?;
+            let job: Job = decode_binary("job", v.value())?;
             if job.tenant == tenant {
                 out.push(job);
             }
@@ -353,7 +353,7 @@ pub(crate) fn list_jobs(
     let mut items = Vec::with_capacity(keys.len());
     for (_, id) in keys {
         if let Some(v) = jobs.get(id)? {
-            items.push(decode("job", v.value())?);
+            items.push(decode_binary("job", v.value())?);
         }
     }
     Ok(Page { items, next_cursor })
@@ -463,7 +463,7 @@ pub(crate) fn events_after(
             for entry in index.range::<(&str, u64)>((start, end))?.take(limit) {
                 let seq = entry?.0.value().1;
                 if let Some(v) = events.get(seq)? {
-                    out.push(decode("event", v.value())?);
+                    out.push(decode_binary("event", v.value())?);
                 }
             }
         }
@@ -473,7 +473,7 @@ pub(crate) fn events_after(
                 .take(limit)
             {
                 let (_, v) = entry?;
-                out.push(decode("event", v.value())?);
+                out.push(decode_binary("event", v.value())?);
             }
         }
     }
@@ -627,7 +627,7 @@ pub(crate) fn check(txn: &ReadTransaction) -> Result<CheckReport> {
     let mut outputs_by_job: HashMap<JobId, Vec<BlobId>> = HashMap::new();
     for entry in blobs.iter()? {
         let (k, v) = entry?;
-        let meta: BlobMeta = decode("blob", v.value())?;
+        let meta: BlobMeta = decode_binary("blob", v.value())?;
         let id = k.value();
         if meta.id.key() != id {
             problems.push(format!(
@@ -706,7 +706,7 @@ pub(crate) fn check(txn: &ReadTransaction) -> Result<CheckReport> {
     let mut created: HashSet<BlobId> = HashSet::new();
     for entry in events.iter()? {
         let (k, v) = entry?;
-        let event: Event = decode("event", v.value())?;
+        let event: Event = decode_binary("event", v.value())?;
         if event.seq != k.value() {
             problems.push(format!(
                 "event stored at {} claims seq {}",
@@ -739,7 +739,7 @@ pub(crate) fn check(txn: &ReadTransaction) -> Result<CheckReport> {
     let mut by_state: HashMap<JobState, u64> = HashMap::new();
     for entry in jobs.iter()? {
         let (_, v) = entry?;
-        let job: Job = decode("job", v.value())?;
+        let job: Job = decode_binary("job", v.value())?;
         let id = job.id.key();
         *by_state.entry(job.state).or_default() += 1;
         let in_due = due.get((job.due_at, id))?.is_some();

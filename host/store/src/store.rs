@@ -507,7 +507,11 @@ fn init(db: &Database) -> Result<()> {
                     supported: FORMAT_VERSION,
                 });
             }
-            // Older formats would be migrated here; there are none yet.
+            // Format 1 records (all JSON) still decode: raising the version
+            // is the whole migration.
+            Some(found) if found < FORMAT_VERSION => {
+                meta.insert(META_FORMAT, FORMAT_VERSION)?;
+            }
             Some(_) => {}
             None => {
                 meta.insert(META_FORMAT, FORMAT_VERSION)?;

@@ -1,6 +1,8 @@
 //! The on-disk layout: every table, its key and value types, and the record
-//! codec. Ids are stored as their `u128` (ULID order = time order); records
-//! are JSON so a later format can add fields with serde defaults.
+//! codec. Ids are stored as their `u128` (ULID order = time order). The
+//! records written on every event (blob metadata, events, jobs) are compact
+//! binary ([`crate::codec`]); the rest are JSON so a later format can add
+//! fields with serde defaults.
 //!
 //! Changing a key or value type here is a format change: bump
 //! [`FORMAT_VERSION`] and add a migration in `Store::open`.
@@ -11,10 +13,17 @@ use redb::{MultimapTableDefinition, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::codec::{self, Binary};
 use crate::error::{Result, StoreError};
 
 /// Format version written to and checked in [`META`].
-pub(crate) const FORMAT_VERSION: u64 = 1;
+///
+/// - 1: every record JSON.
+/// - 2: blob metadata, events and jobs binary ([`crate::codec`]); JSON ones
+///   left by format 1 still decode, so opening a format 1 file only raises
+///   its version (and a format 1 build then refuses it instead of failing on
+///   a binary record).
+pub(crate) const FORMAT_VERSION: u64 = 2;
 /// Key of the format version in [`META`].
 pub(crate) const META_FORMAT: &str = "format";
 
@@ -127,5 +136,26 @@ pub(crate) fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> R
     serde_json::from_slice(bytes).map_err(|e| StoreError::Codec {
         what,
         source: Arc::new(e),
+    })
+}
+
+/// Encodes a record that has a binary form.
+pub(crate) fn encode_binary<T: Binary>(value: &T) -> Vec<u8> {
+    codec::to_vec(value)
+}
+
+/// Decodes a record that has a binary form, or the JSON that format 1 wrote.
+pub(crate) fn decode_binary<T: Binary + DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T> {
+    if bytes.first() != Some(&codec::BINARY_TAG) {
+        return decode(what, bytes);
+    }
+    codec::from_slice(bytes).ok_or_else(|| StoreError::Codec {
+        what,
+        source: Arc::new(<serde_json::Error as serde::de::Error>::custom(
+            "malformed binary record",
+        )),
     })
 }

@@ -27,6 +27,8 @@ macro_rules! lazy_tables {
             txn: &'t WriteTransaction,
             $($field: Option<$ty>,)*
             next_event: Option<u64>,
+            /// Counter changes, written once by [`Tx::finish`].
+            counter_deltas: Vec<(&'static str, i64)>,
             signals: Signals,
         }
 
@@ -37,6 +39,7 @@ macro_rules! lazy_tables {
                     txn,
                     $($field: None,)*
                     next_event: None,
+                    counter_deltas: Vec::new(),
                     signals: Signals::default(),
                 }
             }
@@ -92,22 +95,36 @@ impl Tx<'_> {
         self.signals
     }
 
+    /// Writes what the batch's operations left pending; call once, after
+    /// the last operation and before committing.
+    pub(crate) fn finish(&mut self) -> Result<()> {
+        for (name, delta) in std::mem::take(&mut self.counter_deltas) {
+            if delta == 0 {
+                continue;
+            }
+            let counters = self.counters()?;
+            let current = counters.get(name)?.map_or(0, |v| v.value());
+            counters.insert(name, current.saturating_add_signed(delta))?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn blob(&mut self, id: BlobId) -> Result<Option<BlobMeta>> {
         match self.blobs()?.get(id.key())? {
-            Some(v) => Ok(Some(decode("blob", v.value())?)),
+            Some(v) => Ok(Some(decode_binary("blob", v.value())?)),
             None => Ok(None),
         }
     }
 
     pub(crate) fn job(&mut self, id: JobId) -> Result<Option<Job>> {
         match self.jobs()?.get(id.key())? {
-            Some(v) => Ok(Some(decode("job", v.value())?)),
+            Some(v) => Ok(Some(decode_binary("job", v.value())?)),
             None => Ok(None),
         }
     }
 
     pub(crate) fn put_job(&mut self, job: &Job) -> Result<()> {
-        let bytes = encode("job", job)?;
+        let bytes = encode_binary(job);
         self.jobs()?.insert(job.id.key(), bytes.as_slice())?;
         Ok(())
     }
@@ -126,7 +143,7 @@ impl Tx<'_> {
         if !fresh && self.blobs()?.get(id)?.is_some() {
             return Ok(false);
         }
-        let bytes = encode("blob", meta)?;
+        let bytes = encode_binary(meta);
         self.blobs()?.insert(id, bytes.as_slice())?;
         let chunks = self.blob_data()?;
         if data.is_empty() {
@@ -175,7 +192,7 @@ impl Tx<'_> {
             job_id,
             at: self.now,
         };
-        let bytes = encode("event", &event)?;
+        let bytes = encode_binary(&event);
         self.events()?.insert(seq, bytes.as_slice())?;
         self.events_by_tenant()?.insert((tenant, seq), ())?;
         self.next_event = Some(seq + 1);
@@ -247,10 +264,13 @@ impl Tx<'_> {
         self.put_job(job)
     }
 
+    /// Adds to a counter when the batch finishes: every completion moves
+    /// one, and one read-modify-write per batch is enough.
     fn add_counter(&mut self, name: &'static str, delta: i64) -> Result<()> {
-        let counters = self.counters()?;
-        let current = counters.get(name)?.map_or(0, |v| v.value());
-        counters.insert(name, current.saturating_add_signed(delta))?;
+        match self.counter_deltas.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, d)) => *d = d.saturating_add(delta),
+            None => self.counter_deltas.push((name, delta)),
+        }
         Ok(())
     }
 }

@@ -14,10 +14,13 @@
 //! half the previous commit's duration, never more than [`MAX_DELAY`]), for
 //! as many operations as it answered last time plus those that queued up
 //! meanwhile. A lone caller never waits: it was the only one answered.
+//! The transaction is open during that wait and each operation is applied
+//! as it arrives, so the writer's work overlaps with callers preparing
+//! their next request instead of following it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use redb::{Database, Durability};
@@ -133,40 +136,69 @@ pub(crate) fn run(db: Arc<Database>, rx: Receiver<Box<dyn Queued>>, announce: An
     let mut next_bytes = 0usize;
     loop {
         let mut batch = std::mem::take(&mut next);
-        let mut bytes = std::mem::take(&mut next_bytes);
         let carried = batch.len();
+        let mut intake = Intake {
+            rx: &rx,
+            bytes: std::mem::take(&mut next_bytes),
+            // Commit delay (see the module doc).
+            target: (carried + answered).min(MAX_BATCH_OPS),
+            deadline: Instant::now() + (last_commit / 2).min(MAX_DELAY),
+            waited: Duration::ZERO,
+        };
         if batch.is_empty() {
             match rx.recv() {
                 Ok(first) => {
-                    bytes = first.weight();
+                    intake.bytes = first.weight();
                     batch.push(first);
                 }
                 Err(_) => return,
             }
         }
-        // Commit delay (see the module doc).
-        let target = (carried + answered).min(MAX_BATCH_OPS);
-        let deadline = Instant::now() + (last_commit / 2).min(MAX_DELAY);
-        loop {
-            take_ready(&rx, &mut batch, &mut bytes);
-            let now = Instant::now();
-            if batch.len() >= target || bytes >= MAX_BATCH_BYTES || now >= deadline {
-                break;
-            }
-            match rx.recv_timeout(deadline - now) {
-                Ok(op) => {
-                    bytes = bytes.saturating_add(op.weight());
-                    batch.push(op);
-                }
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        answered = batch.len();
         let started = Instant::now();
-        commit_batch(&db, batch, &announce, &mut || {
+        let outcome = try_commit(&db, &mut batch, Some(&mut intake), &announce.stats);
+        answered = batch.len();
+        finish_batch(&db, batch, outcome, &announce, &mut || {
             take_ready(&rx, &mut next, &mut next_bytes);
         });
-        last_commit = started.elapsed();
+        // The work, not the wait for late callers, sets the next delay.
+        last_commit = started.elapsed().saturating_sub(intake.waited);
+    }
+}
+
+/// Where a batch's operations come from while its transaction is open.
+struct Intake<'a> {
+    rx: &'a Receiver<Box<dyn Queued>>,
+    bytes: usize,
+    /// Operations to wait for before committing.
+    target: usize,
+    /// When to stop waiting for them.
+    deadline: Instant,
+    /// Time spent waiting for operations to arrive.
+    waited: Duration,
+}
+
+impl Intake<'_> {
+    /// The next operation for the batch: one already queued, or one that
+    /// arrives before the deadline while the batch is short of its target.
+    /// `None` when the batch should commit.
+    fn next(&mut self, len: usize) -> Option<Box<dyn Queued>> {
+        if len >= MAX_BATCH_OPS || self.bytes >= MAX_BATCH_BYTES {
+            return None;
+        }
+        let op = match self.rx.try_recv() {
+            Ok(op) => op,
+            Err(_) => {
+                let now = Instant::now();
+                if len >= self.target || now >= self.deadline {
+                    return None;
+                }
+                let op = self.rx.recv_timeout(self.deadline - now);
+                self.waited += now.elapsed();
+                op.ok()?
+            }
+        };
+        self.bytes = self.bytes.saturating_add(op.weight());
+        Some(op)
     }
 }
 
@@ -183,15 +215,17 @@ fn take_ready(rx: &Receiver<Box<dyn Queued>>, batch: &mut Vec<Box<dyn Queued>>, 
     }
 }
 
-/// Commits `batch` and answers its callers; `before_answering` runs once
-/// the batch's fate is known, before any caller hears of it.
-fn commit_batch(
+/// Answers the callers of a batch whose commit had `outcome`;
+/// `before_answering` runs once the batch's fate is known, before any caller
+/// hears of it.
+fn finish_batch(
     db: &Database,
-    mut batch: Vec<Box<dyn Queued>>,
+    batch: Vec<Box<dyn Queued>>,
+    outcome: Result<Signals>,
     announce: &Announce,
     before_answering: &mut dyn FnMut(),
 ) {
-    match try_commit(db, &mut batch, &announce.stats) {
+    match outcome {
         Ok(signals) => {
             before_answering();
             publish(announce, signals);
@@ -212,7 +246,7 @@ fn commit_batch(
             // transient error) does not fail its neighbours.
             for req in batch {
                 let mut single = vec![req];
-                match try_commit(db, &mut single, &announce.stats) {
+                match try_commit(db, &mut single, None, &announce.stats) {
                     Ok(signals) => {
                         publish(announce, signals);
                         for req in single {
@@ -230,8 +264,16 @@ fn commit_batch(
     }
 }
 
-fn try_commit(db: &Database, batch: &mut [Box<dyn Queued>], stats: &Stats) -> Result<Signals> {
-    let result = try_commit_inner(db, batch, stats);
+/// Applies `batch` in one write transaction and commits it durably. With an
+/// `intake`, operations that arrive meanwhile join the batch (and are applied
+/// at once), so applying overlaps with callers preparing their next request.
+fn try_commit(
+    db: &Database,
+    batch: &mut Vec<Box<dyn Queued>>,
+    intake: Option<&mut Intake<'_>>,
+    stats: &Stats,
+) -> Result<Signals> {
+    let result = try_commit_inner(db, batch, intake, stats);
     if result.is_err() {
         stats.failed_commits.fetch_add(1, Ordering::Relaxed);
     }
@@ -240,31 +282,44 @@ fn try_commit(db: &Database, batch: &mut [Box<dyn Queued>], stats: &Stats) -> Re
 
 fn try_commit_inner(
     db: &Database,
-    batch: &mut [Box<dyn Queued>],
+    batch: &mut Vec<Box<dyn Queued>>,
+    intake: Option<&mut Intake<'_>>,
     stats: &Stats,
 ) -> Result<Signals> {
-    let started = Instant::now();
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
+    let mut applying = Duration::ZERO;
     let signals = {
         let mut tx = Tx::new(&txn, crate::now_ms());
+        // On error the transaction is dropped, which aborts it.
         for req in batch.iter_mut() {
-            // On error the transaction is dropped, which aborts it.
+            let t = Instant::now();
             req.apply(&mut tx)?;
+            applying += t.elapsed();
         }
+        if let Some(intake) = intake {
+            while let Some(mut req) = intake.next(batch.len()) {
+                let t = Instant::now();
+                let applied = req.apply(&mut tx);
+                applying += t.elapsed();
+                batch.push(req);
+                applied?;
+            }
+        }
+        tx.finish()?;
         tx.signals()
     };
-    let applied = Instant::now();
+    let committing = Instant::now();
     txn.commit()?;
-    let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     stats.commits.fetch_add(1, Ordering::Relaxed);
     stats.ops.fetch_add(batch.len() as u64, Ordering::Relaxed);
     stats
         .apply_us
-        .fetch_add(micros(applied - started), Ordering::Relaxed);
+        .fetch_add(micros(applying), Ordering::Relaxed);
     stats
         .commit_us
-        .fetch_add(micros(applied.elapsed()), Ordering::Relaxed);
+        .fetch_add(micros(committing.elapsed()), Ordering::Relaxed);
     Ok(signals)
 }
 

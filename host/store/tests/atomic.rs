@@ -607,12 +607,68 @@ async fn a_store_reopens_with_everything_and_refuses_a_newer_format() {
             err,
             StoreError::UnsupportedFormat {
                 found: 99,
-                supported: 1
+                supported: 2
             }
         ),
         "{err}"
     );
     assert!(err.to_string().contains("newer than this build"), "{err}");
+}
+
+#[tokio::test]
+async fn a_format_1_file_with_json_records_opens_and_is_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reyna.redb");
+    let store = reyna_store::Store::open(&path).unwrap();
+    let blob = store
+        .create_blob(new_blob("text-v1", b"hello"), vec![spec("p", "text-v1")])
+        .await
+        .unwrap();
+    let job = store.jobs_for_blob(TENANT, blob.id).unwrap().remove(0);
+    let event = store.events_after(None, 0, 10).unwrap().remove(0);
+    drop(store);
+
+    // Rewrite the records as format 1 did: all JSON.
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let bytes = redb::TableDefinition::<u128, &[u8]>::new;
+            let mut t = txn.open_table(bytes("blobs")).unwrap();
+            let json = serde_json::to_vec(&blob).unwrap();
+            t.insert(blob.id.0.0, json.as_slice()).unwrap();
+            let mut t = txn.open_table(bytes("jobs")).unwrap();
+            let json = serde_json::to_vec(&job).unwrap();
+            t.insert(job.id.0.0, json.as_slice()).unwrap();
+            let mut t = txn
+                .open_table(redb::TableDefinition::<u64, &[u8]>::new("events"))
+                .unwrap();
+            let json = serde_json::to_vec(&event).unwrap();
+            t.insert(event.seq, json.as_slice()).unwrap();
+            let mut t = txn
+                .open_table(redb::TableDefinition::<&str, u64>::new("meta"))
+                .unwrap();
+            t.insert("format", 1).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+
+    let store = reyna_store::Store::open(&path).unwrap();
+    assert_eq!(store.get_blob(TENANT, blob.id).unwrap(), Some(blob.clone()));
+    assert_eq!(store.get_job(job.id).unwrap(), Some(job.clone()));
+    assert_eq!(store.events_after(None, 0, 10).unwrap(), vec![event]);
+    // The old JSON job is updated in the new form by a claim.
+    let claimed = store.claim_due_jobs(u64::MAX, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(store.check().unwrap().problems.is_empty());
+    drop(store);
+
+    let db = redb::Database::open(&path).unwrap();
+    let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+    let t = txn
+        .open_table(redb::TableDefinition::<&str, u64>::new("meta"))
+        .unwrap();
+    assert_eq!(t.get("format").unwrap().unwrap().value(), 2);
 }
 
 #[tokio::test]
