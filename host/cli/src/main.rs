@@ -1,6 +1,7 @@
 //! `reyna`: the Reyna host binary and operator CLI.
 //!
-//! `reyna serve` runs the host (engine + HTTP API). `reyna plugin inspect
+//! `reyna serve` runs the host (engine + HTTP API); with `--nats URL` it is
+//! the state node of a scale-out, and `reyna worker --nats URL` runs jobs. `reyna plugin inspect
 //! FILE.wasm` prints a plugin's embedded manifest and its component world
 //! without running or compiling it. The other subcommands are clients of the
 //! HTTP API (`--url` / `REYNA_URL`, `--token` / `REYNA_TOKEN`).
@@ -13,6 +14,7 @@ use clap::{Parser, Subcommand};
 mod client;
 mod inspect;
 mod serve;
+mod worker;
 
 use client::Remote;
 
@@ -32,6 +34,8 @@ struct Cli {
 enum Command {
     /// Run the host: engine and HTTP API.
     Serve(serve::ServeArgs),
+    /// Run a scale-out worker: pulls pure processor jobs from NATS JetStream.
+    Worker(worker::WorkerArgs),
     /// Work with plugin components.
     Plugin {
         #[command(subcommand)]
@@ -178,6 +182,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args).map_err(|e| client::Failure {
+            code: 1,
+            message: format!("{e:#}"),
+        }),
+        Command::Worker(args) => worker::run(args).map_err(|e| client::Failure {
             code: 1,
             message: format!("{e:#}"),
         }),

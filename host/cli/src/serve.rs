@@ -39,7 +39,8 @@ pub struct ServeArgs {
     #[arg(long, env = "REYNA_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// TOML file with any of: listen, data-dir, log, workers, max-body,
-    /// max-plugin, max-blob, max-page, max-wait, sse-buffer, sse-heartbeat.
+    /// max-plugin, max-blob, max-page, max-wait, sse-buffer, sse-heartbeat,
+    /// and the tables [effects] and [nats].
     #[arg(long, env = "REYNA_CONFIG")]
     pub config: Option<PathBuf>,
     /// Admin token to accept (instead of the one created in <data-dir>/admin-token).
@@ -48,6 +49,10 @@ pub struct ServeArgs {
     /// Log filter, e.g. `info` or `reyna_engine=debug` [default: info].
     #[arg(long, env = "REYNA_LOG")]
     pub log: Option<String>,
+    /// Scale out: send pure processor jobs to NATS JetStream at this URL
+    /// (e.g. `nats://127.0.0.1:4222`) for `reyna worker` processes to run.
+    #[arg(long, env = "REYNA_NATS")]
+    pub nats: Option<String>,
 }
 
 /// The `--config` file. Unknown keys are errors.
@@ -76,6 +81,23 @@ struct FileConfig {
     /// Outbound policy for effect plugins.
     #[serde(default)]
     effects: EffectsFile,
+    /// Scale-out on NATS JetStream.
+    #[serde(default)]
+    nats: NatsFile,
+}
+
+/// `[nats]`: scale-out on NATS JetStream (`--nats` overrides `url`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct NatsFile {
+    /// Server URL; scale-out is on when set.
+    url: Option<String>,
+    /// Inputs up to this size travel inside the job message, e.g. "256KiB".
+    inline_max: Option<String>,
+    /// Jobs sent to workers and not yet answered, at most.
+    max_outstanding: Option<usize>,
+    /// Publish a job again when no result came for this long, e.g. "120s".
+    resend_after: Option<String>,
 }
 
 /// `[effects]`: which hosts each effect plugin may reach. An effect reaches a
@@ -105,6 +127,7 @@ struct Settings {
     log: String,
     engine: EngineConfig,
     api: ApiConfig,
+    nats: Option<String>,
 }
 
 fn bytes(key: &str, text: &str) -> anyhow::Result<usize> {
@@ -173,6 +196,19 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
     if let Some(n) = file.effects.max_requests {
         engine.effects.max_requests_per_call = n;
     }
+    let nats = args.nats.clone().or(file.nats.url.clone());
+    if let Some(text) = &file.nats.inline_max {
+        engine.remote.inline_max = bytes("nats.inline-max", text)?;
+    }
+    if let Some(n) = file.nats.max_outstanding {
+        if n == 0 {
+            bail!("`nats.max-outstanding` must be at least 1");
+        }
+        engine.remote.max_outstanding = n;
+    }
+    if let Some(text) = &file.nats.resend_after {
+        engine.remote.resend_after = duration("nats.resend-after", text)?;
+    }
     let mut api = ApiConfig::default();
     // The body must fit the largest blob plus its JSON envelope.
     api.max_body_bytes = api.max_body_bytes.max(engine.max_blob_bytes + 64 * 1024);
@@ -206,25 +242,31 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
         log,
         engine,
         api,
+        nats,
     })
 }
 
 /// Runs the host until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = resolve(&args)?;
-    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log)
-        .with_context(|| format!("invalid log filter {:?}", settings.log))?;
+    let runtime = start_process(&settings.log)?;
+    runtime.block_on(serve(settings, args.admin_token))
+}
+
+/// Logging to stderr with `log` as the filter, and the tokio runtime.
+pub(crate) fn start_process(log: &str) -> anyhow::Result<tokio::runtime::Runtime> {
+    let filter = tracing_subscriber::EnvFilter::try_new(log)
+        .with_context(|| format!("invalid log filter {log:?}"))?;
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("cannot start tokio")?;
-    runtime.block_on(serve(settings, args.admin_token))
+        .context("cannot start tokio")
 }
 
 async fn serve(settings: Settings, admin_token: Option<String>) -> anyhow::Result<()> {
@@ -248,6 +290,20 @@ async fn serve(settings: Settings, admin_token: Option<String>) -> anyhow::Resul
     }
     let token_note = admin_token_setup(&engine, data_dir, admin_token).await?;
 
+    let state_node = match &settings.nats {
+        Some(url) => {
+            let node =
+                reyna_nats::StateNode::attach(&engine, reyna_nats::StateNodeConfig::new(url))
+                    .await
+                    .context("cannot attach to NATS")?;
+            tracing::info!(
+                url,
+                "scale-out: pure processor jobs go to NATS JetStream workers"
+            );
+            Some(node)
+        }
+        None => None,
+    };
     engine.start();
     let state = AppState::new(engine.clone(), settings.api);
     let listener = tokio::net::TcpListener::bind(settings.listen)
@@ -272,6 +328,9 @@ async fn serve(settings: Settings, admin_token: Option<String>) -> anyhow::Resul
         .await
         .context("the HTTP server failed")?;
     engine.shutdown().await;
+    if let Some(node) = state_node {
+        node.shutdown().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -359,7 +418,7 @@ fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn stop_signal() {
+pub(crate) async fn stop_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;

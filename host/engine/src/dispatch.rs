@@ -16,10 +16,17 @@ use tokio::task::JoinSet;
 use crate::Inner;
 use crate::host::JobHost;
 use crate::plugins::{Loaded, Outcome};
+use crate::remote::{self, RemoteJob};
 
 /// Runs until `shutdown` turns true, then waits for in-flight jobs to commit.
 pub(crate) async fn run(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) {
-    let permits = Arc::new(Semaphore::new(inner.config.workers));
+    // Remote mode: a slot is a job sent out and not yet answered.
+    let slots = if inner.remote.get().is_some() {
+        inner.config.remote.max_outstanding
+    } else {
+        inner.config.workers
+    };
+    let permits = Arc::new(Semaphore::new(slots));
     let mut jobs_changed = inner.store.watch_jobs();
     let mut tasks: JoinSet<()> = JoinSet::new();
     loop {
@@ -73,7 +80,7 @@ pub(crate) async fn run(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) 
     while tasks.join_next().await.is_some() {}
 }
 
-fn store_cost(cost: &reyna_runtime::Cost) -> Cost {
+pub(crate) fn store_cost(cost: &reyna_runtime::Cost) -> Cost {
     Cost {
         wall_us: cost.wall_us,
         epoch_ticks: cost.epoch_ticks,
@@ -98,12 +105,43 @@ fn backoff(inner: &Inner, job: &Job) -> Duration {
     Duration::from_millis(exp / 2 + exp * jitter / 2000)
 }
 
-struct Finished {
-    outcome: Outcome,
-    wall_us: u64,
+pub(crate) struct Finished {
+    pub outcome: Outcome,
+    pub wall_us: u64,
 }
 
-async fn run_job(inner: Arc<Inner>, job: Job, _permit: OwnedSemaphorePermit) {
+/// Where a job stands after [`execute`].
+enum Step {
+    /// Its outcome is committed.
+    Done(Finished),
+    /// It goes to the transport; its result is committed when it comes back.
+    Remote(Box<RemoteJob>),
+}
+
+/// Counts a finished call in metrics and plugin stats, pausing the plugin
+/// when its recent calls mostly failed.
+pub(crate) async fn record_outcome(
+    inner: &Inner,
+    plugin: &str,
+    p: Option<&Arc<Loaded>>,
+    finished: &Finished,
+) {
+    let outcome = finished.outcome.as_str();
+    metrics::counter!("reyna_jobs_total", "plugin" => plugin.to_owned(), "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("reyna_job_duration_seconds", "plugin" => plugin.to_owned())
+        .record(finished.wall_us as f64 / 1e6);
+    if let Some(p) = p
+        && let Some(reason) =
+            inner
+                .plugins
+                .record(p, finished.outcome, finished.wall_us, inner.pause_policy())
+    {
+        pause(inner, p, reason).await;
+    }
+}
+
+async fn run_job(inner: Arc<Inner>, job: Job, permit: OwnedSemaphorePermit) {
     let job_id = job.id;
     let plugin = inner.plugins.get(&job.plugin, &job.version);
     let result = match &plugin {
@@ -118,21 +156,14 @@ async fn run_job(inner: Arc<Inner>, job: Job, _permit: OwnedSemaphorePermit) {
         Some(p) => execute(&inner, p, &job).await.map(Some),
     };
     match result {
-        Ok(Some(finished)) => {
-            let outcome = finished.outcome.as_str();
-            metrics::counter!("reyna_jobs_total", "plugin" => job.plugin.clone(), "outcome" => outcome).increment(1);
-            metrics::histogram!("reyna_job_duration_seconds", "plugin" => job.plugin.clone())
-                .record(finished.wall_us as f64 / 1e6);
-            if let Some(p) = plugin
-                && let Some(reason) = inner.plugins.record(
-                    &p,
-                    finished.outcome,
-                    finished.wall_us,
-                    inner.pause_policy(),
-                )
-            {
-                pause(&inner, &p, reason).await;
-            }
+        Ok(Some(Step::Done(finished))) => {
+            record_outcome(&inner, &job.plugin, plugin.as_ref(), &finished).await;
+        }
+        Ok(Some(Step::Remote(remote_job))) => {
+            // The slot and the in-flight count stay taken until the result
+            // is committed (`remote::complete`).
+            remote::submit(&inner, *remote_job, permit).await;
+            return;
         }
         Ok(None) => {}
         Err(e) => {
@@ -190,7 +221,7 @@ async fn pause(inner: &Inner, p: &Loaded, reason: String) {
         .await;
 }
 
-async fn dead(
+pub(crate) async fn dead(
     inner: &Inner,
     job: &Job,
     reason: String,
@@ -245,11 +276,13 @@ fn admit(
     }
 }
 
-async fn execute(inner: &Arc<Inner>, p: &Arc<Loaded>, job: &Job) -> Result<Finished, StoreError> {
+async fn execute(inner: &Arc<Inner>, p: &Arc<Loaded>, job: &Job) -> Result<Step, StoreError> {
     let started = Instant::now();
-    let finished = |outcome| Finished {
-        outcome,
-        wall_us: started.elapsed().as_micros() as u64,
+    let finished = |outcome| {
+        Step::Done(Finished {
+            outcome,
+            wall_us: started.elapsed().as_micros() as u64,
+        })
     };
     let (meta, data) = match admit(inner, p, job)? {
         Ok(input) => input,
@@ -271,15 +304,7 @@ async fn execute(inner: &Arc<Inner>, p: &Arc<Loaded>, job: &Job) -> Result<Finis
     }
 
     let seed = job.id.0.0 as u64;
-    let mut job_host = JobHost::new(inner.clone(), &job.tenant, seed);
-    let replay_key = (job.blob_id, job.plugin.clone(), job.version.clone());
-    job_host.replay = inner
-        .replays
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&replay_key)
-        .cloned();
-    let host = Arc::new(job_host);
+    let inline = data.len() <= inner.config.remote.inline_max;
     let event = Event {
         subject: job.subject.clone(),
         blob: Blob {
@@ -290,6 +315,37 @@ async fn execute(inner: &Arc<Inner>, p: &Arc<Loaded>, job: &Job) -> Result<Finis
             parents: meta.parents.iter().map(ToString::to_string).collect(),
         },
     };
+    let replay_key = (job.blob_id, job.plugin.clone(), job.version.clone());
+    let replay = inner
+        .replays
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&replay_key)
+        .cloned();
+    if remote::runs_remotely(inner, &p.manifest, replay.is_some()) {
+        let mut event = event;
+        if !inline {
+            event.blob.data = Vec::new();
+        }
+        return Ok(Step::Remote(Box::new(RemoteJob {
+            job_id: job.id.to_string(),
+            attempt: job.attempt,
+            plugin: job.plugin.clone(),
+            version: job.version.clone(),
+            component_digest: p.record.digest.clone(),
+            config: (*p.config).clone(),
+            effects: p.manifest.effects.clone(),
+            seed,
+            event,
+            inline,
+            data_size: meta.size,
+            data_digest: meta.digest.clone(),
+        })));
+    }
+
+    let mut job_host = JobHost::new(inner.clone(), &job.tenant, seed);
+    job_host.replay = replay;
+    let host = Arc::new(job_host);
     if p.manifest.kind == Kind::Effect {
         return run_sink(inner, p, job, event, host).await.map(finished);
     }
@@ -302,26 +358,50 @@ async fn execute(inner: &Arc<Inner>, p: &Arc<Loaded>, job: &Job) -> Result<Finis
     let report = inner.runtime.call(&p.plugin, event, ctx).await;
     metrics::histogram!("reyna_instantiate_seconds")
         .record(report.cost.instantiate_us as f64 / 1e6);
-    let cost = store_cost(&report.cost);
     let effect_calls = host.take_effect_calls();
-    let outputs = match report.result {
-        Ok(outputs) => outputs,
-        Err(failure) => return fail(inner, p, job, failure, cost).await.map(finished),
-    };
-    let (new_outputs, next_jobs) = match check_outputs(inner, p, outputs) {
-        Ok(checked) => checked,
-        Err(reason) => {
-            return fail(inner, p, job, Failure::InvalidOutput { reason }, cost)
-                .await
-                .map(finished);
-        }
-    };
     // Only a result that depends on nothing but the input may be reused for
     // another input with the same content.
     let pure = !host
         .read_other_blobs
         .load(std::sync::atomic::Ordering::Relaxed)
         && effect_calls.is_empty();
+    finish_call(
+        inner,
+        p,
+        job,
+        report.result,
+        store_cost(&report.cost),
+        effect_calls,
+        pure,
+        key,
+    )
+    .await
+    .map(finished)
+}
+
+/// Commits the result of a call, run here or by a worker: validated outputs
+/// complete the job; a failure (or an invalid output) retries or dead-letters it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn finish_call(
+    inner: &Inner,
+    p: &Loaded,
+    job: &Job,
+    result: Result<Vec<Output>, Failure>,
+    cost: Cost,
+    effect_calls: Vec<EffectCall>,
+    pure: bool,
+    key: IdemKey,
+) -> Result<Outcome, StoreError> {
+    let outputs = match result {
+        Ok(outputs) => outputs,
+        Err(failure) => return fail(inner, p, job, failure, cost).await,
+    };
+    let (new_outputs, next_jobs) = match check_outputs(inner, p, outputs) {
+        Ok(checked) => checked,
+        Err(reason) => {
+            return fail(inner, p, job, Failure::InvalidOutput { reason }, cost).await;
+        }
+    };
     let completion = Completion {
         outputs: new_outputs,
         next_jobs,
@@ -333,12 +413,12 @@ async fn execute(inner: &Arc<Inner>, p: &Arc<Loaded>, job: &Job) -> Result<Finis
         idempotency_key: pure.then_some(key),
     };
     match inner.store.complete_job(job.id, completion).await {
-        Ok(_) => Ok(finished(Outcome::Succeeded)),
+        Ok(_) => Ok(Outcome::Succeeded),
         Err(StoreError::ParentNotFound { id, .. }) => {
             let failure = Failure::InvalidOutput {
                 reason: format!("extra parent {id} does not exist in this tenant"),
             };
-            fail(inner, p, job, failure, cost).await.map(finished)
+            fail(inner, p, job, failure, cost).await
         }
         Err(e) => Err(e),
     }

@@ -108,6 +108,70 @@ fn to_runtime_blob(store: &Store, meta: &BlobMeta) -> Result<Option<Blob>, Guest
     }))
 }
 
+/// Reads blob `id` of `tenant` (`None` when it does not exist in that tenant).
+pub(crate) fn read_blob(inner: &Inner, tenant: &str, id: &str) -> Result<Option<Blob>, GuestError> {
+    let Ok(id) = id.parse::<BlobId>() else {
+        return Err(GuestError::InvalidInput(format!("`{id}` is not a blob id")));
+    };
+    let store = &inner.store;
+    match store.get_blob(tenant, id) {
+        Ok(Some(meta)) => to_runtime_blob(store, &meta),
+        Ok(None) => Ok(None),
+        Err(e) => Err(GuestError::Retryable(format!("cannot read blob {id}: {e}"))),
+    }
+}
+
+/// `tenant`'s blobs of `schema` whose data matches `filter_json`, oldest first.
+pub(crate) fn query_blobs(
+    inner: &Inner,
+    tenant: &str,
+    schema: &str,
+    filter_json: &str,
+) -> Result<Vec<Blob>, GuestError> {
+    let filter: serde_json::Map<String, serde_json::Value> = serde_json::from_str(filter_json)
+        .map_err(|e| {
+            GuestError::InvalidInput(format!("query filter must be a JSON object: {e}"))
+        })?;
+    let store = &inner.store;
+    let limit = inner.config.max_query_results;
+    // Scan the tenant's blobs of this schema page by page (metadata only),
+    // reading payloads to apply the filter. Bounded: a query that would scan
+    // more than `max_query_scan` blobs is refused.
+    let mut out = Vec::new();
+    let mut scanned = 0usize;
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store
+            .list_blobs(tenant, Some(schema), cursor.as_deref(), 500)
+            .map_err(|e| GuestError::Retryable(format!("query failed: {e}")))?;
+        for meta in &page.items {
+            scanned += 1;
+            if scanned > inner.config.max_query_scan {
+                return Err(GuestError::Fatal(format!(
+                    "query would scan more than {} `{schema}` blobs",
+                    inner.config.max_query_scan
+                )));
+            }
+            let Some(blob) = to_runtime_blob(store, meta)? else {
+                continue;
+            };
+            if reyna_runtime::matches_filter(&blob.data, &filter) {
+                if out.len() == limit {
+                    return Err(GuestError::Fatal(format!(
+                        "query matched more than {limit} `{schema}` blobs; narrow the filter"
+                    )));
+                }
+                out.push(blob);
+            }
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
 impl HostApi for JobHost {
     fn get_blob<'a>(&'a self, tenant: &'a str, id: &'a str) -> HostFuture<'a, Option<Blob>> {
         Box::pin(async move {
@@ -117,15 +181,7 @@ impl HostApi for JobHost {
             if tenant != self.tenant {
                 return Ok(None);
             }
-            let Ok(id) = id.parse::<BlobId>() else {
-                return Err(GuestError::InvalidInput(format!("`{id}` is not a blob id")));
-            };
-            let store = &self.inner.store;
-            match store.get_blob(tenant, id) {
-                Ok(Some(meta)) => to_runtime_blob(store, &meta),
-                Ok(None) => Ok(None),
-                Err(e) => Err(GuestError::Retryable(format!("cannot read blob {id}: {e}"))),
-            }
+            read_blob(&self.inner, tenant, id)
         })
     }
 
@@ -140,115 +196,84 @@ impl HostApi for JobHost {
             if tenant != self.tenant {
                 return Ok(Vec::new());
             }
-            let filter: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(filter_json).map_err(|e| {
-                    GuestError::InvalidInput(format!("query filter must be a JSON object: {e}"))
-                })?;
-            let store = &self.inner.store;
-            let limit = self.inner.config.max_query_results;
-            // Scan the tenant's blobs of this schema page by page (metadata
-            // only), reading payloads to apply the filter. Bounded: a query
-            // that would scan more than `max_query_scan` blobs is refused.
-            let mut out = Vec::new();
-            let mut scanned = 0usize;
-            let mut cursor: Option<String> = None;
-            loop {
-                let page = store
-                    .list_blobs(tenant, Some(schema), cursor.as_deref(), 500)
-                    .map_err(|e| GuestError::Retryable(format!("query failed: {e}")))?;
-                for meta in &page.items {
-                    scanned += 1;
-                    if scanned > self.inner.config.max_query_scan {
-                        return Err(GuestError::Fatal(format!(
-                            "query would scan more than {} `{schema}` blobs",
-                            self.inner.config.max_query_scan
-                        )));
-                    }
-                    let Some(blob) = to_runtime_blob(store, meta)? else {
-                        continue;
-                    };
-                    if reyna_runtime::matches_filter(&blob.data, &filter) {
-                        if out.len() == limit {
-                            return Err(GuestError::Fatal(format!(
-                                "query matched more than {limit} `{schema}` blobs; narrow the filter"
-                            )));
-                        }
-                        out.push(blob);
-                    }
-                }
-                match page.next_cursor {
-                    Some(next) => cursor = Some(next),
-                    None => break,
-                }
-            }
-            Ok(out)
+            query_blobs(&self.inner, tenant, schema, filter_json)
         })
     }
 
     fn call_effect<'a>(&'a self, name: &'a str, request: Vec<u8>) -> HostFuture<'a, Vec<u8>> {
         Box::pin(async move {
             self.read_other_blobs.store(true, Ordering::Relaxed);
-            let request_digest = format!("sha256:{}", digest_hex(&request));
             if let Some(recorded) = &self.replay {
+                let request_digest = format!("sha256:{}", digest_hex(&request));
                 return self.replayed(recorded, name, request_digest);
             }
-            let Some(effect) = self.inner.plugins.enabled_effect(name) else {
-                self.record(EffectCall {
-                    effect: name.to_owned(),
-                    version: String::new(),
-                    request_digest,
-                    response_digest: String::new(),
-                    duration_us: 0,
-                    outcome: "unavailable: not registered or disabled".to_owned(),
-                });
-                return Err(GuestError::Fatal(format!(
-                    "effect `{name}` is not registered or is disabled"
-                )));
-            };
-            let started = Instant::now();
-            let ctx = EffectContext {
-                config: effect.config.clone(),
-                // An effect reads blobs as the job's tenant, nothing wider.
-                host: Arc::new(JobHost::new(self.inner.clone(), &self.tenant, self.seed)),
-                policy: Arc::new(self.inner.config.effects.policy(name)),
-                seed: self.seed,
-            };
-            let report = self
-                .inner
-                .runtime
-                .perform(&effect.plugin, request, ctx)
-                .await;
-            let duration_us = started.elapsed().as_micros() as u64;
-            let mut call = EffectCall {
-                effect: name.to_owned(),
-                version: effect.record.version.clone(),
-                request_digest,
-                response_digest: String::new(),
-                duration_us,
-                outcome: String::new(),
-            };
-            match report.result {
-                Ok(response) => {
-                    call.response_digest = format!("sha256:{}", digest_hex(&response));
-                    call.outcome = "ok".to_owned();
-                    // Kept by digest, so the response can be inspected and replayed.
-                    if let Err(e) = self.inner.store.put_component(response.clone()).await {
-                        tracing::warn!(effect = name, error = %e, "cannot keep effect response");
-                    }
-                    self.record(call);
-                    Ok(response)
-                }
-                Err(failure) => {
-                    call.outcome = format!("{}: {failure}", failure.kind());
-                    self.record(call);
-                    let message = format!("effect `{name}` failed: {failure}");
-                    Err(if failure.retryable() {
-                        GuestError::Retryable(message)
-                    } else {
-                        GuestError::Fatal(message)
-                    })
-                }
-            }
+            let (response, call) =
+                perform_effect(&self.inner, &self.tenant, self.seed, name, request).await;
+            self.record(call);
+            response
         })
+    }
+}
+
+/// Runs effect `name` with `request` for a job of `tenant` under the
+/// operator's network policy, and returns its response with the record of
+/// the call for the job's lineage. A response is kept by digest (in the
+/// component table), so it can be inspected and replayed.
+pub(crate) async fn perform_effect(
+    inner: &Arc<Inner>,
+    tenant: &str,
+    seed: u64,
+    name: &str,
+    request: Vec<u8>,
+) -> (Result<Vec<u8>, GuestError>, EffectCall) {
+    let request_digest = format!("sha256:{}", digest_hex(&request));
+    let Some(effect) = inner.plugins.enabled_effect(name) else {
+        let call = EffectCall {
+            effect: name.to_owned(),
+            version: String::new(),
+            request_digest,
+            response_digest: String::new(),
+            duration_us: 0,
+            outcome: "unavailable: not registered or disabled".to_owned(),
+        };
+        let error = GuestError::Fatal(format!("effect `{name}` is not registered or is disabled"));
+        return (Err(error), call);
+    };
+    let started = Instant::now();
+    let ctx = EffectContext {
+        config: effect.config.clone(),
+        // An effect reads blobs as the job's tenant, nothing wider.
+        host: Arc::new(JobHost::new(inner.clone(), tenant, seed)),
+        policy: Arc::new(inner.config.effects.policy(name)),
+        seed,
+    };
+    let report = inner.runtime.perform(&effect.plugin, request, ctx).await;
+    let mut call = EffectCall {
+        effect: name.to_owned(),
+        version: effect.record.version.clone(),
+        request_digest,
+        response_digest: String::new(),
+        duration_us: started.elapsed().as_micros() as u64,
+        outcome: String::new(),
+    };
+    match report.result {
+        Ok(response) => {
+            call.response_digest = format!("sha256:{}", digest_hex(&response));
+            call.outcome = "ok".to_owned();
+            if let Err(e) = inner.store.put_component(response.clone()).await {
+                tracing::warn!(effect = name, error = %e, "cannot keep effect response");
+            }
+            (Ok(response), call)
+        }
+        Err(failure) => {
+            call.outcome = format!("{}: {failure}", failure.kind());
+            let message = format!("effect `{name}` failed: {failure}");
+            let error = if failure.retryable() {
+                GuestError::Retryable(message)
+            } else {
+                GuestError::Fatal(message)
+            };
+            (Err(error), call)
+        }
     }
 }

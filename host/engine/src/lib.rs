@@ -39,10 +39,14 @@ mod dispatch;
 mod error;
 mod host;
 mod plugins;
+mod remote;
 mod schemas;
 
 pub use error::EngineError;
 pub use plugins::{PluginStats, PluginView};
+pub use remote::{
+    RemoteConfig, RemoteJob, RemoteOutcome, RemoteResult, Transport, TransportFuture,
+};
 pub use reyna_runtime;
 pub use reyna_store;
 pub use schemas::{BUNDLED as BUNDLED_SCHEMAS, Violation};
@@ -85,6 +89,8 @@ pub struct EngineConfig {
     pub pause_failure_ratio: f64,
     /// Outbound network policy for effect plugins.
     pub effects: EffectsConfig,
+    /// Remote execution (used once a transport is set).
+    pub remote: RemoteConfig,
 }
 
 /// The operator's outbound policy for effect plugins.
@@ -165,6 +171,7 @@ impl EngineConfig {
             pause_min_calls: 10,
             pause_failure_ratio: 0.8,
             effects: EffectsConfig::default(),
+            remote: RemoteConfig::default(),
         }
     }
 }
@@ -184,6 +191,8 @@ pub(crate) struct Inner {
     pub replays: Mutex<std::collections::HashMap<ReplayKey, Arc<host::Recorded>>>,
     /// Jobs claimed and not yet fully recorded (store outcome and counters).
     pub in_flight: std::sync::atomic::AtomicUsize,
+    /// The transport pure processor jobs go to, when one is set.
+    pub remote: std::sync::OnceLock<remote::Remote>,
     shutdown: watch::Sender<bool>,
     dispatcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -261,6 +270,7 @@ impl Engine {
                 job_finished,
                 in_flight: std::sync::atomic::AtomicUsize::new(0),
                 replays: Mutex::new(std::collections::HashMap::new()),
+                remote: std::sync::OnceLock::new(),
                 shutdown,
                 dispatcher: Mutex::new(None),
             }),
@@ -276,8 +286,109 @@ impl Engine {
             .unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {
             let rx = self.inner.shutdown.subscribe();
+            if self.inner.remote.get().is_some() {
+                tokio::spawn(remote::republish_loop(
+                    self.inner.clone(),
+                    self.inner.shutdown.subscribe(),
+                ));
+            }
             *slot = Some(tokio::spawn(dispatch::run(self.inner.clone(), rx)));
         }
+    }
+
+    /// Sends the jobs of pure processors (no effects) to `transport` instead
+    /// of running them here; [`Engine::complete_remote`] commits their
+    /// results. Effect plugins and processors that declare effects still run
+    /// here. Call before [`Engine::start`]; a second transport is refused.
+    pub fn set_transport(&self, transport: Arc<dyn Transport>) -> Result<(), EngineError> {
+        let started = self
+            .inner
+            .dispatcher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
+        if started {
+            return Err(EngineError::Conflict(
+                "the transport must be set before the engine starts".into(),
+            ));
+        }
+        self.inner
+            .remote
+            .set(remote::Remote::new(transport))
+            .map_err(|_| EngineError::Conflict("a transport is already set".into()))
+    }
+
+    /// Whether the transport is connected; `None` without a transport.
+    pub fn transport_connected(&self) -> Option<bool> {
+        self.inner.remote.get().map(|r| r.transport.connected())
+    }
+
+    /// Jobs sent to the transport and not answered yet.
+    pub fn remote_outstanding(&self) -> usize {
+        self.inner
+            .remote
+            .get()
+            .map_or(0, remote::Remote::outstanding_count)
+    }
+
+    /// Commits a worker's result for a job this engine sent out: outputs are
+    /// validated and the job completed, or it is retried or dead-lettered,
+    /// exactly once per job and attempt. A result for an attempt that is not
+    /// running (a duplicate, a late copy) is [`RemoteOutcome::Stale`] and
+    /// changes nothing.
+    pub async fn complete_remote(
+        &self,
+        result: RemoteResult,
+    ) -> Result<RemoteOutcome, EngineError> {
+        remote::complete(&self.inner, result).await
+    }
+
+    /// A blob of `tenant` with its data, as a plugin's `get-blob` sees it
+    /// (another tenant's id reads as `None`). For transports serving workers.
+    pub fn plugin_get_blob(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<reyna_runtime::Blob>, reyna_runtime::GuestError> {
+        host::read_blob(&self.inner, tenant, id)
+    }
+
+    /// `tenant`'s blobs of `schema` matching `filter_json`, as a plugin's
+    /// `query-blobs` sees them. For transports serving workers.
+    pub fn plugin_query_blobs(
+        &self,
+        tenant: &str,
+        schema: &str,
+        filter_json: &str,
+    ) -> Result<Vec<reyna_runtime::Blob>, reyna_runtime::GuestError> {
+        host::query_blobs(&self.inner, tenant, schema, filter_json)
+    }
+
+    /// Performs effect `name` for a job of `tenant` that runs on a worker,
+    /// under the operator's network policy, exactly as for a local job; the
+    /// response is kept by digest (see [`Engine::component_bytes`]). Returns
+    /// the response, or the error the guest sees, and the record of the call
+    /// for the job's lineage.
+    pub async fn perform_effect(
+        &self,
+        tenant: &str,
+        seed: u64,
+        name: &str,
+        request: Vec<u8>,
+    ) -> (
+        Result<Vec<u8>, reyna_runtime::GuestError>,
+        reyna_store::EffectCall,
+    ) {
+        host::perform_effect(&self.inner, tenant, seed, name, request).await
+    }
+
+    /// The bytes of a registered component (or a kept effect response) by
+    /// `sha256:` digest.
+    pub fn component_bytes(&self, digest: &str) -> Result<Option<Vec<u8>>, EngineError> {
+        Ok(self
+            .inner
+            .store
+            .get_component(digest.trim_start_matches("sha256:"))?)
     }
 
     /// Stops claiming jobs and waits until every job in flight has committed

@@ -16,7 +16,7 @@ use crate::secrets::Secrets;
 use crate::{Failure, GuestError, HostApi, NoHost, Plugin, Runtime};
 
 /// A stored, schema-validated piece of JSON data.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Blob {
     /// Time-ordered unique id (ULID text).
     pub id: String,
@@ -31,7 +31,7 @@ pub struct Blob {
 }
 
 /// What a plugin is called with: a blob and the subject it was routed on.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Event {
     /// `<entity>.<action>.<schema>`, e.g. `blob.created.text-input-v1`.
     pub subject: String,
@@ -42,7 +42,7 @@ pub struct Event {
 /// A derived blob returned by a processor, checked for shape: its schema is
 /// one the manifest declares and its data is UTF-8 JSON. (Validating the data
 /// against the schema is the engine's job.)
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Output {
     /// Schema id of the output.
     pub schema: String,
@@ -127,7 +127,7 @@ pub struct EffectCall {
 }
 
 /// What one call used. Recorded in lineage by the engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Cost {
     /// Wall time of the whole call, waiting for a slot included (µs).
     pub wall_us: u64,

@@ -10,7 +10,7 @@ use reyna_manifest::InspectError;
 
 /// Why a plugin call produced no outputs. The engine decides what to do from
 /// the variant alone: [`Failure::retryable`] says whether a retry can help.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum Failure {
     /// The call ran past its deadline (wall clock, or its fuel budget when
@@ -88,7 +88,7 @@ pub enum Failure {
 }
 
 /// Why an effect's outbound request was refused ([`Failure::HostDenied`]).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum DenyReason {
     /// The target (scheme, host, port) is not in the effect's effective
@@ -194,7 +194,7 @@ pub enum RuntimeError {
 
 /// An error a host function returns to the guest, mirroring the contract's
 /// `error` variant: the guest sees it as a value and decides what to do.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum GuestError {
     /// The request can never succeed (bad id, bad filter).
     #[error("invalid input: {0}")]

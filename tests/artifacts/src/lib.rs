@@ -1,4 +1,6 @@
-//! The example plugins and test programs as built components.
+//! The example plugins and test programs as built components, and the
+//! fixtures tests run them against: a real `nats-server` ([`NatsServer`]) and
+//! a model server for the `llm` effect ([`ChatServer`]).
 //!
 //! Depending on this crate (usually as a dev-dependency) builds every plugin in
 //! `plugins/` and every test program in `tests/programs/` for wasm32-wasip2 and
@@ -12,6 +14,12 @@
 #![deny(missing_docs)]
 
 use std::path::PathBuf;
+
+mod chat;
+mod nats;
+
+pub use chat::{ChatServer, Received};
+pub use nats::NatsServer;
 
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/artifacts.rs"));

@@ -18,7 +18,8 @@ pub(crate) async fn healthz() -> Json<Health> {
     })
 }
 
-/// Readiness: the store answers and the host is not shutting down.
+/// Readiness: the store answers and the host is not shutting down. A
+/// scale-out state node that lost NATS answers 200 with a `degraded` status.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Health),
@@ -33,6 +34,14 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Heal
         .store()
         .counts()
         .map_err(|e| ApiError::Unavailable(format!("the store does not answer: {e}")))?;
+    // Scale-out: without NATS the host still accepts blobs (they are
+    // durable here) and publishes their jobs after reconnecting, so it stays
+    // ready but says it is degraded.
+    if state.engine().transport_connected() == Some(false) {
+        return Ok(Json(Health {
+            status: "degraded: NATS is unreachable; blobs are accepted and their jobs wait".into(),
+        }));
+    }
     Ok(Json(Health {
         status: "ok".into(),
     }))

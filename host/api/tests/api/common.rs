@@ -54,6 +54,17 @@ pub async fn api_with(
     plugins: &[&str],
     tune: impl FnOnce(&mut EngineConfig),
 ) -> Api {
+    api_with_transport(config, plugins, tune, None).await
+}
+
+/// Like [`api_with`], with `transport` set on the engine before it starts
+/// (a scale-out state node).
+pub async fn api_with_transport(
+    config: ApiConfig,
+    plugins: &[&str],
+    tune: impl FnOnce(&mut EngineConfig),
+    transport: Option<std::sync::Arc<dyn reyna_engine::Transport>>,
+) -> Api {
     let dir = tempfile::tempdir().unwrap();
     let mut engine_config = engine_config(dir.path());
     tune(&mut engine_config);
@@ -79,6 +90,9 @@ pub async fn api_with(
     ensure_token(store, STRANGER, OTHER, Role::Writer, "stranger")
         .await
         .unwrap();
+    if let Some(transport) = transport {
+        engine.set_transport(transport).unwrap();
+    }
     engine.start();
     let state = AppState::new(engine.clone(), config);
     Api {

@@ -21,6 +21,60 @@ async fn health_readiness_and_shutdown() {
     assert_eq!(api.send(Call::get("/healthz")).await.status, 200);
 }
 
+/// A transport whose server is away: every publish fails.
+struct Unreachable;
+
+impl reyna_engine::Transport for Unreachable {
+    fn publish<'a>(
+        &'a self,
+        _job: &'a reyna_engine::RemoteJob,
+    ) -> reyna_engine::TransportFuture<'a, Result<(), String>> {
+        Box::pin(async { Err("connection refused".to_owned()) })
+    }
+
+    fn connected(&self) -> bool {
+        false
+    }
+}
+
+#[tokio::test]
+async fn a_state_node_that_lost_nats_is_degraded_but_keeps_accepting_blobs() {
+    let transport: std::sync::Arc<dyn reyna_engine::Transport> = std::sync::Arc::new(Unreachable);
+    let api = api_with_transport(
+        reyna_api::ApiConfig::default(),
+        &["word-count"],
+        |_| {},
+        Some(transport),
+    )
+    .await;
+    let status = api.send(Call::get("/readyz")).await.ok(200)["status"].clone();
+    assert!(
+        status
+            .as_str()
+            .unwrap()
+            .starts_with("degraded: NATS is unreachable"),
+        "{status}"
+    );
+    let id = api.put_text("kept while NATS is away").await;
+    api.get(&format!("/v1/blobs/{id}"), READER).await.ok(200);
+    // Its job waits for the transport (held or still pending), not run here
+    // and not lost.
+    let settled = api
+        .engine
+        .wait_idle(std::time::Duration::from_millis(200))
+        .await;
+    assert!(!settled, "the job must wait for the transport");
+    let store = api.engine.store();
+    let blob = id.parse().unwrap();
+    let jobs = store.jobs_for_blob(TENANT, blob).unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert!(matches!(
+        jobs[0].state,
+        reyna_engine::reyna_store::JobState::Pending | reyna_engine::reyna_store::JobState::Running
+    ));
+    assert!(store.children(TENANT, blob).unwrap().is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_cover_jobs_http_and_the_queue() {
     let api = api_with_plugins(&["word-count"]).await;

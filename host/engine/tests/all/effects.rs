@@ -4,86 +4,15 @@
 //! an effect subscribed to events runs as a sink and stores a receipt.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use crate::common::*;
 
-#[derive(Debug, Clone)]
-struct Received {
-    request_line: String,
-    headers: Vec<String>,
-    body: String,
-}
-
-/// A loopback HTTP/1.1 server answering every request with one chat completion.
-async fn chat_server(answer: &'static str) -> (u16, Arc<Mutex<Vec<Received>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let received = Arc::new(Mutex::new(Vec::new()));
-    let log = received.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let log = log.clone();
-            tokio::spawn(async move {
-                let mut reader = BufReader::new(stream);
-                let mut request_line = String::new();
-                reader.read_line(&mut request_line).await.unwrap();
-                let mut headers = Vec::new();
-                let mut length = 0usize;
-                loop {
-                    let mut line = String::new();
-                    reader.read_line(&mut line).await.unwrap();
-                    let line = line.trim_end().to_owned();
-                    if line.is_empty() {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap();
-                    }
-                    headers.push(line);
-                }
-                let chunked = headers
-                    .iter()
-                    .any(|h| h.eq_ignore_ascii_case("transfer-encoding: chunked"));
-                let mut body = vec![0; length];
-                reader.read_exact(&mut body).await.unwrap();
-                if chunked {
-                    loop {
-                        let mut size = String::new();
-                        reader.read_line(&mut size).await.unwrap();
-                        let size = usize::from_str_radix(size.trim(), 16).unwrap();
-                        let mut chunk = vec![0; size + 2]; // data + CRLF
-                        reader.read_exact(&mut chunk).await.unwrap();
-                        if size == 0 {
-                            break;
-                        }
-                        body.extend_from_slice(&chunk[..size]);
-                    }
-                }
-                log.lock().unwrap().push(Received {
-                    request_line: request_line.trim_end().to_owned(),
-                    headers,
-                    body: String::from_utf8_lossy(&body).into_owned(),
-                });
-                let reply = json!({
-                    "id": "c1", "object": "chat.completion", "model": "local-model",
-                    "choices": [{ "index": 0, "message": { "role": "assistant", "content": answer }, "finish_reason": "stop" }]
-                })
-                .to_string();
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
-                    reply.len()
-                );
-                let mut stream = reader.into_inner();
-                stream.write_all(response.as_bytes()).await.unwrap();
-                stream.shutdown().await.ok();
-            });
-        }
-    });
-    (port, received)
+/// A loopback model server answering `answer`; its port and what it received.
+async fn chat_server(answer: &'static str) -> (u16, reyna_artifacts::ChatServer) {
+    let server = reyna_artifacts::ChatServer::start(answer).unwrap();
+    (server.port(), server)
 }
 
 async fn llm_engine(dir: &std::path::Path, approve: Option<String>) -> reyna_engine::Engine {
@@ -166,7 +95,7 @@ async fn text_expand_stores_the_llm_answer_and_its_lineage_shows_the_call() {
         "A longer text, written by a model."
     );
 
-    let got = received.lock().unwrap().clone();
+    let got = received.received();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].request_line, "POST /v1/chat/completions HTTP/1.1");
     assert!(
@@ -215,7 +144,7 @@ async fn a_host_the_operator_did_not_approve_is_refused_and_nothing_is_sent() {
         "secrets never reach dead letters"
     );
     assert!(
-        received.lock().unwrap().is_empty(),
+        received.received().is_empty(),
         "the refused server received a request"
     );
     engine.shutdown().await;
@@ -252,7 +181,7 @@ async fn a_rerun_in_replay_mode_makes_no_request_and_gives_the_same_output() {
     engine.start();
     let input = put(&engine, "text-input-v1", json!({ "text": "Replay me." })).await;
     idle(&engine).await;
-    assert_eq!(received.lock().unwrap().len(), 1);
+    assert_eq!(received.received().len(), 1);
     let first = child_by_plugin(&engine, input.id, "text-expand");
 
     let job = engine
@@ -267,11 +196,7 @@ async fn a_rerun_in_replay_mode_makes_no_request_and_gives_the_same_output() {
         .await
         .unwrap();
     idle(&engine).await;
-    assert_eq!(
-        received.lock().unwrap().len(),
-        1,
-        "replay mode sent a request"
-    );
+    assert_eq!(received.received().len(), 1, "replay mode sent a request");
     let rerun = children(&engine, input.id)
         .into_iter()
         .find(|c| c.producer.as_ref().is_some_and(|p| p.job_id == job.id))
@@ -312,7 +237,7 @@ async fn a_rerun_in_replay_mode_makes_no_request_and_gives_the_same_output() {
         .into_iter()
         .map(|c| c.producer.unwrap().effect_calls)
         .collect();
-    assert_eq!(received.lock().unwrap().len(), 2, "{dead:?} {calls:?}");
+    assert_eq!(received.received().len(), 2, "{dead:?} {calls:?}");
     engine.shutdown().await;
 }
 

@@ -1,0 +1,422 @@
+//! A stateless worker: pulls jobs, runs them in the sandbox under the
+//! plugin's limits, publishes each result and only then acks the job.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_nats::Client;
+use async_nats::jetstream::{self, AckKind, message::PublishMessage};
+use reyna_engine::{RemoteJob, RemoteResult};
+use reyna_runtime::{
+    Blob, CallContext, Failure, GuestError, HostApi, HostFuture, Plugin, Runtime, RuntimeConfig,
+};
+use tokio::sync::{Mutex, watch};
+
+use crate::rpc::{self, Request};
+use crate::{
+    JOBS_CONSUMER, NatsError, PAYLOAD_MARGIN, Pull, RESULTS_SUBJECT, RETRY, ResultEnvelope,
+    consume, decode, encode, ensure_streams, message_id, results_bucket, sha256_hex, subject,
+};
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Server URL, e.g. `nats://127.0.0.1:4222`.
+    pub url: String,
+    /// Name in logs and in the results it publishes.
+    pub name: String,
+    /// Where compiled components are cached (`<data_dir>/artifacts`).
+    pub data_dir: PathBuf,
+    /// Jobs run at once by this worker (each plugin is also held to its own
+    /// concurrency limit).
+    pub concurrency: usize,
+    /// A job not acked this long after delivery goes to another worker. The
+    /// shared consumer takes the value of the first worker that creates it.
+    pub ack_wait: Duration,
+    /// Sandbox settings.
+    pub runtime: RuntimeConfig,
+}
+
+impl WorkerConfig {
+    /// Defaults sized to this machine.
+    pub fn new(url: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        Self {
+            url: url.into(),
+            name: format!("worker-{}", std::process::id()),
+            data_dir: data_dir.into(),
+            concurrency: (cores * 16).clamp(16, 256),
+            ack_wait: Duration::from_secs(30),
+            runtime: RuntimeConfig::default(),
+        }
+    }
+}
+
+/// Counters of one worker since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// Jobs whose result was published and acked.
+    pub completed: u64,
+    /// Jobs handed back (negative ack) to be tried again.
+    pub handed_back: u64,
+}
+
+struct Shared {
+    client: Client,
+    js: jetstream::Context,
+    runtime: Runtime,
+    name: String,
+    ack_wait: Duration,
+    /// Loaded components by digest; loading is serialised (it is rare).
+    plugins: Mutex<HashMap<String, Plugin>>,
+    bucket: tokio::sync::OnceCell<jetstream::object_store::ObjectStore>,
+    completed: AtomicU64,
+    handed_back: AtomicU64,
+}
+
+/// A running worker.
+#[derive(Debug)]
+pub struct Worker {
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    /// Connects (retrying in the background while the server is away) and
+    /// starts pulling jobs.
+    pub async fn start(config: WorkerConfig) -> Result<Worker, NatsError> {
+        if config.concurrency == 0 {
+            return Err(NatsError::Runtime("concurrency must be at least 1".into()));
+        }
+        let mut runtime_config = config.runtime.clone();
+        if runtime_config.cache_dir.is_none() {
+            runtime_config.cache_dir = Some(config.data_dir.join("artifacts"));
+        }
+        let runtime =
+            Runtime::new(runtime_config).map_err(|e| NatsError::Runtime(e.to_string()))?;
+        let client = crate::connect(&config.url, &config.name).await?;
+        let js = jetstream::new(client.clone());
+        let shared = Arc::new(Shared {
+            client,
+            js,
+            runtime,
+            name: config.name.clone(),
+            ack_wait: config.ack_wait,
+            plugins: Mutex::new(HashMap::new()),
+            bucket: tokio::sync::OnceCell::new(),
+            completed: AtomicU64::new(0),
+            handed_back: AtomicU64::new(0),
+        });
+        let (shutdown, stop) = watch::channel(false);
+        let task = tokio::spawn(pull(shared.clone(), config, stop));
+        Ok(Worker {
+            shutdown,
+            task,
+            shared,
+        })
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> WorkerStats {
+        WorkerStats {
+            completed: self.shared.completed.load(Ordering::Relaxed),
+            handed_back: self.shared.handed_back.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops pulling and waits for the jobs in hand to publish their results.
+    /// Jobs fetched but not started go to another worker after the ack wait.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+        let _ = self.shared.client.flush().await;
+    }
+}
+
+async fn pull(shared: Arc<Shared>, config: WorkerConfig, stop: watch::Receiver<bool>) {
+    let pull = Pull {
+        name: JOBS_CONSUMER,
+        ack_wait: config.ack_wait,
+        concurrency: config.concurrency,
+        max_ack_pending: 100_000,
+    };
+    let setup = || {
+        let js = shared.js.clone();
+        async move {
+            let (jobs, _) = ensure_streams(&js).await?;
+            Ok(((), jobs))
+        }
+    };
+    let work = |(), message| {
+        let shared = shared.clone();
+        async move { handle(&shared, message).await }
+    };
+    consume(pull, stop, setup, work).await;
+}
+
+/// Runs one job, keeping it with in-progress acks while the call runs;
+/// publishes the result, then acks. Anything transient hands the job back.
+async fn handle(shared: &Shared, message: jetstream::Message) {
+    let job = match decode::<RemoteJob>(&message.payload) {
+        Ok(job) => job,
+        Err(e) => {
+            tracing::error!(error = %e, "dropping a malformed job message");
+            let _ = message.ack_with(AckKind::Term).await;
+            return;
+        }
+    };
+    let tenant = job.event.blob.tenant.clone();
+    let work = run(shared, job);
+    tokio::pin!(work);
+    let mut keepalive =
+        tokio::time::interval((shared.ack_wait / 3).max(Duration::from_millis(100)));
+    keepalive.tick().await;
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut work => break outcome,
+            _ = keepalive.tick() => {
+                let _ = message.ack_with(AckKind::Progress).await;
+            }
+        }
+    };
+    let handed_back = match outcome {
+        Ok(result) => match publish_result(shared, &tenant, &result).await {
+            Ok(()) => {
+                // Acked only now that JetStream holds the result.
+                if let Err(e) = message.double_ack().await {
+                    tracing::debug!(job = result.job_id, error = %e, "job ack not confirmed; a redelivery is stale");
+                }
+                shared.completed.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            Err(e) => {
+                tracing::warn!(job = result.job_id, error = %e, "cannot publish a result; handing the job back");
+                true
+            }
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot run a job now; handing it back");
+            true
+        }
+    };
+    if handed_back {
+        shared.handed_back.fetch_add(1, Ordering::Relaxed);
+        let _ = message.ack_with(AckKind::Nak(Some(RETRY))).await;
+    }
+}
+
+/// Runs the call. `Err` is a problem of this worker or of the network (the
+/// job is handed back); everything about the plugin is in the result.
+async fn run(shared: &Shared, job: RemoteJob) -> Result<RemoteResult, String> {
+    let report = |result: Result<Vec<reyna_runtime::Output>, Failure>| RemoteResult {
+        job_id: job.job_id.clone(),
+        attempt: job.attempt,
+        result,
+        cost: reyna_runtime::Cost::default(),
+        read_other_blobs: false,
+        effect_calls: Vec::new(),
+        worker: shared.name.clone(),
+    };
+    let plugin = match load(shared, &job.event.blob.tenant, &job.component_digest).await? {
+        Ok(plugin) => plugin,
+        Err(reason) => return Ok(report(Err(Failure::Host(reason)))),
+    };
+    let mut event = job.event.clone();
+    if !job.inline {
+        let tenant = event.blob.tenant.clone();
+        let id = event.blob.id.clone();
+        let request = Request::GetBlob {
+            tenant: tenant.clone(),
+            id,
+        };
+        let fetched = rpc::call(&shared.client, &tenant, request)
+            .await
+            .map_err(|e| format!("cannot fetch the input: {e}"))?;
+        let blob = match fetched.map(|bytes| decode::<Option<Blob>>(&bytes)) {
+            Some(Ok(Some(blob))) => blob,
+            Some(Err(e)) => return Err(format!("cannot fetch the input: {e}")),
+            // Gone since the job was published: the state node decides.
+            Some(Ok(None)) | None => {
+                return Ok(report(Err(Failure::Host(format!(
+                    "input blob {} is not on the state node",
+                    event.blob.id
+                )))));
+            }
+        };
+        if sha256_hex(&blob.data) != job.data_digest.trim_start_matches("sha256:") {
+            return Err(format!(
+                "input blob {} does not match its digest; not running it",
+                event.blob.id
+            ));
+        }
+        event.blob.data = blob.data;
+    }
+    let host = Arc::new(WorkerHost {
+        client: shared.client.clone(),
+        tenant: event.blob.tenant.clone(),
+        seed: job.seed,
+        read_other_blobs: AtomicBool::new(false),
+        effect_calls: std::sync::Mutex::new(Vec::new()),
+    });
+    let ctx = CallContext {
+        config: Arc::new(job.config.clone()),
+        host: host.clone(),
+        allowed_effects: job.effects.clone(),
+        seed: job.seed,
+    };
+    let call = shared.runtime.call(&plugin, event, ctx).await;
+    let mut result = report(call.result);
+    result.cost = call.cost;
+    result.read_other_blobs = host.read_other_blobs.load(Ordering::Relaxed);
+    result.effect_calls =
+        std::mem::take(&mut *host.effect_calls.lock().unwrap_or_else(|e| e.into_inner()));
+    Ok(result)
+}
+
+/// The plugin with `digest`, fetched from the state node and verified on
+/// first use. `Ok(Err(reason))`: the component cannot run here.
+async fn load(
+    shared: &Shared,
+    tenant: &str,
+    digest: &str,
+) -> Result<Result<Plugin, String>, String> {
+    let mut plugins = shared.plugins.lock().await;
+    if let Some(plugin) = plugins.get(digest) {
+        return Ok(Ok(plugin.clone()));
+    }
+    let bytes = rpc::call_component(&shared.client, tenant, digest)
+        .await
+        .map_err(|e| format!("cannot fetch component {digest}: {e}"))?;
+    let runtime = shared.runtime.clone();
+    let loaded = tokio::task::spawn_blocking(move || runtime.load(&bytes))
+        .await
+        .map_err(|e| format!("loading component {digest} failed: {e}"))?;
+    match loaded {
+        Ok(plugin) => {
+            plugins.insert(digest.to_owned(), plugin.clone());
+            Ok(Ok(plugin))
+        }
+        Err(e) => Ok(Err(format!("worker cannot load component {digest}: {e}"))),
+    }
+}
+
+async fn publish_result(
+    shared: &Shared,
+    tenant: &str,
+    result: &RemoteResult,
+) -> Result<(), String> {
+    let id = message_id(&result.job_id, result.attempt);
+    let mut payload = encode(&ResultEnvelope::Inline(result.clone()));
+    let max = shared
+        .client
+        .server_info()
+        .max_payload
+        .saturating_sub(PAYLOAD_MARGIN);
+    if payload.len() > max {
+        let bucket = shared
+            .bucket
+            .get_or_try_init(|| results_bucket(&shared.js))
+            .await
+            .map_err(|e| e.to_string())?;
+        bucket
+            .put(id.as_str(), &mut payload.as_slice())
+            .await
+            .map_err(|e| format!("cannot store a large result: {e}"))?;
+        payload = encode(&ResultEnvelope::Stored { object: id.clone() });
+    }
+    let publish = PublishMessage::build()
+        .message_id(&id)
+        .payload(payload.into());
+    let ack = shared
+        .js
+        .send_publish(subject(RESULTS_SUBJECT, tenant), publish)
+        .await
+        .map_err(|e| e.to_string())?;
+    ack.await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// A plugin's host functions on a worker: blob reads and effect calls go to
+/// the state node, scoped to the job's tenant.
+struct WorkerHost {
+    client: Client,
+    tenant: String,
+    seed: u64,
+    read_other_blobs: AtomicBool,
+    /// Every effect call of this run, for its lineage.
+    effect_calls: std::sync::Mutex<Vec<reyna_engine::reyna_store::EffectCall>>,
+}
+
+impl HostApi for WorkerHost {
+    fn get_blob<'a>(&'a self, tenant: &'a str, id: &'a str) -> HostFuture<'a, Option<Blob>> {
+        Box::pin(async move {
+            self.read_other_blobs.store(true, Ordering::Relaxed);
+            if tenant != self.tenant {
+                return Ok(None);
+            }
+            let request = Request::GetBlob {
+                tenant: tenant.to_owned(),
+                id: id.to_owned(),
+            };
+            match rpc::call(&self.client, tenant, request).await? {
+                Some(bytes) => decode::<Option<Blob>>(&bytes).map_err(GuestError::Retryable),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn query_blobs<'a>(
+        &'a self,
+        tenant: &'a str,
+        schema: &'a str,
+        filter_json: &'a str,
+    ) -> HostFuture<'a, Vec<Blob>> {
+        Box::pin(async move {
+            self.read_other_blobs.store(true, Ordering::Relaxed);
+            if tenant != self.tenant {
+                return Ok(Vec::new());
+            }
+            let request = Request::Query {
+                tenant: tenant.to_owned(),
+                schema: schema.to_owned(),
+                filter: filter_json.to_owned(),
+            };
+            match rpc::call(&self.client, tenant, request).await? {
+                Some(bytes) => decode::<Vec<Blob>>(&bytes).map_err(GuestError::Retryable),
+                None => Ok(Vec::new()),
+            }
+        })
+    }
+
+    fn call_effect<'a>(&'a self, name: &'a str, request: Vec<u8>) -> HostFuture<'a, Vec<u8>> {
+        Box::pin(async move {
+            self.read_other_blobs.store(true, Ordering::Relaxed);
+            let call = rpc::EffectRequest {
+                tenant: self.tenant.clone(),
+                seed: self.seed,
+                name: name.to_owned(),
+                request,
+            };
+            let (response, record) = rpc::effect(&self.client, call).await?;
+            self.effect_calls
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(record);
+            response
+        })
+    }
+}
