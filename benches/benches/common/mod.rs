@@ -1,0 +1,250 @@
+//! What the suite's benches (`word_count`, `memory`, `coldstart`, `summary`)
+//! share: the word-count input texts, where results go, many distinct
+//! plugins made from one component, and a batch of events pushed through an
+//! engine. Each bench uses part of it.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use reyna_engine::{Engine, EngineConfig};
+
+/// Writers that ingest concurrently in an event batch (as in `engine.rs`).
+pub const WRITERS: usize = 64;
+
+/// The text-input-v1 body of about `size` bytes, built exactly as
+/// `runtime.rs` builds its `call/*` inputs and as the Extism peer does.
+pub fn text_input(size: usize) -> Vec<u8> {
+    let words = "lorem ipsum dolor sit amet ".repeat(size / 27 + 1);
+    let text = &words[..size.saturating_sub(12)];
+    serde_json::to_vec(&serde_json::json!({ "text": text })).expect("json")
+}
+
+/// `cargo bench` passes `--bench`; under `cargo test --benches` the
+/// harness-less benches run a small smoke version instead.
+pub fn full_run() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// The cargo target directory (`CARGO_TARGET_DIR`, else `<repo>/target`),
+/// where criterion writes `criterion/` and the suite its results.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+/// Where a harness-less bench leaves its figures for the summary.
+pub fn result_path(bench: &str) -> PathBuf {
+    target_dir()
+        .join("bench-results")
+        .join(format!("{bench}.json"))
+}
+
+/// Writes a bench's figures for `summary` to read.
+pub fn write_result(bench: &str, value: &serde_json::Value) {
+    let path = result_path(bench);
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("results dir");
+    std::fs::write(&path, serde_json::to_vec_pretty(value).expect("json")).expect("write result");
+    println!("{bench}: figures written to {}", path.display());
+}
+
+/// Peak resident set size of this process so far (`VmHWM`), in bytes.
+pub fn peak_rss() -> u64 {
+    proc_status_kib("VmHWM:") * 1024
+}
+
+/// Resident set size of this process now (`VmRSS`), in bytes.
+pub fn rss() -> u64 {
+    proc_status_kib("VmRSS:") * 1024
+}
+
+fn proc_status_kib(key: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A multi-threaded tokio runtime, as `reyna serve` runs the engine on.
+pub fn tokio_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// The median of some durations (sorts them).
+pub fn median(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times.get(times.len() / 2).copied().unwrap_or_default()
+}
+
+// --- distinct plugins from one component --------------------------------
+
+fn read_leb(bytes: &[u8], pos: &mut usize) -> usize {
+    let mut value = 0usize;
+    let mut shift = 0;
+    loop {
+        let byte = bytes[*pos];
+        *pos += 1;
+        value |= usize::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return value;
+        }
+        shift += 7;
+    }
+}
+
+fn write_leb(out: &mut Vec<u8>, mut value: usize) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// Replaces a section's body (given its id), or keeps it (`None`).
+type EditSection<'a> = dyn FnMut(u8, &[u8]) -> Option<Vec<u8>> + 'a;
+
+/// Re-emits a module or component section by section (8-byte preamble,
+/// then `id, size, body`), letting `edit` replace bodies; sizes follow.
+fn map_sections(bytes: &[u8], edit: &mut EditSection<'_>) -> Vec<u8> {
+    let mut out = bytes[..8].to_vec();
+    let mut pos = 8;
+    while pos < bytes.len() {
+        let id = bytes[pos];
+        pos += 1;
+        let size = read_leb(bytes, &mut pos);
+        let body = &bytes[pos..pos + size];
+        pos += size;
+        let body = edit(id, body).unwrap_or_else(|| body.to_vec());
+        out.push(id);
+        write_leb(&mut out, body.len());
+        out.extend_from_slice(&body);
+    }
+    out
+}
+
+/// The component with its embedded manifest (the `reyna-manifest` custom
+/// section of a core module at the top level, where the SDK puts it)
+/// rewritten by `edit`. Plugin identity is the manifest's `name@version`,
+/// so this makes distinct plugins out of one built program.
+pub fn with_manifest(component: &[u8], edit: impl Fn(&str) -> String) -> Vec<u8> {
+    const CORE_MODULE: u8 = 1;
+    const CUSTOM: u8 = 0;
+    let section = reyna_manifest::MANIFEST_SECTION.as_bytes();
+    map_sections(component, &mut |id, module| {
+        (id == CORE_MODULE).then(|| {
+            map_sections(module, &mut |id, body| {
+                if id != CUSTOM {
+                    return None;
+                }
+                let mut pos = 0;
+                let len = read_leb(body, &mut pos);
+                if &body[pos..pos + len] != section {
+                    return None;
+                }
+                let text = std::str::from_utf8(&body[pos + len..]).expect("utf-8 manifest");
+                let mut new = Vec::new();
+                write_leb(&mut new, len);
+                new.extend_from_slice(section);
+                new.extend_from_slice(edit(text).as_bytes());
+                Some(new)
+            })
+        })
+    })
+}
+
+/// The schema of variant inputs: text-input-v1's shape without its 10 MiB
+/// cap, so the memory bench can send a 50 MiB text.
+pub const VARIANT_SCHEMA: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "type": "object",
+  "properties": { "text": { "type": "string", "minLength": 1 } },
+  "required": ["text"]
+}"#;
+
+/// `word-count` renamed to `name`, subscribed to and reading `schema`
+/// instead of text-input-v1.
+pub fn word_count_variant(word_count: &[u8], name: &str, schema: &str) -> Vec<u8> {
+    let bytes = with_manifest(word_count, |toml| {
+        toml.replace("name = \"word-count\"", &format!("name = \"{name}\""))
+            .replace("text-input-v1", schema)
+    });
+    let info = reyna_manifest::inspect(&bytes).expect("variant is a valid plugin");
+    assert_eq!(info.manifest.name, name, "variant renamed");
+    assert_eq!(info.manifest.inputs[0].as_str(), schema, "variant input");
+    bytes
+}
+
+/// An engine on `config` with the bundled schemas registered (not started).
+pub async fn open_engine(config: EngineConfig) -> Engine {
+    let engine = Engine::open(config).await.expect("engine");
+    engine.register_bundled_schemas().await.expect("schemas");
+    engine
+}
+
+/// Schema id of variant `i`.
+pub fn variant_schema(i: usize) -> String {
+    format!("bench-text-{i:03}-v1")
+}
+
+/// Registers `n` word-count variants, each with its own input schema
+/// (`bench-text-NNN-v1`), so events spread over all of them. Returns the
+/// schema ids, in order.
+pub async fn register_variants(engine: &Engine, n: usize) -> Vec<String> {
+    let word_count = reyna_artifacts::bytes("word-count")
+        .expect("word-count component (cargo build -p reyna-artifacts)");
+    let mut schemas = Vec::with_capacity(n);
+    for i in 0..n {
+        let schema = variant_schema(i);
+        engine
+            .register_schema(&schema, VARIANT_SCHEMA, "bench")
+            .await
+            .expect("schema");
+        let wasm = word_count_variant(&word_count, &format!("word-count-{i:03}"), &schema);
+        let (_, created) = engine.upload_plugin(wasm, "bench").await.expect("upload");
+        assert!(created, "variant {i} is a new plugin");
+        schemas.push(schema);
+    }
+    schemas
+}
+
+/// Ingests `count` blobs of `data` from [`WRITERS`] concurrent writers,
+/// blob `i` with schema `schemas[i % len]`, and waits until every job is
+/// done. Returns the time from the first ingest to the last commit.
+pub async fn push_events(
+    engine: &Engine,
+    schemas: &[String],
+    data: &[u8],
+    count: usize,
+) -> Duration {
+    let start = Instant::now();
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..WRITERS {
+        let (engine, schemas, data) = (engine.clone(), schemas.to_vec(), data.to_vec());
+        writers.spawn(async move {
+            for i in (w..count).step_by(WRITERS) {
+                engine
+                    .create_blob("bench", &schemas[i % schemas.len()], data.clone(), vec![])
+                    .await
+                    .expect("ingest");
+            }
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.expect("writer");
+    }
+    assert!(
+        engine.wait_idle(Duration::from_secs(600)).await,
+        "engine did not drain in 10 minutes"
+    );
+    start.elapsed()
+}
