@@ -419,3 +419,69 @@ async fn a_processor_on_a_worker_calls_its_effect_through_the_state_node() {
     engine.shutdown().await;
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_inputs_and_results_go_by_request_reply_and_the_object_store() {
+    // Inputs over `inline-max` (256 KiB) are fetched by the worker; an
+    // expanded text over the server's 1 MiB max_payload goes through the
+    // results bucket, and word-stats then fetches it in several chunks.
+    let dir = tempfile::tempdir().unwrap();
+    let inputs: Vec<String> = (0..2)
+        .map(|i| {
+            format!(
+                "Large input {i}. {}",
+                "many words to count here ".repeat(12_000)
+            )
+        })
+        .collect();
+    let ratio = |engine: Engine| async move {
+        let config = [("expansion_ratio".to_owned(), "5".to_owned())]
+            .into_iter()
+            .collect();
+        engine
+            .set_plugin_config("text-expand", "1.0.0", config, "test")
+            .await
+            .unwrap();
+        engine
+    };
+    let reference_engine = ratio(open(&dir.path().join("embedded")).await).await;
+    reference_engine.start();
+    ingest(&reference_engine, &inputs).await;
+    assert!(reference_engine.wait_idle(SETTLE).await);
+    reference_engine.shutdown().await;
+    let expected = (
+        lineage(&reference_engine),
+        reference_engine.store().counts().unwrap(),
+    );
+    let largest = reference_engine
+        .store()
+        .list_blobs(TENANT, Some("expanded-text-v1"), None, 10)
+        .unwrap()
+        .items
+        .iter()
+        .map(|b| b.size)
+        .max()
+        .unwrap();
+    assert!(
+        largest > 1024 * 1024,
+        "the expanded text must exceed max_payload: {largest}"
+    );
+
+    std::fs::create_dir_all(dir.path().join("nats")).unwrap();
+    let nats = NatsServer::start(&dir.path().join("nats")).unwrap();
+    let engine = ratio(open(&dir.path().join("state")).await).await;
+    let node = StateNode::attach(&engine, StateNodeConfig::new(nats.url()))
+        .await
+        .unwrap();
+    engine.start();
+    let mut config = WorkerConfig::new(nats.url(), dir.path().join("worker"));
+    config.ack_wait = Duration::from_secs(5);
+    let worker = Worker::start(config).await.unwrap();
+    ingest(&engine, &inputs).await;
+    assert!(engine.wait_idle(SETTLE).await);
+    assert_same_as_reference(&engine, &expected, "large payloads");
+    assert_eq!(worker.stats().completed, 6, "{:?}", worker.stats());
+    worker.shutdown().await;
+    engine.shutdown().await;
+    node.shutdown().await;
+}
