@@ -57,7 +57,15 @@ async fn run_batch(engine: &Engine, next: &AtomicUsize) -> Duration {
     while let Some(done) = writers.join_next().await {
         done.expect("writer");
     }
-    assert!(engine.wait_idle(SETTLE).await, "the batch did not settle");
+    if !engine.wait_idle(SETTLE).await {
+        let counts = engine.store().counts().expect("counts");
+        let failed = engine
+            .store()
+            .list_dead_letters(None, None, 1)
+            .map(|page| format!("{:?}", page.items.first()))
+            .unwrap_or_default();
+        panic!("the batch did not settle: {counts:?}; a dead letter: {failed}");
+    }
     start.elapsed()
 }
 
@@ -90,6 +98,8 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("tokio runtime");
+    // `Engine::start` and the NATS tasks spawn onto this runtime.
+    let _enter = rt.enter();
     let dir = tempfile::tempdir().expect("tempdir");
     let next = AtomicUsize::new(0);
     let per_event = EVENTS / 16 * 16;
