@@ -10,7 +10,7 @@ use reyna_store::{
     BlobId, Completion, Cost, EffectCall, FailOutcome, IdemKey, Job, JobSpec, NewAudit, NewOutput,
     StoreError,
 };
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::Inner;
@@ -18,15 +18,77 @@ use crate::host::JobHost;
 use crate::plugins::{Loaded, Outcome};
 use crate::remote::{self, RemoteJob};
 
-/// Runs until `shutdown` turns true, then waits for in-flight jobs to commit.
-pub(crate) async fn run(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) {
-    // Remote mode: a slot is a job sent out and not yet answered.
-    let slots = if inner.remote.get().is_some() {
-        inner.config.remote.max_outstanding
-    } else {
-        inner.config.workers
+/// A job claimed by this engine, with the worker slot it holds.
+type Claimed = (Job, OwnedSemaphorePermit);
+
+/// The dispatcher's worker slots, shared with the paths that claim jobs in
+/// the transaction that creates them (ingest, completion) instead of
+/// leaving them pending for a claim of their own.
+pub(crate) struct Slots {
+    /// One permit per job running here, or sent out and not yet answered.
+    permits: Arc<Semaphore>,
+    /// Jobs claimed elsewhere, for the dispatcher to run like its own.
+    handoff: mpsc::UnboundedSender<Claimed>,
+}
+
+impl Slots {
+    /// `count` slots, and the receiving end of their handoff for [`run`].
+    pub(crate) fn new(count: usize) -> (Self, mpsc::UnboundedReceiver<Claimed>) {
+        let (handoff, rx) = mpsc::unbounded_channel();
+        let slots = Self {
+            permits: Arc::new(Semaphore::new(count)),
+            handoff,
+        };
+        (slots, rx)
+    }
+}
+
+/// Takes up to `n` free slots for jobs about to be claimed; none before the
+/// dispatcher starts or once it is shutting down.
+pub(crate) fn reserve(inner: &Inner, n: usize) -> Vec<OwnedSemaphorePermit> {
+    let Some(slots) = inner.slots.get() else {
+        return Vec::new();
     };
-    let permits = Arc::new(Semaphore::new(slots));
+    if n == 0 || *inner.shutdown.borrow() {
+        return Vec::new();
+    }
+    std::iter::from_fn(|| slots.permits.clone().try_acquire_owned().ok())
+        .take(n)
+        .collect()
+}
+
+/// Hands jobs the store claimed at creation to the dispatcher, which runs
+/// them like the ones it claims; `permits` holds one slot per job (extra
+/// slots are freed). If the dispatcher has stopped, a job stays running and
+/// is due again at the next start ([`reyna_store::Store::recover_running`]).
+pub(crate) fn hand_over(inner: &Inner, jobs: Vec<Job>, permits: Vec<OwnedSemaphorePermit>) {
+    let Some(slots) = inner.slots.get() else {
+        return;
+    };
+    for claimed in jobs.into_iter().zip(permits) {
+        if slots.handoff.send(claimed).is_err() {
+            tracing::debug!("dispatcher stopped; a claimed job waits for the next start");
+        }
+    }
+}
+
+/// Starts running a claimed job in `tasks`, counted in flight until its
+/// outcome is recorded.
+fn spawn_job(inner: &Arc<Inner>, tasks: &mut JoinSet<()>, (job, permit): Claimed) {
+    inner
+        .in_flight
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    tasks.spawn(run_job(inner.clone(), job, permit));
+}
+
+/// Runs until `shutdown` turns true, then waits for in-flight jobs to commit.
+/// Runs the jobs it claims and those handed over through `handoff`, each
+/// holding one of [`Inner::slots`].
+pub(crate) async fn run(
+    inner: Arc<Inner>,
+    mut handoff: mpsc::UnboundedReceiver<Claimed>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut jobs_changed = inner.store.watch_jobs();
     let mut tasks: JoinSet<()> = JoinSet::new();
     loop {
@@ -34,48 +96,60 @@ pub(crate) async fn run(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) 
             break;
         }
         while tasks.try_join_next().is_some() {}
-        let available = permits.available_permits().min(inner.config.claim_batch);
-        if available > 0 {
-            jobs_changed.borrow_and_update();
-            match inner
-                .store
-                .claim_due_jobs(reyna_store::now_ms(), available)
-                .await
-            {
-                Ok(jobs) if !jobs.is_empty() => {
-                    for job in jobs {
-                        let Ok(permit) = permits.clone().acquire_owned().await else {
-                            break;
-                        };
-                        inner
-                            .in_flight
-                            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        tasks.spawn(run_job(inner.clone(), job, permit));
+        while let Ok(claimed) = handoff.try_recv() {
+            spawn_job(&inner, &mut tasks, claimed);
+        }
+        // Marked seen before looking, so a job made pending after the look
+        // wakes the wait below.
+        jobs_changed.borrow_and_update();
+        let now = reyna_store::now_ms();
+        let next_due = inner.store.next_due_at();
+        // Only claim when a job is due: most jobs are claimed as they are
+        // created (`reserve`), and a claim costs a commit.
+        let due_now = match next_due {
+            Ok(Some(due)) => due <= now,
+            Ok(None) => false,
+            Err(_) => true,
+        };
+        if due_now {
+            // Slots first, then as many jobs: ingest and completions take
+            // free slots too, so counting them is not enough to hold them.
+            let reserved = reserve(&inner, inner.config.claim_batch);
+            if !reserved.is_empty() {
+                match inner.store.claim_due_jobs(now, reserved.len()).await {
+                    Ok(jobs) if !jobs.is_empty() => {
+                        for claimed in jobs.into_iter().zip(reserved) {
+                            spawn_job(&inner, &mut tasks, claimed);
+                        }
+                        continue;
                     }
-                    continue;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot claim jobs; retrying shortly");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot claim jobs; retrying shortly");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
                 }
             }
         }
-        // Nothing to claim (or no free worker): wait for a new job, a finished
-        // one, the next due time, or shutdown.
-        let wait = match inner.store.next_due_at() {
-            Ok(Some(due)) => {
-                Duration::from_millis(due.saturating_sub(reyna_store::now_ms()).max(1))
-            }
+        // Nothing to claim (or no free worker): wait for a new job, a handed
+        // over or finished one, the next due time, or shutdown.
+        let wait = match next_due {
+            Ok(Some(due)) => Duration::from_millis(due.saturating_sub(now).max(1)),
             _ => Duration::from_secs(60),
         };
         tokio::select! {
             _ = jobs_changed.changed() => {}
+            Some(claimed) = handoff.recv() => spawn_job(&inner, &mut tasks, claimed),
             _ = tasks.join_next(), if !tasks.is_empty() => {}
             _ = tokio::time::sleep(wait.min(Duration::from_secs(60))) => {}
             _ = shutdown.changed() => {}
         }
+    }
+    // Jobs already handed over run too; later ones wait for the next start.
+    handoff.close();
+    while let Some(claimed) = handoff.recv().await {
+        spawn_job(&inner, &mut tasks, claimed);
     }
     while tasks.join_next().await.is_some() {}
 }
@@ -412,8 +486,8 @@ pub(crate) async fn finish_call(
         reused_from: None,
         idempotency_key: pure.then_some(key),
     };
-    match inner.store.complete_job(job.id, completion).await {
-        Ok(_) => Ok(Outcome::Succeeded),
+    match complete(inner, job, completion).await {
+        Ok(()) => Ok(Outcome::Succeeded),
         Err(StoreError::ParentNotFound { id, .. }) => {
             let failure = Failure::InvalidOutput {
                 reason: format!("extra parent {id} does not exist in this tenant"),
@@ -486,7 +560,7 @@ async fn run_sink(
         reused_from: None,
         idempotency_key: None,
     };
-    inner.store.complete_job(job.id, completion).await?;
+    complete(inner, job, completion).await?;
     Ok(Outcome::Succeeded)
 }
 
@@ -526,8 +600,21 @@ async fn reuse(
         reused_from,
         idempotency_key: Some(key),
     };
-    inner.store.complete_job(job.id, completion).await?;
+    complete(inner, job, completion).await?;
     Ok(true)
+}
+
+/// Completes `job`, claiming in the same transaction as many of its next
+/// jobs as there are free slots and handing them to the dispatcher.
+async fn complete(inner: &Inner, job: &Job, completion: Completion) -> Result<(), StoreError> {
+    let next = completion.next_jobs.iter().map(Vec::len).sum();
+    let permits = reserve(inner, next);
+    let (_, claimed) = inner
+        .store
+        .complete_job_and_claim(job.id, completion, permits.len())
+        .await?;
+    hand_over(inner, claimed, permits);
+    Ok(())
 }
 
 fn check_outputs(

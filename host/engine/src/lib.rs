@@ -193,7 +193,10 @@ pub(crate) struct Inner {
     pub in_flight: std::sync::atomic::AtomicUsize,
     /// The transport pure processor jobs go to, when one is set.
     pub remote: std::sync::OnceLock<remote::Remote>,
-    shutdown: watch::Sender<bool>,
+    /// The dispatcher's worker slots, once it has started.
+    pub slots: std::sync::OnceLock<dispatch::Slots>,
+    /// Turns true when the engine stops dispatching.
+    pub shutdown: watch::Sender<bool>,
     dispatcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -271,6 +274,7 @@ impl Engine {
                 in_flight: std::sync::atomic::AtomicUsize::new(0),
                 replays: Mutex::new(std::collections::HashMap::new()),
                 remote: std::sync::OnceLock::new(),
+                slots: std::sync::OnceLock::new(),
                 shutdown,
                 dispatcher: Mutex::new(None),
             }),
@@ -286,13 +290,20 @@ impl Engine {
             .unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {
             let rx = self.inner.shutdown.subscribe();
-            if self.inner.remote.get().is_some() {
+            // Remote mode: a slot is a job sent out and not yet answered.
+            let count = if self.inner.remote.get().is_some() {
                 tokio::spawn(remote::republish_loop(
                     self.inner.clone(),
                     self.inner.shutdown.subscribe(),
                 ));
-            }
-            *slot = Some(tokio::spawn(dispatch::run(self.inner.clone(), rx)));
+                self.inner.config.remote.max_outstanding
+            } else {
+                self.inner.config.workers
+            };
+            let (slots, handoff) = dispatch::Slots::new(count);
+            // Set once: a dispatcher started again after `shutdown` stops at once.
+            let _ = self.inner.slots.set(slots);
+            *slot = Some(tokio::spawn(dispatch::run(self.inner.clone(), handoff, rx)));
         }
     }
 
@@ -508,7 +519,9 @@ impl Engine {
     }
 
     /// Validates and stores a blob, its `blob.created` event and one job per
-    /// enabled plugin routed to its schema, in one transaction.
+    /// enabled plugin routed to its schema, in one transaction. Once the
+    /// engine has started, jobs with a free worker are stored claimed in
+    /// that transaction and start at once; the others wait in the store.
     pub async fn create_blob(
         &self,
         tenant: &str,
@@ -539,16 +552,22 @@ impl Engine {
             parents: parent_ids,
             hop: 0,
         };
-        self.inner
+        // Jobs with a free worker are claimed in the same commit and run at
+        // once; the rest wait in the store for the dispatcher.
+        let permits = dispatch::reserve(&self.inner, jobs.len());
+        let (meta, claimed) = self
+            .inner
             .store
-            .create_blob(blob, jobs)
+            .create_blob_and_claim(blob, jobs, permits.len())
             .await
             .map_err(|e| match e {
                 StoreError::ParentNotFound { id, .. } => {
                     EngineError::UnknownParent { id: id.to_string() }
                 }
                 other => other.into(),
-            })
+            })?;
+        dispatch::hand_over(&self.inner, claimed, permits);
+        Ok(meta)
     }
 
     /// Replays a dead letter as a new attempt of its job.

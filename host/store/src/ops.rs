@@ -75,16 +75,19 @@ pub(crate) struct CreateBlob {
     /// sha256 of the data, computed on the caller's thread.
     pub(crate) digest: String,
     pub(crate) jobs: Vec<JobSpec>,
+    /// How many of `jobs` (the first ones) to store already claimed.
+    pub(crate) claim: usize,
 }
 
 impl WriteOp for CreateBlob {
-    type Output = BlobMeta;
+    /// The blob, and the jobs stored claimed (running).
+    type Output = (BlobMeta, Vec<Job>);
 
     fn weight(&self) -> usize {
         self.blob.data.len()
     }
 
-    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<BlobMeta> {
+    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<Self::Output> {
         let parents = checked_parents(tx, &self.blob.tenant, &self.blob.parents)?;
         let id = BlobId::generate();
         let meta = BlobMeta {
@@ -99,10 +102,15 @@ impl WriteOp for CreateBlob {
             producer: None,
         };
         tx.insert_blob(&meta, &self.blob.data, true)?;
-        for spec in &self.jobs {
-            tx.enqueue_job(&meta, spec)?;
+        let mut claimed = Vec::with_capacity(self.claim.min(self.jobs.len()));
+        for (i, spec) in self.jobs.iter().enumerate() {
+            let claim = i < self.claim;
+            let job = tx.insert_job(&meta, spec, claim)?;
+            if claim {
+                claimed.push(job);
+            }
         }
-        Ok(meta)
+        Ok((meta, claimed))
     }
 }
 
@@ -111,16 +119,19 @@ pub(crate) struct CompleteJob {
     pub(crate) completion: Completion,
     /// sha256 of each output, computed on the caller's thread.
     pub(crate) digests: Vec<String>,
+    /// How many of the next jobs (the first ones) to store already claimed.
+    pub(crate) claim: usize,
 }
 
 impl WriteOp for CompleteJob {
-    type Output = Vec<BlobMeta>;
+    /// The outputs, and the next jobs stored claimed (running).
+    type Output = (Vec<BlobMeta>, Vec<Job>);
 
     fn weight(&self) -> usize {
         self.completion.outputs.iter().map(|o| o.data.len()).sum()
     }
 
-    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<Vec<BlobMeta>> {
+    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<Self::Output> {
         let c = &self.completion;
         let Some(mut job) = tx.job(self.job)? else {
             return reject(StoreError::JobNotFound { id: self.job });
@@ -134,7 +145,7 @@ impl WriteOp for CompleteJob {
                         metas.push(meta);
                     }
                 }
-                return Ok(metas);
+                return Ok((metas, Vec::new()));
             }
             JobState::Dead => {
                 return reject(StoreError::JobState {
@@ -193,10 +204,17 @@ impl WriteOp for CompleteJob {
         // Everything checked; from here on only writes. The outputs are new:
         // only completing a job stores blobs with its derived ids, and a
         // done job returned above.
+        let mut claimed = Vec::new();
+        let mut enqueued = 0;
         for (i, (meta, output)) in metas.iter().zip(&c.outputs).enumerate() {
             tx.insert_blob(meta, &output.data, true)?;
             for spec in c.next_jobs.get(i).map(Vec::as_slice).unwrap_or_default() {
-                tx.enqueue_job(meta, spec)?;
+                let claim = enqueued < self.claim;
+                let job = tx.insert_job(meta, spec, claim)?;
+                enqueued += 1;
+                if claim {
+                    claimed.push(job);
+                }
             }
         }
         job.outputs = metas.iter().map(|m| m.id).collect();
@@ -220,7 +238,7 @@ impl WriteOp for CompleteJob {
                     .insert(k, encode("idempotency record", &record)?.as_slice())?;
             }
         }
-        Ok(metas)
+        Ok((metas, claimed))
     }
 }
 
@@ -380,7 +398,7 @@ impl WriteOp for EnqueueJob {
             Some(meta) if meta.tenant == self.tenant => meta,
             _ => return reject(StoreError::BlobNotFound { id: self.blob }),
         };
-        Ok(tx.enqueue_job(&meta, &self.spec)?)
+        Ok(tx.insert_job(&meta, &self.spec, false)?)
     }
 }
 

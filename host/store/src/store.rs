@@ -136,9 +136,30 @@ impl Store {
     /// Every parent must exist in the same tenant, else
     /// [`StoreError::ParentNotFound`] and nothing is stored.
     pub async fn create_blob(&self, blob: NewBlob, jobs: Vec<JobSpec>) -> Result<BlobMeta> {
+        Ok(self.create_blob_and_claim(blob, jobs, 0).await?.0)
+    }
+
+    /// [`Self::create_blob`], with the first `claim` jobs stored already
+    /// claimed (running, as [`Self::claim_due_jobs`] leaves them) and
+    /// returned, in the same transaction: a dispatcher with `claim` free
+    /// workers runs them at once, without a claim of its own. The other jobs
+    /// are pending. A crash before they finish leaves them running, and
+    /// [`Self::recover_running`] makes them due again.
+    pub async fn create_blob_and_claim(
+        &self,
+        blob: NewBlob,
+        jobs: Vec<JobSpec>,
+        claim: usize,
+    ) -> Result<(BlobMeta, Vec<Job>)> {
         // Hash here, on the caller's thread, so the single writer only writes.
         let digest = sha256_hex(&blob.data);
-        self.submit(ops::CreateBlob { blob, digest, jobs }).await
+        self.submit(ops::CreateBlob {
+            blob,
+            digest,
+            jobs,
+            claim,
+        })
+        .await
     }
 
     /// The blob's metadata, if it exists in `tenant` (another tenant's blob
@@ -203,6 +224,19 @@ impl Store {
     /// restart made its job pending again); a dead one cannot
     /// ([`StoreError::JobState`]).
     pub async fn complete_job(&self, job: JobId, completion: Completion) -> Result<Vec<BlobMeta>> {
+        Ok(self.complete_job_and_claim(job, completion, 0).await?.0)
+    }
+
+    /// [`Self::complete_job`], with the first `claim` next jobs (in output
+    /// order) stored already claimed (running) and returned, in the same
+    /// transaction, so a chain's next step runs without a claim of its own.
+    /// Completing a job that is already done claims nothing.
+    pub async fn complete_job_and_claim(
+        &self,
+        job: JobId,
+        completion: Completion,
+        claim: usize,
+    ) -> Result<(Vec<BlobMeta>, Vec<Job>)> {
         let digests = completion
             .outputs
             .iter()
@@ -212,6 +246,7 @@ impl Store {
             job,
             completion,
             digests,
+            claim,
         })
         .await
     }

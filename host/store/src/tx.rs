@@ -200,8 +200,15 @@ impl Tx<'_> {
         Ok(seq)
     }
 
-    /// Enqueues a new pending job for `input`, due now.
-    pub(crate) fn enqueue_job(&mut self, input: &BlobMeta, spec: &JobSpec) -> Result<Job> {
+    /// Enqueues a new job for `input`: pending and due now, or, when
+    /// `claimed`, already running (handed to a worker with this commit;
+    /// [`crate::Store::recover_running`] makes it due again after a crash).
+    pub(crate) fn insert_job(
+        &mut self,
+        input: &BlobMeta,
+        spec: &JobSpec,
+        claimed: bool,
+    ) -> Result<Job> {
         let job = Job {
             id: JobId::generate(),
             tenant: input.tenant.clone(),
@@ -211,7 +218,11 @@ impl Tx<'_> {
             subject: spec.subject.clone(),
             hop: input.hop,
             attempt: 1,
-            state: JobState::Pending,
+            state: if claimed {
+                JobState::Running
+            } else {
+                JobState::Pending
+            },
             due_at: self.now,
             created_at: self.now,
             updated_at: self.now,
@@ -219,11 +230,15 @@ impl Tx<'_> {
             outputs: Vec::new(),
         };
         self.put_job(&job)?;
-        self.jobs_due()?.insert((job.due_at, job.id.key()), ())?;
+        if claimed {
+            self.jobs_running()?.insert(job.id.key(), ())?;
+        } else {
+            self.jobs_due()?.insert((job.due_at, job.id.key()), ())?;
+            self.signals.jobs_enqueued = true;
+        }
         self.jobs_by_blob()?.insert(input.id.key(), job.id.key())?;
         self.jobs_by_state()?
             .insert((job.tenant.as_str(), job.state.code(), job.id.key()), ())?;
-        self.signals.jobs_enqueued = true;
         Ok(job)
     }
 

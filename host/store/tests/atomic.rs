@@ -147,6 +147,136 @@ async fn a_rejected_write_does_not_fail_the_rest_of_its_batch() {
 }
 
 #[tokio::test]
+async fn create_blob_and_claim_stores_the_first_jobs_running_in_the_same_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reyna.redb");
+    let store = reyna_store::Store::open(&path).unwrap();
+    let (meta, claimed) = store
+        .create_blob_and_claim(
+            new_blob("text-input-v1", b"hello"),
+            vec![
+                spec("expand", "text-input-v1"),
+                spec("stats", "text-input-v1"),
+                spec("index", "text-input-v1"),
+            ],
+            2,
+        )
+        .await
+        .unwrap();
+
+    // The first two are claimed, as a claim would leave them; the third waits.
+    let names: Vec<&str> = claimed.iter().map(|j| j.plugin.as_str()).collect();
+    assert_eq!(names, ["expand", "stats"]);
+    for job in &claimed {
+        assert_eq!(job.state, JobState::Running);
+        assert_eq!((job.blob_id, job.attempt, job.hop), (meta.id, 1, 0));
+        assert_eq!(store.get_job(job.id).unwrap().as_ref(), Some(job));
+    }
+    assert!(store.get_blob(TENANT, meta.id).unwrap().is_some());
+    assert_eq!(store.events_after(Some(TENANT), 0, 10).unwrap().len(), 1);
+    let c = store.counts().unwrap();
+    assert_eq!((c.blobs, c.jobs_pending, c.jobs_running), (1, 1, 2));
+    assert_consistent(&store);
+
+    // Only the pending one is left to claim; a claimed one completes as usual.
+    let rest = store.claim_due_jobs(LATER, 10).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].plugin, "index");
+    store
+        .complete_job(claimed[0].id, completion(vec![output("expanded-v1", b"x")]))
+        .await
+        .unwrap();
+
+    // A crash before the others finish: they are due again after recovery.
+    drop(store);
+    let store = reyna_store::Store::open(&path).unwrap();
+    assert_eq!(store.recover_running().await.unwrap(), 2);
+    let again = store.claim_due_jobs(LATER, 10).await.unwrap();
+    let mut again: Vec<JobId> = again.into_iter().map(|j| j.id).collect();
+    let mut expected = vec![claimed[1].id, rest[0].id];
+    again.sort();
+    expected.sort();
+    assert_eq!(again, expected);
+    assert_consistent(&store);
+}
+
+#[tokio::test]
+async fn a_rejected_create_claims_nothing_and_claiming_more_than_exist_claims_all() {
+    let (_dir, store) = open();
+    let mut blob = new_blob("text-input-v1", b"x");
+    blob.parents = vec![BlobId::generate()];
+    let err = store
+        .create_blob_and_claim(blob, vec![spec("expand", "text-input-v1")], 1)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::ParentNotFound { .. }), "{err}");
+    let c = store.counts().unwrap();
+    assert_eq!((c.blobs, c.jobs_pending, c.jobs_running), (0, 0, 0));
+
+    let (_, claimed) = store
+        .create_blob_and_claim(
+            new_blob("text-input-v1", b"y"),
+            vec![spec("expand", "text-input-v1")],
+            5,
+        )
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let c = store.counts().unwrap();
+    assert_eq!((c.jobs_pending, c.jobs_running), (0, 1));
+    assert_consistent(&store);
+}
+
+#[tokio::test]
+async fn complete_job_and_claim_stores_the_first_next_jobs_running() {
+    let (_dir, store) = open();
+    let (_, mut claimed) = store
+        .create_blob_and_claim(
+            new_blob("text-input-v1", b"in"),
+            vec![spec("split", "text-input-v1")],
+            1,
+        )
+        .await
+        .unwrap();
+    let job = claimed.remove(0);
+    let mut c = completion(vec![output("part-v1", b"a"), output("part-v1", b"b")]);
+    c.next_jobs = vec![
+        vec![spec("upper", "part-v1"), spec("count", "part-v1")],
+        vec![spec("upper", "part-v1")],
+    ];
+    let (outputs, next) = store
+        .complete_job_and_claim(job.id, c.clone(), 2)
+        .await
+        .unwrap();
+
+    // Output order, then spec order: the first output's two jobs.
+    assert_eq!(outputs.len(), 2);
+    let names: Vec<(&str, BlobId)> = next
+        .iter()
+        .map(|j| (j.plugin.as_str(), j.blob_id))
+        .collect();
+    assert_eq!(names, [("upper", outputs[0].id), ("count", outputs[0].id)]);
+    for job in &next {
+        assert_eq!((job.state, job.hop), (JobState::Running, 1));
+    }
+    let counts = store.counts().unwrap();
+    assert_eq!(
+        (counts.jobs_pending, counts.jobs_running, counts.jobs_done),
+        (1, 2, 1)
+    );
+    let pending = store.claim_due_jobs(LATER, 10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].blob_id, outputs[1].id);
+
+    // Completing again changes nothing and claims nothing.
+    let (again, none) = store.complete_job_and_claim(job.id, c, 2).await.unwrap();
+    assert_eq!(ids(&again), ids(&outputs));
+    assert!(none.is_empty());
+    assert_eq!(store.counts().unwrap().jobs_running, 3);
+    assert_consistent(&store);
+}
+
+#[tokio::test]
 async fn complete_job_stores_outputs_lineage_events_next_jobs_and_done() {
     let (_dir, store) = open();
     let input = store

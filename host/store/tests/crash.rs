@@ -1,7 +1,8 @@
 //! Crash consistency: a child process ingests blobs and completes jobs under
 //! load and is killed with SIGKILL at random moments. After every kill the
 //! database reopens with every acknowledged write present, nothing
-//! duplicated, and every job done or pending/running (recoverable).
+//! duplicated, and every job done or pending/running (recoverable), also
+//! the jobs claimed in the commit that created them.
 //!
 //! The child is this test binary itself, re-executed with
 //! [`CHILD_ENV`] set, running [`child_process_entry`]. It prints one line per
@@ -23,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reyna_store::{
-    BlobId, Completion, JobId, JobSpec, JobState, NewBlob, NewOutput, Store, now_ms,
+    BlobId, Completion, Job, JobId, JobSpec, JobState, NewBlob, NewOutput, Store, now_ms,
 };
 
 const CHILD_ENV: &str = "REYNA_STORE_CRASH_CHILD";
@@ -284,24 +285,31 @@ async fn child(path: std::path::PathBuf) {
                     parents: parent.into_iter().collect(),
                     hop: 0,
                 };
-                let meta = store
-                    .create_blob(blob, vec![spec("split", "doc-v1")])
+                // Half the jobs are claimed as they are created and run
+                // here, as the engine does with a free worker.
+                let claim = rng.below(2) as usize;
+                let (meta, claimed) = store
+                    .create_blob_and_claim(blob, vec![spec("split", "doc-v1")], claim)
                     .await
                     .unwrap();
                 ack("B", meta.id);
-                let mut recent = recent.lock().unwrap();
-                if recent.len() < 64 {
-                    recent.push(meta.id);
-                } else {
-                    let i = rng.below(64) as usize;
-                    recent[i] = meta.id;
+                {
+                    let mut recent = recent.lock().unwrap();
+                    if recent.len() < 64 {
+                        recent.push(meta.id);
+                    } else {
+                        let i = rng.below(64) as usize;
+                        recent[i] = meta.id;
+                    }
+                }
+                for job in claimed {
+                    work(&store, &mut rng, job).await;
                 }
             }
         }));
     }
 
-    // Workers: split -> two parts (each with an `upper` job); upper -> final.
-    // Some first attempts fail and retry at once.
+    // Workers: claim due jobs and run them.
     for worker in 0..4u64 {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
@@ -319,42 +327,7 @@ async fn child(path: std::path::PathBuf) {
                     continue;
                 }
                 for job in jobs {
-                    if job.plugin == "upper" && job.attempt == 1 && rng.below(5) == 0 {
-                        let failure = reyna_store::Failure {
-                            reason: "retryable: flaky".to_owned(),
-                            cost: Default::default(),
-                            retry_at: Some(now_ms()),
-                        };
-                        store.fail_job(job.id, failure).await.unwrap();
-                        continue;
-                    }
-                    let completion = if job.plugin == "split" {
-                        Completion {
-                            outputs: (0..2)
-                                .map(|i| NewOutput {
-                                    schema: "part-v1".to_owned(),
-                                    data: format!("part {i} of {}", job.blob_id).into_bytes(),
-                                    extra_parents: vec![],
-                                })
-                                .collect(),
-                            next_jobs: vec![vec![spec("upper", "part-v1")]; 2],
-                            ..Completion::default()
-                        }
-                    } else {
-                        Completion {
-                            outputs: vec![NewOutput {
-                                schema: "final-v1".to_owned(),
-                                data: format!("FINAL {}", job.blob_id).into_bytes(),
-                                extra_parents: vec![],
-                            }],
-                            ..Completion::default()
-                        }
-                    };
-                    let outputs = store.complete_job(job.id, completion).await.unwrap();
-                    for out in outputs {
-                        ack("O", out.id);
-                    }
-                    ack("D", job.id);
+                    work(&store, &mut rng, job).await;
                 }
             }
         }));
@@ -367,5 +340,56 @@ async fn child(path: std::path::PathBuf) {
     }
     if let Some(Err(e)) = set.join_next().await {
         panic!("load task failed: {e}");
+    }
+}
+
+/// Runs `job` and the next jobs its completion claims: split -> two parts
+/// (each with an `upper` job); upper -> final. Some first attempts fail and
+/// retry at once.
+async fn work(store: &Store, rng: &mut Rng, job: Job) {
+    let mut queue = vec![job];
+    while let Some(job) = queue.pop() {
+        if job.plugin == "upper" && job.attempt == 1 && rng.below(5) == 0 {
+            let failure = reyna_store::Failure {
+                reason: "retryable: flaky".to_owned(),
+                cost: Default::default(),
+                retry_at: Some(now_ms()),
+            };
+            store.fail_job(job.id, failure).await.unwrap();
+            continue;
+        }
+        let completion = if job.plugin == "split" {
+            Completion {
+                outputs: (0..2)
+                    .map(|i| NewOutput {
+                        schema: "part-v1".to_owned(),
+                        data: format!("part {i} of {}", job.blob_id).into_bytes(),
+                        extra_parents: vec![],
+                    })
+                    .collect(),
+                next_jobs: vec![vec![spec("upper", "part-v1")]; 2],
+                ..Completion::default()
+            }
+        } else {
+            Completion {
+                outputs: vec![NewOutput {
+                    schema: "final-v1".to_owned(),
+                    data: format!("FINAL {}", job.blob_id).into_bytes(),
+                    extra_parents: vec![],
+                }],
+                ..Completion::default()
+            }
+        };
+        // Zero, one or both next jobs claimed in the completing commit.
+        let claim = rng.below(3) as usize;
+        let (outputs, claimed) = store
+            .complete_job_and_claim(job.id, completion, claim)
+            .await
+            .unwrap();
+        for out in outputs {
+            ack("O", out.id);
+        }
+        ack("D", job.id);
+        queue.extend(claimed);
     }
 }

@@ -1,6 +1,6 @@
 //! The example plugins end to end: routing, chains and fan-in.
 
-use reyna_engine::reyna_store::Direction;
+use reyna_engine::reyna_store::{Direction, JobState};
 use serde_json::json;
 
 use crate::common::*;
@@ -121,4 +121,43 @@ async fn a_plugin_only_receives_its_declared_inputs() {
         3
     );
     engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_with_a_free_worker_is_claimed_in_the_commit_that_creates_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    upload(&engine, "word-stats").await;
+
+    // Not started: the job waits in the store, as before.
+    let early = put(&engine, "text-input-v1", json!({ "text": "one two" })).await;
+    let jobs = engine.store().jobs_for_blob(TENANT, early.id).unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].state, JobState::Pending);
+    engine.start();
+    idle(&engine).await;
+
+    // Started, with free workers: never pending, no claim of its own.
+    let before = engine.store().writer_stats().ops;
+    let input = put(
+        &engine,
+        "text-input-v1",
+        json!({ "text": "three four five" }),
+    )
+    .await;
+    let jobs = engine.store().jobs_for_blob(TENANT, input.id).unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert!(
+        matches!(jobs[0].state, JobState::Running | JobState::Done),
+        "{:?}",
+        jobs[0].state
+    );
+    idle(&engine).await;
+    assert_eq!(
+        json(&engine, child_by_plugin(&engine, input.id, "word-stats").id)["words"],
+        3
+    );
+    // One write for the blob with its claimed job, one for the completion.
+    assert_eq!(engine.store().writer_stats().ops - before, 2);
+    assert!(engine.store().check().unwrap().problems.is_empty());
 }
