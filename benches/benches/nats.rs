@@ -10,7 +10,7 @@
 //! scaling. Run: `cargo bench -p reyna-benches --bench nats` (needs
 //! `nats-server` on the PATH).
 
-#![allow(clippy::expect_used, clippy::unwrap_used)]
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -69,28 +69,60 @@ async fn run_batch(engine: &Engine, next: &AtomicUsize) -> Duration {
     start.elapsed()
 }
 
-/// Runs one criterion benchmark of whole batches; returns seconds per event
-/// of its last sample.
+/// CPU seconds (user + system) a process has used, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// One mode's figures: wall time and CPU time (this process and the NATS
+/// server together) per event.
+#[derive(Clone, Copy, Default)]
+struct Figures {
+    wall: f64,
+    cpu: f64,
+}
+
+/// Runs one criterion benchmark of whole batches; returns wall seconds per
+/// event of its last sample and CPU seconds per event over all samples.
 fn measure(
     rt: &tokio::runtime::Runtime,
     next: &AtomicUsize,
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     name: &str,
     engine: &Engine,
-) -> f64 {
+    nats_pid: Option<u32>,
+) -> Figures {
     let per_event = EVENTS / 16 * 16;
+    let cpu = || cpu_seconds("self") + nats_pid.map_or(0.0, |pid| cpu_seconds(&pid.to_string()));
     let mut last = 0.0;
+    let mut events = 0usize;
+    let started = cpu();
     group.bench_function(name, |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 total += rt.block_on(run_batch(engine, next));
             }
+            events += iters as usize * per_event;
             last = total.as_secs_f64() / iters.max(1) as f64 / per_event as f64;
             total
         })
     });
-    last
+    Figures {
+        wall: last,
+        cpu: (cpu() - started) / events.max(1) as f64,
+    }
 }
 
 fn bench(c: &mut Criterion) {
@@ -110,12 +142,12 @@ fn bench(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(20))
         .throughput(Throughput::Elements(per_event as u64));
 
-    let mut figures: Vec<(&str, f64)> = Vec::new();
+    let mut figures: Vec<(&str, Figures)> = Vec::new();
     let embedded = rt.block_on(open(&dir.path().join("embedded")));
     embedded.start();
     figures.push((
         "embedded",
-        measure(&rt, &next, &mut group, "embedded", &embedded),
+        measure(&rt, &next, &mut group, "embedded", &embedded, None),
     ));
     rt.block_on(embedded.shutdown());
 
@@ -135,12 +167,12 @@ fn bench(c: &mut Criterion) {
     let one = worker("w1");
     figures.push((
         "one-worker",
-        measure(&rt, &next, &mut group, "one-worker", &state),
+        measure(&rt, &next, &mut group, "one-worker", &state, nats.pid()),
     ));
     let two = worker("w2");
     figures.push((
         "two-workers",
-        measure(&rt, &next, &mut group, "two-workers", &state),
+        measure(&rt, &next, &mut group, "two-workers", &state, nats.pid()),
     ));
     group.finish();
 
@@ -153,12 +185,14 @@ fn bench(c: &mut Criterion) {
 
     let floor = figures[0].1;
     println!("\nscale-out summary (word-count over 64 KiB, {per_event} events per sample):");
-    for (name, secs) in &figures {
+    for (name, f) in &figures {
         println!(
-            "  {name:<12} {:>8.0} events/s  {:>7.1} µs/event  {:>5.2}x embedded",
-            1.0 / secs,
-            secs * 1e6,
-            secs / floor
+            "  {name:<12} {:>6.0} events/s {:>7.1} µs/event ({:.2}x embedded)  CPU {:>7.1} µs/event ({:.2}x embedded)",
+            1.0 / f.wall,
+            f.wall * 1e6,
+            f.wall / floor.wall,
+            f.cpu * 1e6,
+            f.cpu / floor.cpu,
         );
     }
 }

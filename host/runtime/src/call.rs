@@ -25,6 +25,7 @@ pub struct Blob {
     /// Schema id, e.g. `text-input-v1`.
     pub schema: String,
     /// The JSON document, UTF-8.
+    #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
     /// Ids of the blobs this one was derived from.
     pub parents: Vec<String>,
@@ -47,6 +48,7 @@ pub struct Output {
     /// Schema id of the output.
     pub schema: String,
     /// The JSON document, UTF-8.
+    #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
     /// Parents besides the event's blob.
     pub extra_parents: Vec<String>,

@@ -83,6 +83,11 @@ impl NatsServer {
         self.port
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Where JetStream keeps its data.
     pub fn store_dir(&self) -> &Path {
         &self.store_dir
