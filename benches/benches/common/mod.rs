@@ -217,7 +217,21 @@ pub async fn register_variants(engine: &Engine, n: usize) -> Vec<String> {
     schemas
 }
 
-/// Ingests `count` blobs of `data` from [`WRITERS`] concurrent writers,
+/// `data` (a JSON object) with a `title` no other event of this process has,
+/// so no job is answered from the idempotency record of an earlier one and
+/// every event runs its plugin. A byte splice, not a re-serialisation.
+pub fn distinct(data: &[u8]) -> Vec<u8> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let head = format!(r#"{{"title":"event {n}","#);
+    let mut out = Vec::with_capacity(head.len() + data.len());
+    out.extend_from_slice(head.as_bytes());
+    out.extend_from_slice(data.get(1..).unwrap_or_default());
+    out
+}
+
+/// Ingests `count` distinct blobs ([`distinct`] copies of `data`) from
+/// [`WRITERS`] concurrent writers,
 /// blob `i` with schema `schemas[i % len]`, and waits until every job is
 /// done. Returns the time from the first ingest to the last commit.
 pub async fn push_events(
@@ -232,8 +246,9 @@ pub async fn push_events(
         let (engine, schemas, data) = (engine.clone(), schemas.to_vec(), data.to_vec());
         writers.spawn(async move {
             for i in (w..count).step_by(WRITERS) {
+                let event = distinct(&data);
                 engine
-                    .create_blob("bench", &schemas[i % schemas.len()], data.clone(), vec![])
+                    .create_blob("bench", &schemas[i % schemas.len()], event, vec![])
                     .await
                     .expect("ingest");
             }
