@@ -696,6 +696,12 @@ impl Engine {
         Ok(job)
     }
 
+    /// Changes each time the outcome of a job is recorded (completed, with or
+    /// without outputs; retried; dead-lettered), so a waiter can look again.
+    pub fn watch_finished(&self) -> watch::Receiver<u64> {
+        self.inner.job_finished.subscribe()
+    }
+
     /// Waits until no job is pending or running, at most `timeout`. Returns
     /// whether the engine became idle. Jobs waiting for a retry count as pending.
     pub async fn wait_idle(&self, timeout: Duration) -> bool {

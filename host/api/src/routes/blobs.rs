@@ -203,11 +203,13 @@ pub(crate) async fn derived(
     let deadline = tokio::time::Instant::now() + wait;
     let store = state.engine().store();
     let mut events = store.watch_events();
+    let mut finished = state.engine().watch_finished();
     let mut shutdown = state.shutdown_signal();
     loop {
         // Mark the current commit as seen before reading, so a commit that
         // lands after the read wakes the wait below.
         events.borrow_and_update();
+        finished.borrow_and_update();
         let jobs = store.jobs_for_blob(&caller.tenant, meta.id)?;
         let settled = jobs
             .iter()
@@ -221,10 +223,12 @@ pub(crate) async fn derived(
                 settled,
             }));
         }
-        // Every job outcome commits an event (outputs' `blob.created`, or
-        // `job.failed`), so the event watch is the wake-up.
+        // A job outcome commits an event (outputs' `blob.created`, or
+        // `job.failed`), except a completion with no outputs: the engine's
+        // job-finished signal wakes the wait for that one.
         tokio::select! {
             changed = events.changed() => if changed.is_err() { return Err(ApiError::Unavailable("the store is closing".into())) },
+            _ = finished.changed() => {}
             _ = tokio::time::sleep_until(deadline) => {}
             _ = shutdown.changed() => {}
         }

@@ -294,6 +294,26 @@ async fn an_oversized_body_is_413_with_the_limit() {
     assert!(p["detail"].as_str().unwrap().contains("512 bytes"), "{p}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_poll_ends_when_a_job_completes_with_no_outputs() {
+    // `quiet` succeeds without deriving anything: no `blob.created` event
+    // marks its completion, and the long-poll must not wait to its deadline.
+    let api = api_with_plugins(&["quiet"]).await;
+    let id = api.put_text("nothing comes of this").await;
+    let started = std::time::Instant::now();
+    let derived = api
+        .get(&format!("/v1/blobs/{id}/derived?wait=60"), READER)
+        .await
+        .ok(200);
+    assert_eq!(derived["settled"], true, "{derived}");
+    assert_eq!(derived["derived"], json!([]));
+    assert_eq!(derived["jobs"][0]["state"], "done");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(50),
+        "answered at the deadline, not when the job completed"
+    );
+}
+
 #[tokio::test]
 async fn derived_blobs_long_poll_and_lineage_both_ways() {
     let api = api_with_plugins(&["word-stats"]).await;
