@@ -306,14 +306,24 @@ async fn commit(
         release(inner, remote, id);
         return Ok(RemoteOutcome::Committed);
     };
-    let key = IdemKey {
-        component_digest: p.record.digest.clone(),
-        config_digest: p.config_digest.clone(),
-        input_digest: inner
+    // The input's digest went out with the job; only a job sent before a
+    // restart (no longer outstanding here) needs its blob read again.
+    let sent_digest = remote
+        .outstanding()
+        .get(&id)
+        .map(|o| o.job.data_digest.clone());
+    let input_digest = match sent_digest {
+        Some(digest) => digest,
+        None => inner
             .store
             .get_blob(&job.tenant, job.blob_id)?
             .map(|m| m.digest)
             .unwrap_or_default(),
+    };
+    let key = IdemKey {
+        component_digest: p.record.digest.clone(),
+        config_digest: p.config_digest.clone(),
+        input_digest,
     };
     let cost = dispatch::store_cost(&result.cost);
     let pure = !result.read_other_blobs && result.effect_calls.is_empty();
