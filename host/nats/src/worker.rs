@@ -140,10 +140,12 @@ impl Worker {
 
     /// Stops pulling and waits for the jobs in hand to publish their results.
     /// Jobs fetched but not started go to another worker after the ack wait.
-    pub async fn shutdown(self) {
+    /// Returns the final counters, once every job in hand has been acked.
+    pub async fn shutdown(self) -> WorkerStats {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
         let _ = self.shared.client.flush().await;
+        self.stats()
     }
 }
 
