@@ -87,6 +87,15 @@ pub struct Worker {
     shared: Arc<Shared>,
 }
 
+impl Shared {
+    fn stats(&self) -> WorkerStats {
+        WorkerStats {
+            completed: self.completed.load(Ordering::Relaxed),
+            handed_back: self.handed_back.load(Ordering::Relaxed),
+        }
+    }
+}
+
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")
@@ -132,10 +141,7 @@ impl Worker {
 
     /// Counters since start.
     pub fn stats(&self) -> WorkerStats {
-        WorkerStats {
-            completed: self.shared.completed.load(Ordering::Relaxed),
-            handed_back: self.shared.handed_back.load(Ordering::Relaxed),
-        }
+        self.shared.stats()
     }
 
     /// Stops pulling and waits for the jobs in hand to publish their results.
@@ -145,7 +151,7 @@ impl Worker {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
         let _ = self.shared.client.flush().await;
-        self.stats()
+        self.shared.stats()
     }
 }
 
