@@ -1,11 +1,21 @@
 //! Scale-out throughput on the same input: the embedded engine (the floor)
-//! against a state node with one and with two NATS JetStream workers.
+//! against a state node with one and with two NATS JetStream workers, for
+//! three workloads that differ in work per byte:
 //!
-//! The work is CPU-heavy for a processor: `word-count` over a 64 KiB text per
-//! event (every text distinct, so no result is reused). Each sample ingests
-//! `EVENTS` text-input-v1 blobs durably and waits until every derived blob is
-//! committed. A real `nats-server -js` runs on a loopback port; the workers
-//! run in this process (their own runtime and NATS connection each), so on
+//! - `fingerprint-64KiB`: the CPU-heavy processor. `text-fingerprint`
+//!   (a MinHash over 3-word shingles, 256 hash functions) on a distinct
+//!   64 KiB text per event, a few milliseconds of compute per event.
+//! - `fingerprint-16KiB`: the same processor on 16 KiB, about a millisecond
+//!   of compute per event: the transport's fixed cost per event shows more.
+//! - `word-count-64KiB`: `word-count` over 64 KiB, little work per byte, so
+//!   moving the payload (into redb, through JetStream, back) dominates. This
+//!   is the transport's worst case.
+//!
+//! Each sample ingests `EVENTS` text-input-v1 blobs durably and waits until
+//! every derived blob is committed (every text distinct, so no result is
+//! reused). A real `nats-server -js` runs on a loopback port; the workers
+//! run in this process (each with its own tokio runtime and NATS
+//! connection, like a `reyna worker` process), so on
 //! this 2-core machine the figure is the transport's cost per event, not
 //! scaling. Run: `cargo bench -p reyna-benches --bench nats` (needs
 //! `nats-server` on the PATH).
@@ -19,27 +29,76 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use reyna_engine::{Engine, EngineConfig};
 use reyna_nats::{StateNode, StateNodeConfig, Worker, WorkerConfig};
 
-const EVENTS: usize = 300;
+const EVENTS: usize = 960;
 const SETTLE: Duration = Duration::from_secs(300);
+/// The next text's number: every event of the run gets a distinct input,
+/// also across modes that share an engine.
+static NEXT: AtomicUsize = AtomicUsize::new(0);
 
-/// A distinct 64 KiB text per call.
-fn text_64k(n: usize) -> Vec<u8> {
-    let words = "lorem ipsum dolor sit amet consectetur adipiscing elit ".repeat(1200);
-    let text = format!("{n} {}", &words[..65_000]);
-    serde_json::json!({ "text": text }).to_string().into_bytes()
+/// What a scale-out run measures: a processor and the input it gets.
+struct Workload {
+    name: &'static str,
+    /// The test program that processes each text.
+    plugin: &'static str,
+    /// Its output schema, when it is not bundled.
+    schema: Option<(&'static str, &'static str)>,
+    /// Bytes of text per event.
+    text_bytes: usize,
 }
 
-async fn open(dir: &std::path::Path) -> Engine {
-    let engine = Engine::open(EngineConfig::new(dir)).await.expect("engine");
-    engine.register_bundled_schemas().await.expect("schemas");
-    let wasm = reyna_artifacts::bytes("word-count")
-        .expect("word-count component (cargo build -p reyna-artifacts)");
-    engine.upload_plugin(wasm, "bench").await.expect("upload");
-    engine
+const FINGERPRINT_SCHEMA: (&str, &str) = (
+    "text-fingerprint-v1",
+    include_str!("../../tests/programs/text-fingerprint/text-fingerprint-v1.json"),
+);
+
+const WORKLOADS: [Workload; 3] = [
+    Workload {
+        name: "fingerprint-64KiB",
+        plugin: "text-fingerprint",
+        schema: Some(FINGERPRINT_SCHEMA),
+        text_bytes: 64 * 1024,
+    },
+    Workload {
+        name: "fingerprint-16KiB",
+        plugin: "text-fingerprint",
+        schema: Some(FINGERPRINT_SCHEMA),
+        text_bytes: 16 * 1024,
+    },
+    Workload {
+        name: "word-count-64KiB",
+        plugin: "word-count",
+        schema: None,
+        text_bytes: 64 * 1024,
+    },
+];
+
+impl Workload {
+    /// A distinct text-input-v1 document of about `text_bytes`.
+    fn input(&self, n: usize) -> Vec<u8> {
+        let words = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor ";
+        let words = words.repeat(self.text_bytes / words.len() + 1);
+        let text = format!("{n} {}", &words[..self.text_bytes - 24]);
+        serde_json::json!({ "text": text }).to_string().into_bytes()
+    }
+
+    async fn open(&self, dir: &std::path::Path) -> Engine {
+        let engine = Engine::open(EngineConfig::new(dir)).await.expect("engine");
+        engine.register_bundled_schemas().await.expect("schemas");
+        if let Some((id, json)) = self.schema {
+            engine
+                .register_schema(id, json, "bench")
+                .await
+                .expect("schema");
+        }
+        let wasm = reyna_artifacts::bytes(self.plugin)
+            .expect("test program component (cargo build -p reyna-artifacts)");
+        engine.upload_plugin(wasm, "bench").await.expect("upload");
+        engine
+    }
 }
 
 /// Ingests `EVENTS` new texts (16 writers) and waits until all are derived.
-async fn run_batch(engine: &Engine, next: &AtomicUsize) -> Duration {
+async fn run_batch(engine: &Engine, workload: &'static Workload, next: &AtomicUsize) -> Duration {
     let start = Instant::now();
     let mut writers = tokio::task::JoinSet::new();
     for _ in 0..16 {
@@ -48,7 +107,7 @@ async fn run_batch(engine: &Engine, next: &AtomicUsize) -> Duration {
         writers.spawn(async move {
             for n in first..first + EVENTS / 16 {
                 engine
-                    .create_blob("bench", "text-input-v1", text_64k(n), vec![])
+                    .create_blob("bench", "text-input-v1", workload.input(n), vec![])
                     .await
                     .expect("create");
             }
@@ -93,35 +152,113 @@ struct Figures {
     cpu: f64,
 }
 
-/// Runs one criterion benchmark of whole batches; returns wall seconds per
-/// event of its last sample and CPU seconds per event over all samples.
+/// Runs one criterion benchmark of whole batches; returns the median wall
+/// seconds per event over its samples and CPU seconds per event over all of
+/// them (warm-up included).
 fn measure(
     rt: &tokio::runtime::Runtime,
-    next: &AtomicUsize,
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
-    name: &str,
+    (workload, mode): (&'static Workload, &str),
     engine: &Engine,
     nats_pid: Option<u32>,
 ) -> Figures {
     let per_event = EVENTS / 16 * 16;
     let cpu = || cpu_seconds("self") + nats_pid.map_or(0.0, |pid| cpu_seconds(&pid.to_string()));
-    let mut last = 0.0;
+    let mut samples = Vec::new();
     let mut events = 0usize;
     let started = cpu();
-    group.bench_function(name, |b| {
+    group.bench_function(format!("{}/{mode}", workload.name), |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                total += rt.block_on(run_batch(engine, next));
+                total += rt.block_on(run_batch(engine, workload, &NEXT));
             }
             events += iters as usize * per_event;
-            last = total.as_secs_f64() / iters.max(1) as f64 / per_event as f64;
+            samples.push(total.as_secs_f64() / iters.max(1) as f64 / per_event as f64);
             total
         })
     });
+    samples.sort_by(f64::total_cmp);
     Figures {
-        wall: last,
+        wall: samples.get(samples.len() / 2).copied().unwrap_or(0.0),
         cpu: (cpu() - started) / events.max(1) as f64,
+    }
+}
+
+/// Embedded, then a state node with one and with two workers, for one
+/// workload; prints its summary.
+fn run_workload(
+    rt: &tokio::runtime::Runtime,
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    workload: &'static Workload,
+    dir: &std::path::Path,
+) {
+    let mut figures: Vec<(&str, Figures)> = Vec::new();
+    let embedded = rt.block_on(workload.open(&dir.join("embedded")));
+    embedded.start();
+    figures.push((
+        "embedded",
+        measure(rt, group, (workload, "embedded"), &embedded, None),
+    ));
+    rt.block_on(embedded.shutdown());
+
+    std::fs::create_dir_all(dir.join("nats")).unwrap();
+    let nats = reyna_artifacts::NatsServer::start(&dir.join("nats"))
+        .expect("nats-server (apt-get install nats-server)");
+    let state = rt.block_on(workload.open(&dir.join("state")));
+    let node = rt
+        .block_on(StateNode::attach(&state, StateNodeConfig::new(nats.url())))
+        .expect("attach");
+    state.start();
+    // Each worker on its own runtime (threads sized to the machine), as a
+    // `reyna worker` process would be: its calls do not hold the state
+    // node's threads, and the OS schedules both.
+    let worker = |name: &str| {
+        let mut config = WorkerConfig::new(nats.url(), dir.join(name));
+        config.name = name.to_owned();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name(format!("{name}-rt"))
+            .build()
+            .expect("worker runtime");
+        let worker = runtime.block_on(Worker::start(config)).expect("worker");
+        (runtime, worker)
+    };
+    let one = worker("w1");
+    figures.push((
+        "one-worker",
+        measure(rt, group, (workload, "one-worker"), &state, nats.pid()),
+    ));
+    let two = worker("w2");
+    figures.push((
+        "two-workers",
+        measure(rt, group, (workload, "two-workers"), &state, nats.pid()),
+    ));
+    for (runtime, worker) in [one, two] {
+        runtime.block_on(worker.shutdown());
+    }
+    rt.block_on(async {
+        state.shutdown().await;
+        node.shutdown().await;
+    });
+
+    let floor = figures[0].1;
+    println!(
+        "\nscale-out summary, {} ({} over {} KiB texts, {} events per sample):",
+        workload.name,
+        workload.plugin,
+        workload.text_bytes / 1024,
+        EVENTS / 16 * 16
+    );
+    for (name, f) in &figures {
+        println!(
+            "  {name:<12} {:>6.0} events/s {:>7.1} µs/event ({:.2}x embedded)  CPU {:>7.1} µs/event ({:.2}x embedded)",
+            1.0 / f.wall,
+            f.wall * 1e6,
+            f.wall / floor.wall,
+            f.cpu * 1e6,
+            f.cpu / floor.cpu,
+        );
     }
 }
 
@@ -133,68 +270,16 @@ fn bench(c: &mut Criterion) {
     // `Engine::start` and the NATS tasks spawn onto this runtime.
     let _enter = rt.enter();
     let dir = tempfile::tempdir().expect("tempdir");
-    let next = AtomicUsize::new(0);
-    let per_event = EVENTS / 16 * 16;
 
     let mut group = c.benchmark_group("nats");
     group
         .sample_size(10)
-        .measurement_time(Duration::from_secs(20))
-        .throughput(Throughput::Elements(per_event as u64));
-
-    let mut figures: Vec<(&str, Figures)> = Vec::new();
-    let embedded = rt.block_on(open(&dir.path().join("embedded")));
-    embedded.start();
-    figures.push((
-        "embedded",
-        measure(&rt, &next, &mut group, "embedded", &embedded, None),
-    ));
-    rt.block_on(embedded.shutdown());
-
-    std::fs::create_dir_all(dir.path().join("nats")).unwrap();
-    let nats = reyna_artifacts::NatsServer::start(&dir.path().join("nats"))
-        .expect("nats-server (apt-get install nats-server)");
-    let state = rt.block_on(open(&dir.path().join("state")));
-    let node = rt
-        .block_on(StateNode::attach(&state, StateNodeConfig::new(nats.url())))
-        .expect("attach");
-    state.start();
-    let worker = |name: &str| {
-        let mut config = WorkerConfig::new(nats.url(), dir.path().join(name));
-        config.name = name.to_owned();
-        rt.block_on(Worker::start(config)).expect("worker")
-    };
-    let one = worker("w1");
-    figures.push((
-        "one-worker",
-        measure(&rt, &next, &mut group, "one-worker", &state, nats.pid()),
-    ));
-    let two = worker("w2");
-    figures.push((
-        "two-workers",
-        measure(&rt, &next, &mut group, "two-workers", &state, nats.pid()),
-    ));
-    group.finish();
-
-    rt.block_on(async {
-        one.shutdown().await;
-        two.shutdown().await;
-        state.shutdown().await;
-        node.shutdown().await;
-    });
-
-    let floor = figures[0].1;
-    println!("\nscale-out summary (word-count over 64 KiB, {per_event} events per sample):");
-    for (name, f) in &figures {
-        println!(
-            "  {name:<12} {:>6.0} events/s {:>7.1} µs/event ({:.2}x embedded)  CPU {:>7.1} µs/event ({:.2}x embedded)",
-            1.0 / f.wall,
-            f.wall * 1e6,
-            f.wall / floor.wall,
-            f.cpu * 1e6,
-            f.cpu / floor.cpu,
-        );
+        .measurement_time(Duration::from_secs(15))
+        .throughput(Throughput::Elements((EVENTS / 16 * 16) as u64));
+    for workload in &WORKLOADS {
+        run_workload(&rt, &mut group, workload, &dir.path().join(workload.name));
     }
+    group.finish();
 }
 
 criterion_group!(benches, bench);

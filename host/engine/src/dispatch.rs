@@ -29,6 +29,24 @@ pub(crate) struct Slots {
     permits: Arc<Semaphore>,
     /// Jobs claimed elsewhere, for the dispatcher to run like its own.
     handoff: mpsc::UnboundedSender<Claimed>,
+    /// Finished calls whose outcome waits for the writer, in
+    /// [`commit_units`]: a job gives its worker slot back when its call
+    /// returns, so the next job runs during the commit, and this bounds
+    /// what piles up (by count and output bytes) when the disk is slow.
+    awaiting_commit: Arc<Semaphore>,
+}
+
+/// Units of [`Slots::awaiting_commit`]: room for this many small outcomes,
+/// or fewer large ones (one unit per started [`COMMIT_UNIT_BYTES`]).
+const COMMIT_UNITS: u32 = 4096;
+/// Output bytes per unit of [`Slots::awaiting_commit`].
+const COMMIT_UNIT_BYTES: usize = 64 * 1024;
+
+/// Units an outcome with `bytes` of outputs takes while awaiting its commit.
+fn commit_units(bytes: usize) -> u32 {
+    u32::try_from(1 + bytes / COMMIT_UNIT_BYTES)
+        .unwrap_or(COMMIT_UNITS)
+        .min(COMMIT_UNITS)
 }
 
 impl Slots {
@@ -38,9 +56,35 @@ impl Slots {
         let slots = Self {
             permits: Arc::new(Semaphore::new(count)),
             handoff,
+            awaiting_commit: Arc::new(Semaphore::new(COMMIT_UNITS as usize)),
         };
         (slots, rx)
     }
+}
+
+/// A job's worker slot, given back once its call has returned (see
+/// [`Slots::awaiting_commit`]); `None` for calls that hold no slot here
+/// (results from remote workers) or once given back.
+pub(crate) type Slot = Option<OwnedSemaphorePermit>;
+
+/// Trades a finished call's worker slot for room among the outcomes awaiting
+/// their commit (waiting while that is full); the returned permit is held
+/// until the commit returns.
+async fn release_for_commit(
+    inner: &Inner,
+    slot: &mut Slot,
+    output_bytes: usize,
+) -> Option<OwnedSemaphorePermit> {
+    let slot = slot.take()?;
+    let slots = inner.slots.get()?;
+    let room = slots
+        .awaiting_commit
+        .clone()
+        .acquire_many_owned(commit_units(output_bytes))
+        .await
+        .ok();
+    drop(slot);
+    room
 }
 
 /// Takes up to `n` free slots for jobs about to be claimed; none before the
@@ -217,6 +261,7 @@ pub(crate) async fn record_outcome(
 
 async fn run_job(inner: Arc<Inner>, job: Job, permit: OwnedSemaphorePermit) {
     let job_id = job.id;
+    let mut slot = Some(permit);
     let plugin = inner.plugins.get(&job.plugin, &job.version);
     let result = match &plugin {
         None => dead(
@@ -227,7 +272,7 @@ async fn run_job(inner: Arc<Inner>, job: Job, permit: OwnedSemaphorePermit) {
         )
         .await
         .map(|_| None),
-        Some(p) => execute(&inner, p, &job).await.map(Some),
+        Some(p) => execute(&inner, p, &job, &mut slot).await.map(Some),
     };
     match result {
         Ok(Some(Step::Done(finished))) => {
@@ -236,8 +281,10 @@ async fn run_job(inner: Arc<Inner>, job: Job, permit: OwnedSemaphorePermit) {
         Ok(Some(Step::Remote(remote_job))) => {
             // The slot and the in-flight count stay taken until the result
             // is committed (`remote::complete`).
-            remote::submit(&inner, *remote_job, permit).await;
-            return;
+            if let Some(permit) = slot.take() {
+                remote::submit(&inner, *remote_job, permit).await;
+                return;
+            }
         }
         Ok(None) => {}
         Err(e) => {
@@ -350,7 +397,12 @@ fn admit(
     }
 }
 
-async fn execute(inner: &Arc<Inner>, p: &Arc<Loaded>, job: &Job) -> Result<Step, StoreError> {
+async fn execute(
+    inner: &Arc<Inner>,
+    p: &Arc<Loaded>,
+    job: &Job,
+    slot: &mut Slot,
+) -> Result<Step, StoreError> {
     let started = Instant::now();
     let finished = |outcome| {
         Step::Done(Finished {
@@ -372,7 +424,7 @@ async fn execute(inner: &Arc<Inner>, p: &Arc<Loaded>, job: &Job) -> Result<Step,
         input_digest: meta.digest.clone(),
     };
     if let Some(prior) = inner.store.find_idempotent(&job.tenant, &key)?
-        && reuse(inner, p, job, prior, key.clone()).await?
+        && reuse(inner, p, job, prior, key.clone(), slot).await?
     {
         return Ok(finished(Outcome::Reused));
     }
@@ -421,7 +473,9 @@ async fn execute(inner: &Arc<Inner>, p: &Arc<Loaded>, job: &Job) -> Result<Step,
     job_host.replay = replay;
     let host = Arc::new(job_host);
     if p.manifest.kind == Kind::Effect {
-        return run_sink(inner, p, job, event, host).await.map(finished);
+        return run_sink(inner, p, job, event, host, slot)
+            .await
+            .map(finished);
     }
     let ctx = CallContext {
         config: p.config.clone(),
@@ -448,6 +502,7 @@ async fn execute(inner: &Arc<Inner>, p: &Arc<Loaded>, job: &Job) -> Result<Step,
         effect_calls,
         pure,
         key,
+        slot,
     )
     .await
     .map(finished)
@@ -465,6 +520,7 @@ pub(crate) async fn finish_call(
     effect_calls: Vec<EffectCall>,
     pure: bool,
     key: IdemKey,
+    slot: &mut Slot,
 ) -> Result<Outcome, StoreError> {
     let outputs = match result {
         Ok(outputs) => outputs,
@@ -486,7 +542,7 @@ pub(crate) async fn finish_call(
         reused_from: None,
         idempotency_key: pure.then_some(key),
     };
-    match complete(inner, job, completion).await {
+    match complete(inner, job, completion, slot).await {
         Ok(()) => Ok(Outcome::Succeeded),
         Err(StoreError::ParentNotFound { id, .. }) => {
             let failure = Failure::InvalidOutput {
@@ -506,6 +562,7 @@ async fn run_sink(
     job: &Job,
     event: Event,
     host: Arc<JobHost>,
+    slot: &mut Slot,
 ) -> Result<Outcome, StoreError> {
     let event_digest = format!("sha256:{}", crate::digest_hex(&event.blob.data));
     let ctx = EffectContext {
@@ -560,7 +617,7 @@ async fn run_sink(
         reused_from: None,
         idempotency_key: None,
     };
-    complete(inner, job, completion).await?;
+    complete(inner, job, completion, slot).await?;
     Ok(Outcome::Succeeded)
 }
 
@@ -572,6 +629,7 @@ async fn reuse(
     job: &Job,
     prior: Vec<reyna_store::BlobMeta>,
     key: IdemKey,
+    slot: &mut Slot,
 ) -> Result<bool, StoreError> {
     let mut outputs = Vec::with_capacity(prior.len());
     let mut next_jobs = Vec::with_capacity(prior.len());
@@ -600,13 +658,21 @@ async fn reuse(
         reused_from,
         idempotency_key: Some(key),
     };
-    complete(inner, job, completion).await?;
+    complete(inner, job, completion, slot).await?;
     Ok(true)
 }
 
 /// Completes `job`, claiming in the same transaction as many of its next
-/// jobs as there are free slots and handing them to the dispatcher.
-async fn complete(inner: &Inner, job: &Job, completion: Completion) -> Result<(), StoreError> {
+/// jobs as there are free slots and handing them to the dispatcher. The
+/// job's own slot is given back first: its call is over.
+async fn complete(
+    inner: &Inner,
+    job: &Job,
+    completion: Completion,
+    slot: &mut Slot,
+) -> Result<(), StoreError> {
+    let output_bytes = completion.outputs.iter().map(|o| o.data.len()).sum();
+    let _awaiting = release_for_commit(inner, slot, output_bytes).await;
     let next = completion.next_jobs.iter().map(Vec::len).sum();
     let permits = reserve(inner, next);
     let (_, claimed) = inner

@@ -336,6 +336,8 @@ async fn commit(
         result.effect_calls,
         pure,
         key,
+        // The outstanding entry holds this job's slot until it commits.
+        &mut None,
     )
     .await?;
     dispatch::record_outcome(
