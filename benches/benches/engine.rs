@@ -6,7 +6,8 @@
 //! - `engine/per-event`: the whole path for one event: validate and ingest a
 //!   1 KiB text-input-v1 blob (durable), route it, run `word-count`, validate
 //!   its output, and commit the derived blob with its lineage (durable).
-//!   64 writers ingest concurrently; time is measured until every derived
+//!   64 writers ingest concurrently (`REYNA_BENCH_WRITERS=N` overrides);
+//!   time is measured until every derived
 //!   blob is committed, divided by the number of events. Every input is
 //!   distinct (its title), so every job runs the plugin: none is answered
 //!   from the idempotency record of an earlier identical input.
@@ -25,7 +26,13 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use reyna_engine::reyna_runtime::{Blob, CallContext, Event, Runtime, RuntimeConfig};
 use reyna_engine::{Engine, EngineConfig};
 
-const WRITERS: usize = 64;
+/// Concurrent ingest writers (`REYNA_BENCH_WRITERS` overrides).
+fn writers() -> usize {
+    std::env::var("REYNA_BENCH_WRITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64)
+}
 
 /// A 1 KiB text; the title makes every event's input distinct, so no job is
 /// answered from the idempotency record of an earlier one.
@@ -108,8 +115,9 @@ fn bench(c: &mut Criterion) {
             events += iters;
             let start = Instant::now();
             rt.block_on(async {
-                let mut writers = Vec::with_capacity(WRITERS);
-                for w in 0..WRITERS as u64 {
+                let count = writers();
+                let mut writers = Vec::with_capacity(count);
+                for w in 0..count as u64 {
                     let engine = engine.clone();
                     let next = next.clone();
                     writers.push(tokio::spawn(async move {
@@ -120,7 +128,7 @@ fn bench(c: &mut Criterion) {
                                 .create_blob("bench", "text-input-v1", data, vec![])
                                 .await
                                 .expect("ingest");
-                            i += WRITERS as u64;
+                            i += count as u64;
                         }
                     }));
                 }

@@ -25,8 +25,15 @@ type Claimed = (Job, OwnedSemaphorePermit);
 /// the transaction that creates them (ingest, completion) instead of
 /// leaving them pending for a claim of their own.
 pub(crate) struct Slots {
-    /// One permit per job running here, or sent out and not yet answered.
+    /// One permit per job claimed by this engine and not yet running here,
+    /// or sent out and not yet answered.
     permits: Arc<Semaphore>,
+    /// One permit per job running here (its call, or its commit while the
+    /// call's outcome is checked). A job trades its claim for one of these
+    /// when it starts, so claiming the next jobs (a commit away) overlaps
+    /// with running the current ones. `None` in remote mode, where a claim
+    /// lasts until the result is committed.
+    running: Option<Arc<Semaphore>>,
     /// Jobs claimed elsewhere, for the dispatcher to run like its own.
     handoff: mpsc::UnboundedSender<Claimed>,
     /// Finished calls whose outcome waits for the writer, in
@@ -50,11 +57,16 @@ fn commit_units(bytes: usize) -> u32 {
 }
 
 impl Slots {
-    /// `count` slots, and the receiving end of their handoff for [`run`].
-    pub(crate) fn new(count: usize) -> (Self, mpsc::UnboundedReceiver<Claimed>) {
+    /// `claims` jobs claimed ahead and, when jobs run here, `running` at
+    /// once; and the receiving end of their handoff for [`run`].
+    pub(crate) fn new(
+        claims: usize,
+        running: Option<usize>,
+    ) -> (Self, mpsc::UnboundedReceiver<Claimed>) {
         let (handoff, rx) = mpsc::unbounded_channel();
         let slots = Self {
-            permits: Arc::new(Semaphore::new(count)),
+            permits: Arc::new(Semaphore::new(claims)),
+            running: running.map(|n| Arc::new(Semaphore::new(n))),
             handoff,
             awaiting_commit: Arc::new(Semaphore::new(COMMIT_UNITS as usize)),
         };
@@ -261,6 +273,15 @@ pub(crate) async fn record_outcome(
 
 async fn run_job(inner: Arc<Inner>, job: Job, permit: OwnedSemaphorePermit) {
     let job_id = job.id;
+    // Trade the claim for a running slot, freeing the claim for the next job.
+    let running = inner.slots.get().and_then(|s| s.running.clone());
+    let permit = match running {
+        Some(running) => match running.acquire_owned().await {
+            Ok(run) => run,
+            Err(_) => permit,
+        },
+        None => permit,
+    };
     let mut slot = Some(permit);
     let plugin = inner.plugins.get(&job.plugin, &job.version);
     let result = match &plugin {

@@ -65,7 +65,9 @@ pub struct EngineConfig {
     pub data_dir: PathBuf,
     /// Sandbox settings; `cache_dir` defaults to `<data_dir>/artifacts`.
     pub runtime: RuntimeConfig,
-    /// Jobs run at once. More in flight means larger group commits.
+    /// Jobs run at once. Up to 8 times as many are claimed ahead (held in
+    /// memory, durable as running in the store), so the commit that claims
+    /// the next jobs overlaps with running the current ones.
     pub workers: usize,
     /// Jobs claimed per store round trip.
     pub claim_batch: usize,
@@ -291,16 +293,17 @@ impl Engine {
         if slot.is_none() {
             let rx = self.inner.shutdown.subscribe();
             // Remote mode: a slot is a job sent out and not yet answered.
-            let count = if self.inner.remote.get().is_some() {
+            let (claims, running) = if self.inner.remote.get().is_some() {
                 tokio::spawn(remote::republish_loop(
                     self.inner.clone(),
                     self.inner.shutdown.subscribe(),
                 ));
-                self.inner.config.remote.max_outstanding
+                (self.inner.config.remote.max_outstanding, None)
             } else {
-                self.inner.config.workers
+                let workers = self.inner.config.workers;
+                (workers.saturating_mul(8), Some(workers))
             };
-            let (slots, handoff) = dispatch::Slots::new(count);
+            let (slots, handoff) = dispatch::Slots::new(claims, running);
             // Set once: a dispatcher started again after `shutdown` stops at once.
             let _ = self.inner.slots.set(slots);
             *slot = Some(tokio::spawn(dispatch::run(self.inner.clone(), handoff, rx)));
