@@ -196,6 +196,7 @@ fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(blobs::data))
         .routes(routes!(blobs::lineage))
         .routes(routes!(blobs::derived))
+        .routes(routes!(blobs::rerun))
         .routes(routes!(jobs::list))
         .routes(routes!(jobs::get))
         .routes(routes!(jobs::dead_letters))

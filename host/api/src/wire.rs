@@ -246,6 +246,26 @@ pub struct Job {
     pub last_error: Option<String>,
     /// The blobs it produced, once done.
     pub outputs: Vec<String>,
+    /// A re-run answering every effect call from the responses recorded in
+    /// earlier runs' lineage instead of calling out.
+    pub replay_effects: bool,
+}
+
+/// `POST /v1/blobs/{id}/rerun`: run a plugin version again on a stored blob.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RerunBlob {
+    /// Plugin name.
+    pub plugin: String,
+    /// Plugin version (e.g. the one just uploaded); it must accept the
+    /// blob's schema.
+    pub version: String,
+    /// Answer every effect call from the responses recorded in the lineage
+    /// of earlier runs of this plugin on the blob, and fail a call that has
+    /// none, instead of calling out: a re-run repeats no paid or
+    /// side-effecting call. Kept with the job across retries and restarts.
+    #[serde(default)]
+    pub replay_effects: bool,
 }
 
 /// `GET /v1/jobs`.
@@ -672,6 +692,7 @@ impl From<store::Job> for Job {
             updated_at: j.updated_at,
             last_error: j.last_error,
             outputs: j.outputs.iter().map(ToString::to_string).collect(),
+            replay_effects: j.replay_effects,
         }
     }
 }

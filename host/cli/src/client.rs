@@ -285,10 +285,10 @@ pub async fn plugin_ls(api: &Api) -> Result<()> {
     Ok(())
 }
 
-/// `reyna plugin enable|disable NAME[@VERSION]`: without a version, the
-/// newest upload of that name.
-pub async fn plugin_set_enabled(api: &Api, plugin: &str, enabled: bool) -> Result<()> {
-    let (name, version) = match plugin.split_once('@') {
+/// `NAME@VERSION` as (name, version); `NAME` alone names the newest upload
+/// of that name.
+async fn plugin_version(api: &Api, plugin: &str) -> Result<(String, String)> {
+    Ok(match plugin.split_once('@') {
         Some((name, version)) => (name.to_owned(), version.to_owned()),
         None => {
             let reply = api
@@ -301,7 +301,13 @@ pub async fn plugin_set_enabled(api: &Api, plugin: &str, enabled: bool) -> Resul
                 .unwrap_or_default();
             (plugin.to_owned(), str_of(&newest, "version").to_owned())
         }
-    };
+    })
+}
+
+/// `reyna plugin enable|disable NAME[@VERSION]`: without a version, the
+/// newest upload of that name.
+pub async fn plugin_set_enabled(api: &Api, plugin: &str, enabled: bool) -> Result<()> {
+    let (name, version) = plugin_version(api, plugin).await?;
     let action = if enabled { "enable" } else { "disable" };
     let reply = api
         .send_json(api.post(&format!("/v1/plugins/{name}/{version}/{action}")))
@@ -604,6 +610,29 @@ pub async fn events(api: &Api, pattern: Option<String>, after: Option<u64>) -> R
         eprintln!("the event stream ended; reconnecting");
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// `reyna blob rerun ID NAME[@VERSION] [--replay-effects]` (admin).
+pub async fn blob_rerun(api: &Api, id: &str, plugin: &str, replay_effects: bool) -> Result<()> {
+    let (name, version) = plugin_version(api, plugin).await?;
+    let body = json!({ "plugin": name, "version": version, "replay_effects": replay_effects });
+    let job = api
+        .send_json(api.post(&format!("/v1/blobs/{id}/rerun")).json(&body))
+        .await?;
+    if api.json {
+        api.print_json(&job);
+    } else {
+        println!(
+            "re-running {name}@{version} on {id}: job {} is pending{}",
+            str_of(&job, "id"),
+            if replay_effects {
+                ", replaying recorded effects"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(())
 }
 
 // ---- dead letters ----------------------------------------------------------

@@ -146,6 +146,20 @@ enum BlobCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Run a plugin version again on a stored blob (admin); its output is
+    /// recorded beside earlier ones.
+    Rerun {
+        /// Blob id.
+        id: String,
+        /// NAME@VERSION, or NAME for its newest upload.
+        plugin: String,
+        /// Answer effect calls from the responses recorded in earlier runs'
+        /// lineage instead of calling out (a call with none fails).
+        #[arg(long)]
+        replay_effects: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Print a blob's lineage as a tree: what it came from and what came from it.
     Lineage {
         /// Blob id.
@@ -236,6 +250,17 @@ fn main() -> ExitCode {
             &remote,
             |api| async move { client::blob_get(&api, &id).await },
         ),
+        Command::Blob {
+            command:
+                BlobCommand::Rerun {
+                    id,
+                    plugin,
+                    replay_effects,
+                    remote,
+                },
+        } => remote_call(&remote, |api| async move {
+            client::blob_rerun(&api, &id, &plugin, replay_effects).await
+        }),
         Command::Blob {
             command: BlobCommand::Lineage { id, depth, remote },
         } => remote_call(&remote, |api| async move {

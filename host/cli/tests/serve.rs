@@ -285,6 +285,28 @@ async fn the_quickstart_commands_create_a_blob_and_show_derived_blobs_and_lineag
         tree.contains("── ") && tree.contains("word-stats-v1 by word-stats@1.0.0"),
         "{tree}"
     );
+    // A re-run of the newest word-stats on the same blob, replaying effects.
+    let out = reyna()
+        .args([
+            "blob",
+            "rerun",
+            &id,
+            "word-stats",
+            "--replay-effects",
+            "--url",
+            &host.url,
+            "--token",
+            &token,
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.starts_with(&format!("re-running word-stats@1.0.0 on {id}: job "))
+            && stdout.contains("replaying recorded effects"),
+        "{stdout}"
+    );
     host.stop();
 }
 

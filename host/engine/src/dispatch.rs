@@ -315,27 +315,6 @@ async fn run_job(inner: Arc<Inner>, job: Job, permit: OwnedSemaphorePermit) {
             tracing::error!(job = %job_id, error = %e, "cannot record job outcome");
         }
     }
-    // A finished re-run leaves replay mode; one that will retry keeps it.
-    // (Only looked up while some re-run is registered: not a per-job read.)
-    let replaying = !inner
-        .replays
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .is_empty();
-    if replaying
-        && let Ok(Some(done)) = inner.store.get_job(job_id)
-        && matches!(
-            done.state,
-            reyna_store::JobState::Done | reyna_store::JobState::Dead
-        )
-    {
-        let key = (done.blob_id, done.plugin, done.version);
-        inner
-            .replays
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&key);
-    }
     inner
         .in_flight
         .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
@@ -462,13 +441,16 @@ async fn execute(
             parents: meta.parents.iter().map(ToString::to_string).collect(),
         },
     };
-    let replay_key = (job.blob_id, job.plugin.clone(), job.version.clone());
-    let replay = inner
-        .replays
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&replay_key)
-        .cloned();
+    let replay = if job.replay_effects {
+        Some(Arc::new(crate::host::recorded_effects(
+            &inner.store,
+            &job.tenant,
+            job.blob_id,
+            &job.plugin,
+        )?))
+    } else {
+        None
+    };
     if remote::runs_remotely(inner, &p.manifest, replay.is_some()) {
         let mut event = event;
         if !inline {

@@ -14,6 +14,37 @@ use crate::{Inner, digest_hex};
 /// (response digest, effect version).
 pub(crate) type Recorded = std::collections::HashMap<(String, String), (String, String)>;
 
+/// The effect responses recorded in the lineage of earlier runs of `plugin`
+/// (any version) on `blob`: what a re-run in replay mode answers from. A
+/// replayed response counts too, so a replay of a replay still has it.
+pub(crate) fn recorded_effects(
+    store: &reyna_store::Store,
+    tenant: &str,
+    blob: reyna_store::BlobId,
+    plugin: &str,
+) -> Result<Recorded, reyna_store::StoreError> {
+    let mut recorded = Recorded::new();
+    for child in store.children(tenant, blob)? {
+        let Some(producer) = child.producer else {
+            continue;
+        };
+        if producer.plugin != plugin {
+            continue;
+        }
+        for call in producer
+            .effect_calls
+            .iter()
+            .filter(|c| c.outcome == "ok" || c.outcome == "replayed")
+        {
+            recorded.insert(
+                (call.effect.clone(), call.request_digest.clone()),
+                (call.response_digest.clone(), call.version.clone()),
+            );
+        }
+    }
+    Ok(recorded)
+}
+
 /// Host services for one job. Records whether the plugin read other blobs,
 /// because a result that depends on more than the input must not be reused
 /// for another input with the same content.

@@ -178,8 +178,6 @@ impl EngineConfig {
     }
 }
 
-pub(crate) type ReplayKey = (BlobId, String, String);
-
 pub(crate) struct Inner {
     pub config: EngineConfig,
     pub store: Store,
@@ -187,10 +185,6 @@ pub(crate) struct Inner {
     pub schemas: SchemaRegistry,
     pub plugins: PluginRegistry,
     pub job_finished: watch::Sender<u64>,
-    /// Re-runs in replay mode: (blob, plugin, version) -> recorded effect
-    /// responses. Registered before the job is enqueued, so no worker can
-    /// claim the job without it.
-    pub replays: Mutex<std::collections::HashMap<ReplayKey, Arc<host::Recorded>>>,
     /// Jobs claimed and not yet fully recorded (store outcome and counters).
     pub in_flight: std::sync::atomic::AtomicUsize,
     /// The transport pure processor jobs go to, when one is set.
@@ -274,7 +268,6 @@ impl Engine {
                 plugins,
                 job_finished,
                 in_flight: std::sync::atomic::AtomicUsize::new(0),
-                replays: Mutex::new(std::collections::HashMap::new()),
                 remote: std::sync::OnceLock::new(),
                 slots: std::sync::OnceLock::new(),
                 shutdown,
@@ -603,10 +596,8 @@ impl Engine {
     /// lineage of earlier runs of the same plugin name on this blob, and a
     /// call with no recorded response fails instead of calling out: a re-run
     /// repeats no paid or side-effecting call. The new output is recorded
-    /// beside the old one, with the new version in its lineage.
-    ///
-    /// Replay mode lives in memory: a re-run still pending when the host
-    /// stops runs later without it (and then calls its effects for real).
+    /// beside the old one, with the new version in its lineage. The mode is
+    /// stored with the job, so it holds across retries and restarts.
     pub async fn rerun(
         &self,
         tenant: &str,
@@ -638,52 +629,18 @@ impl Engine {
                 meta.schema
             )));
         }
-        let mut recorded = host::Recorded::new();
-        if replay_effects {
-            for child in self.inner.store.children(tenant, blob_id)? {
-                let Some(producer) = child.producer else {
-                    continue;
-                };
-                if producer.plugin != plugin {
-                    continue;
-                }
-                for call in producer
-                    .effect_calls
-                    .iter()
-                    .filter(|c| c.outcome == "ok" || c.outcome == "replayed")
-                {
-                    recorded.insert(
-                        (call.effect.clone(), call.request_digest.clone()),
-                        (call.response_digest.clone(), call.version.clone()),
-                    );
-                }
-            }
-        }
         let spec = reyna_store::JobSpec {
             plugin: plugin.to_owned(),
             version: version.to_owned(),
             subject: format!("blob.created.{}", meta.schema),
         };
-        // Registered before the job exists, so no worker can claim it first.
-        let key: ReplayKey = (blob_id, plugin.to_owned(), version.to_owned());
-        if replay_effects {
-            self.inner
-                .replays
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(key.clone(), Arc::new(recorded));
-        }
-        let job = match self.inner.store.enqueue_job(tenant, blob_id, spec).await {
-            Ok(job) => job,
-            Err(e) => {
-                self.inner
-                    .replays
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&key);
-                return Err(e.into());
-            }
-        };
+        // The job carries the mode: it survives a restart, and the recorded
+        // responses are read from lineage when it runs.
+        let job = self
+            .inner
+            .store
+            .enqueue_job(tenant, blob_id, spec, replay_effects)
+            .await?;
         let mode = if replay_effects {
             "replaying recorded effects"
         } else {

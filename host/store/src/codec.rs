@@ -105,6 +105,15 @@ impl Reader<'_> {
         Some(self.bytes(1)?[0])
     }
 
+    /// An optional trailing flag: false when the record ends here (written
+    /// before the field existed), true for a 1 byte.
+    fn trailing_flag(&mut self) -> Option<bool> {
+        if self.0.is_empty() {
+            return Some(false);
+        }
+        (self.u8()? == 1).then_some(true)
+    }
+
     fn u64(&mut self) -> Option<u64> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
@@ -350,6 +359,10 @@ impl Binary for Job {
         for o in &self.outputs {
             put_id(out, o.key());
         }
+        // A trailing field: records written before it end here.
+        if self.replay_effects {
+            out.push(1);
+        }
     }
 
     fn take(r: &mut Reader<'_>) -> Option<Self> {
@@ -368,6 +381,7 @@ impl Binary for Job {
             updated_at: r.u64()?,
             last_error: r.opt_string()?,
             outputs: r.list(|r| Some(BlobId::from_key(r.id()?)))?,
+            replay_effects: r.trailing_flag()?,
         })
     }
 }
@@ -448,8 +462,22 @@ mod tests {
             updated_at: 3,
             last_error: Some("boom".into()),
             outputs: vec![BlobId::generate()],
+            replay_effects: false,
         };
-        assert_eq!(from_slice::<Job>(&to_vec(&job)), Some(job));
+        let bytes = to_vec(&job);
+        assert_eq!(from_slice::<Job>(&bytes), Some(job.clone()));
+        let replaying = Job {
+            replay_effects: true,
+            ..job.clone()
+        };
+        let flagged = to_vec(&replaying);
+        assert_eq!(from_slice::<Job>(&flagged), Some(replaying));
+        // A record without the trailing flag (written before it existed)
+        // reads as not replaying; any other trailing byte is malformed.
+        assert_eq!(flagged.len(), bytes.len() + 1);
+        let mut bad = bytes.clone();
+        bad.push(7);
+        assert_eq!(from_slice::<Job>(&bad), None);
     }
 
     #[test]

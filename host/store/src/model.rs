@@ -285,6 +285,11 @@ pub struct Job {
     pub last_error: Option<String>,
     /// The blobs its completion produced, once done.
     pub outputs: Vec<BlobId>,
+    /// A re-run that answers every effect call from the responses recorded
+    /// in the lineage of earlier runs of the same plugin on this blob,
+    /// instead of calling out. Stored, so a restart keeps it.
+    #[serde(default)]
+    pub replay_effects: bool,
 }
 
 /// One output of a plugin run.

@@ -388,6 +388,7 @@ pub(crate) struct EnqueueJob {
     pub(crate) tenant: String,
     pub(crate) blob: BlobId,
     pub(crate) spec: JobSpec,
+    pub(crate) replay_effects: bool,
 }
 
 impl WriteOp for EnqueueJob {
@@ -398,7 +399,12 @@ impl WriteOp for EnqueueJob {
             Some(meta) if meta.tenant == self.tenant => meta,
             _ => return reject(StoreError::BlobNotFound { id: self.blob }),
         };
-        Ok(tx.insert_job(&meta, &self.spec, false)?)
+        let mut job = tx.insert_job(&meta, &self.spec, false)?;
+        if self.replay_effects {
+            job.replay_effects = true;
+            tx.put_job(&job)?;
+        }
+        Ok(job)
     }
 }
 

@@ -317,13 +317,21 @@ impl Store {
     }
 
     /// Enqueues a new job (new id, attempt 1, pending now) running `spec` on
-    /// an existing blob of `tenant`: a re-run, e.g. after a plugin upgrade.
-    /// Another tenant's blob is [`StoreError::BlobNotFound`].
-    pub async fn enqueue_job(&self, tenant: &str, blob: BlobId, spec: JobSpec) -> Result<Job> {
+    /// an existing blob of `tenant`: a re-run, e.g. after a plugin upgrade,
+    /// with [`Job::replay_effects`] as given. Another tenant's blob is
+    /// [`StoreError::BlobNotFound`].
+    pub async fn enqueue_job(
+        &self,
+        tenant: &str,
+        blob: BlobId,
+        spec: JobSpec,
+        replay_effects: bool,
+    ) -> Result<Job> {
         self.submit(ops::EnqueueJob {
             tenant: tenant.to_owned(),
             blob,
             spec,
+            replay_effects,
         })
         .await
     }

@@ -228,6 +228,7 @@ impl Tx<'_> {
             updated_at: self.now,
             last_error: None,
             outputs: Vec::new(),
+            replay_effects: false,
         };
         self.put_job(&job)?;
         if claimed {

@@ -1,5 +1,5 @@
 //! `/v1/blobs`: create, list, read (metadata and bytes), derived blobs
-//! (with a bounded long-poll) and lineage.
+//! (with a bounded long-poll), lineage and re-runs.
 
 use std::time::Duration;
 
@@ -11,12 +11,12 @@ use reyna_engine::reyna_store::{self as store, JobState};
 
 use super::{blob_id, page_size};
 use crate::AppState;
-use crate::auth::{Reader, Writer};
+use crate::auth::{Admin, Reader, Writer};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{JsonBody, QueryParams};
 use crate::wire::{
-    Blob, BlobPage, CreateBlob, Derived, DerivedParams, Direction, Lineage, LineageParams,
-    ListBlobs,
+    Blob, BlobPage, CreateBlob, Derived, DerivedParams, Direction, Job, Lineage, LineageParams,
+    ListBlobs, RerunBlob,
 };
 
 /// Lineage depth when the request does not say.
@@ -175,6 +175,39 @@ fn parse_wait(text: &str) -> Result<Duration, ApiError> {
             format!("wait must be seconds (`10`) or a duration (`500ms`), got `{text}`"),
         )
     })
+}
+
+/// Run a plugin version again on a stored blob (admin), as a new job whose
+/// output is recorded beside earlier ones, e.g. after an upgrade. With
+/// `replay_effects`, its effect calls are answered from earlier runs'
+/// recorded responses and nothing calls out.
+#[utoipa::path(post, path = "/v1/blobs/{id}/rerun", tag = "blobs", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Blob id")),
+    request_body = RerunBlob,
+    responses(
+        (status = 202, description = "The new job, pending", body = Job),
+        (status = 409, description = "The plugin version does not accept the blob's schema", body = Problem, content_type = "application/problem+json"),
+        (status = "4XX", description = "Blob or plugin version not found, bad body, or refused", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn rerun(
+    Admin(caller): Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<RerunBlob>,
+) -> ApiResult<(StatusCode, Json<Job>)> {
+    blob_id(&id)?;
+    let job = state
+        .engine()
+        .rerun(
+            &caller.tenant,
+            &id,
+            &body.plugin,
+            &body.version,
+            body.replay_effects,
+            &caller.actor(),
+        )
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(job.into())))
 }
 
 /// The blobs derived directly from a blob and the jobs routed for it. With

@@ -215,3 +215,64 @@ async fn a_dead_letter_is_listed_and_replayed_by_an_admin() {
     );
     api.engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_reruns_a_plugin_on_a_stored_blob_and_bad_requests_change_nothing() {
+    let api = api_with_plugins(&["word-count"]).await;
+    let id = api.put_text("one two three").await;
+    api.get(&format!("/v1/blobs/{id}/derived?wait=30"), READER)
+        .await
+        .ok(200);
+    let rerun = format!("/v1/blobs/{id}/rerun");
+    let body = json!({ "plugin": "word-count", "version": "0.1.0", "replay_effects": true });
+
+    // Refused before anything is enqueued.
+    api.post_json(&rerun, WRITER, body.clone())
+        .await
+        .problem(403);
+    api.post_json(
+        &rerun,
+        ADMIN,
+        json!({ "plugin": "word-count", "version": "9.9.9" }),
+    )
+    .await
+    .problem(404);
+    api.post_json(
+        &rerun,
+        ADMIN,
+        json!({ "plugin": "word-count", "version": "0.1.0", "extra": 1 }),
+    )
+    .await
+    .problem(400);
+    api.post_json("/v1/blobs/not-an-id/rerun", ADMIN, body.clone())
+        .await
+        .problem(400);
+    api.post_json(
+        &format!("/v1/blobs/{}/rerun", "01J0000000000000000000000Z"),
+        ADMIN,
+        body.clone(),
+    )
+    .await
+    .problem(404);
+    let jobs = api
+        .get(&format!("/v1/jobs?blob={id}"), READER)
+        .await
+        .ok(200);
+    assert_eq!(jobs.as_array().unwrap().len(), 1, "{jobs}");
+
+    let job = api.post_json(&rerun, ADMIN, body).await.ok(202);
+    assert_eq!(job["plugin"], "word-count");
+    assert_eq!(job["replay_effects"], true);
+    assert_eq!(job["attempt"], 1);
+    let derived = api
+        .get(
+            &format!("{}?wait=30", rerun.replace("/rerun", "/derived")),
+            READER,
+        )
+        .await
+        .ok(200);
+    assert_eq!(derived["settled"], true, "{derived}");
+    assert_eq!(derived["jobs"].as_array().unwrap().len(), 2, "{derived}");
+    assert_eq!(derived["derived"].as_array().unwrap().len(), 2, "{derived}");
+    api.engine.shutdown().await;
+}

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use reyna_engine::reyna_store::{BlobId, BlobMeta};
 use serde_json::json;
 
 use crate::common::*;
@@ -47,6 +48,42 @@ async fn configure(engine: &reyna_engine::Engine, port: u16) {
         .set_plugin_config("text-expand", "1.0.0", expand, "test")
         .await
         .unwrap();
+}
+
+/// A started engine whose `text-expand` has expanded `text` once with the
+/// model (one request): the engine, the input and that first output.
+async fn expanded_once(
+    dir: &std::path::Path,
+    port: u16,
+    received: &reyna_artifacts::ChatServer,
+    text: &str,
+) -> (reyna_engine::Engine, BlobMeta, BlobMeta) {
+    let engine = llm_engine(dir, Some(format!("127.0.0.1:{port}"))).await;
+    configure(&engine, port).await;
+    engine.start();
+    let input = put(&engine, "text-input-v1", json!({ "text": text })).await;
+    idle(&engine).await;
+    assert_eq!(received.received().len(), 1);
+    let first = child_by_plugin(&engine, input.id, "text-expand");
+    (engine, input, first)
+}
+
+/// Re-runs `text-expand@1.0.0` on `blob`.
+async fn rerun_expand(
+    engine: &reyna_engine::Engine,
+    blob: BlobId,
+    replay_effects: bool,
+) -> Result<reyna_engine::reyna_store::Job, reyna_engine::EngineError> {
+    engine
+        .rerun(
+            TENANT,
+            &blob.to_string(),
+            "text-expand",
+            "1.0.0",
+            replay_effects,
+            "operator",
+        )
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,25 +213,9 @@ async fn a_subscribed_effect_runs_as_a_sink_and_records_a_receipt() {
 async fn a_rerun_in_replay_mode_makes_no_request_and_gives_the_same_output() {
     let (port, received) = chat_server("The recorded answer.").await;
     let dir = tempfile::tempdir().unwrap();
-    let engine = llm_engine(dir.path(), Some(format!("127.0.0.1:{port}"))).await;
-    configure(&engine, port).await;
-    engine.start();
-    let input = put(&engine, "text-input-v1", json!({ "text": "Replay me." })).await;
-    idle(&engine).await;
-    assert_eq!(received.received().len(), 1);
-    let first = child_by_plugin(&engine, input.id, "text-expand");
+    let (engine, input, first) = expanded_once(dir.path(), port, &received, "Replay me.").await;
 
-    let job = engine
-        .rerun(
-            TENANT,
-            &input.id.to_string(),
-            "text-expand",
-            "1.0.0",
-            true,
-            "operator",
-        )
-        .await
-        .unwrap();
+    let job = rerun_expand(&engine, input.id, true).await.unwrap();
     idle(&engine).await;
     assert_eq!(received.received().len(), 1, "replay mode sent a request");
     let rerun = children(&engine, input.id)
@@ -216,17 +237,7 @@ async fn a_rerun_in_replay_mode_makes_no_request_and_gives_the_same_output() {
     );
 
     // Without replay the same re-run calls out again.
-    engine
-        .rerun(
-            TENANT,
-            &input.id.to_string(),
-            "text-expand",
-            "1.0.0",
-            false,
-            "operator",
-        )
-        .await
-        .unwrap();
+    rerun_expand(&engine, input.id, false).await.unwrap();
     idle(&engine).await;
     let dead = engine
         .store()
@@ -254,17 +265,7 @@ async fn replay_mode_refuses_a_call_it_has_no_recording_for() {
         json!({ "book_id": "b", "index": 0, "title": "t", "text": "x" }),
     )
     .await;
-    let err = engine
-        .rerun(
-            TENANT,
-            &input.id.to_string(),
-            "text-expand",
-            "1.0.0",
-            true,
-            "op",
-        )
-        .await
-        .unwrap_err();
+    let err = rerun_expand(&engine, input.id, true).await.unwrap_err();
     assert!(
         err.to_string()
             .contains("does not accept `chapter-v1` blobs"),
@@ -279,41 +280,27 @@ async fn replay_mode_refuses_a_call_it_has_no_recording_for() {
         )
         .await
         .unwrap();
-    let err = engine
-        .rerun(
-            TENANT,
-            &text.id.to_string(),
-            "text-expand",
-            "1.0.0",
-            true,
-            "op",
-        )
-        .await
-        .unwrap_err();
+    let err = rerun_expand(&engine, text.id, true).await.unwrap_err();
     assert!(
         err.to_string().contains("not found"),
         "another tenant's blob: {err}"
     );
-    let mine = put(
-        &engine,
-        "text-input-v1",
-        json!({ "text": "never run before" }),
-    )
-    .await;
-    // The routed job and the re-run share (blob, plugin, version), so both
-    // run in replay mode here, and both refuse to call out.
+    // Its routed run expands without the model (no `use_llm` yet), so no
+    // llm call is recorded; the re-run with the model has nothing to replay.
     engine
-        .rerun(
-            TENANT,
-            &mine.id.to_string(),
-            "text-expand",
-            "1.0.0",
-            true,
-            "op",
-        )
+        .set_plugin_config("text-expand", "1.0.0", BTreeMap::new(), "test")
         .await
         .unwrap();
     engine.start();
+    let mine = put(
+        &engine,
+        "text-input-v1",
+        json!({ "text": "never run with the model" }),
+    )
+    .await;
+    idle(&engine).await;
+    configure(&engine, port).await;
+    rerun_expand(&engine, mine.id, true).await.unwrap();
     idle(&engine).await;
     let dead = engine
         .store()
@@ -327,6 +314,39 @@ async fn replay_mode_refuses_a_call_it_has_no_recording_for() {
         "{:?}",
         dead.iter().map(|d| &d.reason).collect::<Vec<_>>()
     );
+    assert!(received.received().is_empty(), "replay mode sent a request");
     engine.shutdown().await;
-    let _ = received;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_pending_at_a_restart_still_replays_instead_of_calling_out() {
+    let (port, received) = chat_server("The recorded answer.").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, input, first) = expanded_once(dir.path(), port, &received, "Survive me.").await;
+    engine.shutdown().await;
+    drop(engine);
+
+    // Enqueued while no dispatcher runs, then the host stops: the re-run is
+    // still pending when the next process starts.
+    let engine = llm_engine(dir.path(), Some(format!("127.0.0.1:{port}"))).await;
+    let job = rerun_expand(&engine, input.id, true).await.unwrap();
+    assert!(job.replay_effects);
+    engine.shutdown().await;
+    drop(engine);
+
+    let engine = llm_engine(dir.path(), Some(format!("127.0.0.1:{port}"))).await;
+    engine.start();
+    idle(&engine).await;
+    assert_eq!(
+        received.received().len(),
+        1,
+        "the re-run called the model after a restart"
+    );
+    let rerun = children(&engine, input.id)
+        .into_iter()
+        .find(|c| c.producer.as_ref().is_some_and(|p| p.job_id == job.id))
+        .expect("the re-run's output");
+    assert_eq!(json(&engine, rerun.id), json(&engine, first.id));
+    assert_eq!(rerun.producer.unwrap().effect_calls[0].outcome, "replayed");
+    engine.shutdown().await;
 }
