@@ -242,6 +242,10 @@ fn run_workload(
         node.shutdown().await;
     });
 
+    drop(nats);
+    // Gigabytes of 64 KiB blobs per workload: free the disk for the next.
+    let _ = std::fs::remove_dir_all(dir);
+
     let floor = figures[0].1;
     println!(
         "\nscale-out summary, {} ({} over {} KiB texts, {} events per sample):",
