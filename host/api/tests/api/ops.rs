@@ -139,6 +139,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/blobs/{id}/data"),
     ("get", "/v1/blobs/{id}/lineage"),
     ("get", "/v1/blobs/{id}/derived"),
+    ("post", "/v1/blobs/{id}/rerun"),
     ("get", "/v1/jobs"),
     ("get", "/v1/jobs/{id}"),
     ("get", "/v1/dead-letters"),
