@@ -110,6 +110,13 @@ fn main() {
     let mut config = EngineConfig::new(dir.path());
     config.max_blob_bytes = 64 << 20;
     config.runtime.default_memory = 256 * MIB;
+    // `REYNA_BENCH_STORE_CACHE=<MiB>`: the store's page cache (default 1 GiB).
+    if let Some(mib) = std::env::var("REYNA_BENCH_STORE_CACHE")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        config.store_cache_bytes = mib << 20;
+    }
     let rss_start = common::rss();
 
     rt.block_on(async {

@@ -40,7 +40,7 @@ pub struct ServeArgs {
     pub data_dir: Option<PathBuf>,
     /// TOML file with any of: listen, data-dir, log, workers, max-body,
     /// max-plugin, max-blob, max-page, max-wait, sse-buffer, sse-heartbeat,
-    /// and the tables [effects] and [nats].
+    /// store-cache, and the tables [effects] and [nats].
     #[arg(long, env = "REYNA_CONFIG")]
     pub config: Option<PathBuf>,
     /// Admin token to accept (instead of the one created in <data-dir>/admin-token).
@@ -78,6 +78,8 @@ struct FileConfig {
     sse_buffer: Option<usize>,
     /// Heartbeat interval of idle live streams, e.g. "15s".
     sse_heartbeat: Option<String>,
+    /// The store's page cache, e.g. "256MiB" (default 1GiB).
+    store_cache: Option<String>,
     /// Outbound policy for effect plugins.
     #[serde(default)]
     effects: EffectsFile,
@@ -176,6 +178,9 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
     }
     if let Some(text) = &file.max_blob {
         engine.max_blob_bytes = bytes("max-blob", text)?;
+    }
+    if let Some(text) = &file.store_cache {
+        engine.store_cache_bytes = bytes("store-cache", text)?;
     }
     for (effect, hosts) in &file.effects.approved_hosts {
         for host in hosts {

@@ -572,7 +572,7 @@ async fn an_admin_token_from_the_environment_and_a_config_file_are_used() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("reyna.toml"),
-        "data-dir = \"state\"\nmax-body = \"2KiB\"\n",
+        "data-dir = \"state\"\nmax-body = \"2KiB\"\nstore-cache = \"8MiB\"\n",
     )
     .unwrap();
     let secret = "reyna_from_the_environment_0123456789";

@@ -75,6 +75,9 @@ pub struct EngineConfig {
     pub max_hops: u32,
     /// Largest blob accepted, in bytes.
     pub max_blob_bytes: usize,
+    /// The store's page cache, in bytes (most of the store's memory once the
+    /// database outgrows it).
+    pub store_cache_bytes: usize,
     /// First retry delay; doubles per attempt, with jitter.
     pub backoff_base: Duration,
     /// Longest retry delay.
@@ -165,6 +168,7 @@ impl EngineConfig {
             claim_batch: 128,
             max_hops: 16,
             max_blob_bytes: 16 * 1024 * 1024,
+            store_cache_bytes: reyna_store::DEFAULT_CACHE_BYTES,
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(300),
             max_query_results: 1000,
@@ -240,7 +244,8 @@ impl Engine {
         if config.runtime.cache_dir.is_none() {
             config.runtime.cache_dir = Some(config.data_dir.join("artifacts"));
         }
-        let store = Store::open(config.data_dir.join("reyna.redb"))?;
+        let store =
+            Store::open_with_cache(config.data_dir.join("reyna.redb"), config.store_cache_bytes)?;
         let runtime = Runtime::new(config.runtime.clone())
             .map_err(|e| EngineError::Internal(e.to_string()))?;
         let schemas = SchemaRegistry::new(store.clone());

@@ -81,7 +81,7 @@ mod writer;
 
 pub use error::{Result, StoreError};
 pub use model::*;
-pub use store::Store;
+pub use store::{DEFAULT_CACHE_BYTES, Store};
 pub use ulid::Ulid;
 
 /// Milliseconds since the unix epoch (0 if the clock is before it).

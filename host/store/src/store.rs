@@ -58,14 +58,30 @@ impl Drop for Inner {
     }
 }
 
+/// The page cache [`Store::open`] uses: redb's own default.
+pub const DEFAULT_CACHE_BYTES: usize = 1024 * 1024 * 1024;
+
 impl Store {
-    /// Opens (or creates) the database at `path` and starts the writer.
+    /// Opens (or creates) the database at `path` with a page cache of
+    /// [`DEFAULT_CACHE_BYTES`] and starts the writer.
     ///
     /// Refuses a file written in a newer format with
     /// [`StoreError::UnsupportedFormat`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`Store::open`] with a page cache of at most `cache_bytes`. The cache
+    /// keeps the pages redb reads and writes, and is most of the store's
+    /// memory once the file outgrows it; pages that miss it are read again
+    /// through the operating system's file cache.
+    pub fn open_with_cache(path: impl AsRef<Path>, cache_bytes: usize) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let db = Arc::new(Database::create(&path)?);
+        let db = Arc::new(
+            redb::Builder::new()
+                .set_cache_size(cache_bytes)
+                .create(&path)?,
+        );
         init(&db)?;
         let last_event = read::last_event_seq(&db.begin_read()?)?;
         let (events_tx, events) = watch::channel(last_event);
