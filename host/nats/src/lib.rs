@@ -178,9 +178,11 @@ pub(crate) fn message_id(job_id: &str, attempt: u32) -> String {
 }
 
 /// A result as published: inline, or parked in [`RESULTS_BUCKET`] under a name.
+/// Generic so a worker encodes a borrowed result (`ResultEnvelope<&_>`, the
+/// same bytes) without copying its outputs.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub(crate) enum ResultEnvelope {
-    Inline(reyna_engine::RemoteResult),
+pub(crate) enum ResultEnvelope<R = reyna_engine::RemoteResult> {
+    Inline(R),
     Stored { object: String },
 }
 

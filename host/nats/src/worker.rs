@@ -229,7 +229,7 @@ async fn handle(shared: &Shared, message: jetstream::Message) {
 
 /// Runs the call. `Err` is a problem of this worker or of the network (the
 /// job is handed back); everything about the plugin is in the result.
-async fn run(shared: &Shared, job: RemoteJob) -> Result<RemoteResult, String> {
+async fn run(shared: &Shared, mut job: RemoteJob) -> Result<RemoteResult, String> {
     let report = |result: Result<Vec<reyna_runtime::Output>, Failure>| RemoteResult {
         job_id: job.job_id.clone(),
         attempt: job.attempt,
@@ -243,7 +243,7 @@ async fn run(shared: &Shared, job: RemoteJob) -> Result<RemoteResult, String> {
         Ok(plugin) => plugin,
         Err(reason) => return Ok(report(Err(Failure::Host(reason)))),
     };
-    let mut event = job.event.clone();
+    let mut event = std::mem::take(&mut job.event);
     if !job.inline {
         let tenant = event.blob.tenant.clone();
         let id = event.blob.id.clone();
@@ -328,7 +328,7 @@ async fn publish_result(
     result: &RemoteResult,
 ) -> Result<(), String> {
     let id = message_id(&result.job_id, result.attempt);
-    let mut payload = encode(&ResultEnvelope::Inline(result.clone()));
+    let mut payload = encode(&ResultEnvelope::Inline(result));
     let max = shared
         .client
         .server_info()
@@ -344,7 +344,7 @@ async fn publish_result(
             .put(id.as_str(), &mut payload.as_slice())
             .await
             .map_err(|e| format!("cannot store a large result: {e}"))?;
-        payload = encode(&ResultEnvelope::Stored { object: id.clone() });
+        payload = encode(&ResultEnvelope::<&RemoteResult>::Stored { object: id.clone() });
     }
     let publish = PublishMessage::build()
         .message_id(&id)
