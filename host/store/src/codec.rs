@@ -1,5 +1,5 @@
 //! The compact binary form of the records written on every event (blob
-//! metadata, events, jobs). JSON cost the single writer little CPU but made
+//! metadata, events, jobs, idempotency records). JSON cost the single writer little CPU but made
 //! these records two to three times larger, and every byte is written and
 //! fsynced. Rarely written records (schemas, plugins, dead letters, ...) stay
 //! JSON.
@@ -386,6 +386,23 @@ impl Binary for Job {
     }
 }
 
+impl Binary for crate::tables::IdemRecord {
+    fn put(&self, out: &mut Vec<u8>) {
+        put_id(out, self.job_id.key());
+        put_u64(out, self.outputs.len() as u64);
+        for id in &self.outputs {
+            put_id(out, id.key());
+        }
+    }
+
+    fn take(r: &mut Reader<'_>) -> Option<Self> {
+        Some(Self {
+            job_id: JobId::from_key(r.id()?),
+            outputs: r.list(|r| Some(BlobId::from_key(r.id()?)))?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,6 +495,13 @@ mod tests {
         let mut bad = bytes.clone();
         bad.push(7);
         assert_eq!(from_slice::<Job>(&bad), None);
+        let idem = crate::tables::IdemRecord {
+            job_id: JobId::generate(),
+            outputs: vec![BlobId::generate(), BlobId::generate()],
+        };
+        let bytes = to_vec(&idem);
+        assert_eq!(bytes.len(), 1 + 16 + 1 + 2 * 16);
+        assert_eq!(from_slice(&bytes), Some(idem));
     }
 
     #[test]

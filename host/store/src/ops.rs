@@ -9,7 +9,7 @@ use redb::ReadableTable;
 
 use crate::error::StoreError;
 use crate::model::*;
-use crate::tables::{IdemRecord, decode, encode};
+use crate::tables::{IdemRecord, decode, encode, encode_binary, idem_key_in};
 use crate::tx::Tx;
 
 /// Why an operation did not produce its output.
@@ -121,6 +121,9 @@ pub(crate) struct CompleteJob {
     pub(crate) digests: Vec<String>,
     /// How many of the next jobs (the first ones) to store already claimed.
     pub(crate) claim: usize,
+    /// [`crate::tables::idem_digest`] of the completion's idempotency key,
+    /// hashed on the caller's thread.
+    pub(crate) idempotency: Option<[u8; 32]>,
 }
 
 impl WriteOp for CompleteJob {
@@ -221,21 +224,16 @@ impl WriteOp for CompleteJob {
         job.last_error = None;
         let due = job.due_at;
         tx.move_job(&mut job, JobState::Done, due)?;
-        if let Some(key) = &c.idempotency_key {
-            let k = (
-                job.tenant.as_str(),
-                key.component_digest.as_str(),
-                key.config_digest.as_str(),
-                key.input_digest.as_str(),
-            );
+        if let Some(digest) = &self.idempotency {
+            let key = idem_key_in(&job.tenant, digest);
             // The first run under a key stays the reference result.
-            if tx.idempotency()?.get(k)?.is_none() {
+            if tx.idempotency()?.get(key)?.is_none() {
                 let record = IdemRecord {
                     job_id: job.id,
                     outputs: job.outputs.clone(),
                 };
                 tx.idempotency()?
-                    .insert(k, encode("idempotency record", &record)?.as_slice())?;
+                    .insert(key, encode_binary(&record).as_slice())?;
             }
         }
         Ok((metas, claimed))

@@ -426,14 +426,8 @@ pub(crate) fn find_idempotent(
     key: &IdemKey,
 ) -> Result<Option<Vec<BlobMeta>>> {
     let t = txn.open_table(IDEMPOTENCY)?;
-    let k = (
-        tenant,
-        key.component_digest.as_str(),
-        key.config_digest.as_str(),
-        key.input_digest.as_str(),
-    );
-    let record: IdemRecord = match t.get(k)? {
-        Some(v) => decode("idempotency record", v.value())?,
+    let record: IdemRecord = match t.get(idem_key(tenant, key))? {
+        Some(v) => decode_binary("idempotency record", v.value())?,
         None => return Ok(None),
     };
     let blobs = txn.open_table(BLOBS)?;

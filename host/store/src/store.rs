@@ -258,11 +258,16 @@ impl Store {
             .iter()
             .map(|o| sha256_hex(&o.data))
             .collect();
+        let idempotency = completion
+            .idempotency_key
+            .as_ref()
+            .map(crate::tables::idem_digest);
         self.submit(ops::CompleteJob {
             job,
             completion,
             digests,
             claim,
+            idempotency,
         })
         .await
     }
@@ -553,6 +558,29 @@ impl Store {
     }
 }
 
+/// Format 3: moves the format 1/2 idempotency records (four strings → JSON)
+/// to their hashed key and binary value, and deletes the old table.
+fn migrate_idempotency(txn: &redb::WriteTransaction) -> Result<()> {
+    use crate::tables::{IDEMPOTENCY, IDEMPOTENCY_V2, IdemRecord, decode, encode_binary, idem_key};
+    {
+        let old = txn.open_table(IDEMPOTENCY_V2)?;
+        let mut new = txn.open_table(IDEMPOTENCY)?;
+        for entry in old.iter()? {
+            let (k, v) = entry?;
+            let (tenant, component_digest, config_digest, input_digest) = k.value();
+            let key = crate::IdemKey {
+                component_digest: component_digest.to_owned(),
+                config_digest: config_digest.to_owned(),
+                input_digest: input_digest.to_owned(),
+            };
+            let record: IdemRecord = decode("idempotency record", v.value())?;
+            new.insert(idem_key(tenant, &key), encode_binary(&record).as_slice())?;
+        }
+    }
+    txn.delete_table(IDEMPOTENCY_V2)?;
+    Ok(())
+}
+
 /// Creates missing tables and checks (or writes) the format version.
 fn init(db: &Database) -> Result<()> {
     let txn = db.begin_write()?;
@@ -566,9 +594,10 @@ fn init(db: &Database) -> Result<()> {
                     supported: FORMAT_VERSION,
                 });
             }
-            // Format 1 records (all JSON) still decode: raising the version
-            // is the whole migration.
+            // Format 1 records (all JSON) still decode; format 3 re-keys
+            // the idempotency records. Both in this one transaction.
             Some(found) if found < FORMAT_VERSION => {
+                migrate_idempotency(&txn)?;
                 meta.insert(META_FORMAT, FORMAT_VERSION)?;
             }
             Some(_) => {}

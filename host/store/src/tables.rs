@@ -12,6 +12,7 @@ use std::sync::Arc;
 use redb::{MultimapTableDefinition, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
 
 use crate::codec::{self, Binary};
 use crate::error::{Result, StoreError};
@@ -23,7 +24,12 @@ use crate::error::{Result, StoreError};
 ///   left by format 1 still decode, so opening a format 1 file only raises
 ///   its version (and a format 1 build then refuses it instead of failing on
 ///   a binary record).
-pub(crate) const FORMAT_VERSION: u64 = 2;
+/// - 3: idempotency records keyed by one 32-byte hash of (tenant, component
+///   digest, config digest, input digest) with a binary value, in
+///   [`IDEMPOTENCY`]; opening a format 1 or 2 file moves its
+///   [`IDEMPOTENCY_V2`] records there in the same transaction that raises
+///   the version.
+pub(crate) const FORMAT_VERSION: u64 = 3;
 /// Key of the format version in [`META`].
 pub(crate) const META_FORMAT: &str = "format";
 
@@ -92,9 +98,53 @@ pub(crate) const DEAD_LETTERS: TableDefinition<'static, u128, &[u8]> =
 pub(crate) const DEAD_LETTERS_BY_TENANT: TableDefinition<'static, (&str, u128), ()> =
     TableDefinition::new("dead_letters_by_tenant");
 
-/// (tenant, component digest, config digest, input digest) → JSON [`IdemRecord`].
-pub(crate) const IDEMPOTENCY: TableDefinition<'static, (&str, &str, &str, &str), &[u8]> =
+/// [`idem_key`] of (tenant, component digest, config digest, input digest)
+/// → binary [`IdemRecord`].
+///
+/// The key is a hash, so every completion inserts at a random place in this
+/// table and dirties a leaf (and its branches) of its own at the next
+/// commit. A 32-byte key and a ~35-byte value fit ~60 records to a leaf and
+/// ~120 keys to a branch, where the four hex strings of format 2 fit ~12
+/// and ~18: fewer, shallower pages written per commit (see
+/// `host/store/PERF.md`, "Fifth pass").
+pub(crate) const IDEMPOTENCY: TableDefinition<'static, (u128, u128), &[u8]> =
+    TableDefinition::new("idempotency_v3");
+/// Format 1 and 2: (tenant, component digest, config digest, input digest)
+/// → JSON [`IdemRecord`]. Only read to migrate.
+pub(crate) const IDEMPOTENCY_V2: TableDefinition<'static, (&str, &str, &str, &str), &[u8]> =
     TableDefinition::new("idempotency");
+
+/// The [`IDEMPOTENCY`] key of `key` within `tenant`.
+pub(crate) fn idem_key(tenant: &str, key: &crate::IdemKey) -> (u128, u128) {
+    idem_key_in(tenant, &idem_digest(key))
+}
+
+/// sha256 over a domain tag and the three digests of `key`, each
+/// length-prefixed so no two different triples hash the same bytes. Computed
+/// on the caller's thread; the writer, which knows the job's tenant, only
+/// adds it with [`idem_key_in`].
+pub(crate) fn idem_digest(key: &crate::IdemKey) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(b"reyna/idempotency/v3");
+    for field in [&key.component_digest, &key.config_digest, &key.input_digest] {
+        hash.update((field.len() as u64).to_be_bytes());
+        hash.update(field.as_bytes());
+    }
+    hash.finalize().into()
+}
+
+/// sha256 of the tenant and an [`idem_digest`]: one short block.
+pub(crate) fn idem_key_in(tenant: &str, digest: &[u8; 32]) -> (u128, u128) {
+    let mut hash = Sha256::new();
+    hash.update((tenant.len() as u64).to_be_bytes());
+    hash.update(tenant.as_bytes());
+    hash.update(digest);
+    let digest = hash.finalize();
+    let (mut high, mut low) = ([0u8; 16], [0u8; 16]);
+    high.copy_from_slice(&digest[..16]);
+    low.copy_from_slice(&digest[16..]);
+    (u128::from_be_bytes(high), u128::from_be_bytes(low))
+}
 
 /// Schema id → JSON [`SchemaRecord`](crate::SchemaRecord).
 pub(crate) const SCHEMAS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("schemas");
@@ -115,8 +165,8 @@ pub(crate) const TOKENS_BY_HASH: TableDefinition<'static, &str, u128> =
 /// seq → JSON [`AuditEntry`](crate::AuditEntry).
 pub(crate) const AUDIT: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("audit");
 
-/// What an idempotency key maps to.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+/// What an idempotency key maps to (binary since format 3, JSON before).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct IdemRecord {
     pub(crate) job_id: crate::JobId,
     pub(crate) outputs: Vec<crate::BlobId>,

@@ -79,8 +79,7 @@ lazy_tables! {
     counters: Table<'t, &'static str, u64> = open_table(COUNTERS);
     dead_letters: Table<'t, u128, &'static [u8]> = open_table(DEAD_LETTERS);
     dead_letters_by_tenant: Table<'t, (&'static str, u128), ()> = open_table(DEAD_LETTERS_BY_TENANT);
-    idempotency: Table<'t, (&'static str, &'static str, &'static str, &'static str), &'static [u8]> =
-        open_table(IDEMPOTENCY);
+    idempotency: Table<'t, (u128, u128), &'static [u8]> = open_table(IDEMPOTENCY);
     schemas: Table<'t, &'static str, &'static [u8]> = open_table(SCHEMAS);
     plugins: Table<'t, (&'static str, &'static str), &'static [u8]> = open_table(PLUGINS);
     components: Table<'t, &'static str, &'static [u8]> = open_table(COMPONENTS);

@@ -737,7 +737,7 @@ async fn a_store_reopens_with_everything_and_refuses_a_newer_format() {
             err,
             StoreError::UnsupportedFormat {
                 found: 99,
-                supported: 2
+                supported: 3
             }
         ),
         "{err}"
@@ -798,7 +798,90 @@ async fn a_format_1_file_with_json_records_opens_and_is_upgraded() {
     let t = txn
         .open_table(redb::TableDefinition::<&str, u64>::new("meta"))
         .unwrap();
-    assert_eq!(t.get("format").unwrap().unwrap().value(), 2);
+    assert_eq!(t.get("format").unwrap().unwrap().value(), 3);
+}
+
+#[tokio::test]
+async fn a_format_2_idempotency_record_is_rekeyed_when_the_file_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reyna.redb");
+    let store = reyna_store::Store::open(&path).unwrap();
+    store
+        .create_blob(
+            new_blob("text-input-v1", b"in"),
+            vec![spec("expand", "text-input-v1")],
+        )
+        .await
+        .unwrap();
+    let job = store.claim_due_jobs(LATER, 1).await.unwrap().remove(0);
+    let outputs = store
+        .complete_job(job.id, completion(vec![output("a-v1", b"1")]))
+        .await
+        .unwrap();
+    drop(store);
+
+    // Write the record as format 2 did: four strings → JSON, no new table.
+    let key = IdemKey {
+        component_digest: "c0ffee".to_owned(),
+        config_digest: "c0nf16".to_owned(),
+        input_digest: reyna_store::sha256_hex(b"in"),
+    };
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.delete_table(redb::TableDefinition::<(u128, u128), &[u8]>::new(
+            "idempotency_v3",
+        ))
+        .unwrap();
+        {
+            let mut t = txn
+                .open_table(
+                    redb::TableDefinition::<(&str, &str, &str, &str), &[u8]>::new("idempotency"),
+                )
+                .unwrap();
+            let ids: Vec<_> = outputs.iter().map(|m| m.id).collect();
+            let json = serde_json::to_vec(&serde_json::json!({
+                "job_id": job.id,
+                "outputs": ids,
+            }))
+            .unwrap();
+            let k = (
+                TENANT,
+                key.component_digest.as_str(),
+                key.config_digest.as_str(),
+                key.input_digest.as_str(),
+            );
+            t.insert(k, json.as_slice()).unwrap();
+            let mut t = txn
+                .open_table(redb::TableDefinition::<&str, u64>::new("meta"))
+                .unwrap();
+            t.insert("format", 2).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+
+    let store = reyna_store::Store::open(&path).unwrap();
+    assert_eq!(
+        store.find_idempotent(TENANT, &key).unwrap(),
+        Some(outputs.clone())
+    );
+    assert_eq!(store.find_idempotent("globex", &key).unwrap(), None);
+    assert!(store.check().unwrap().problems.is_empty());
+    drop(store);
+
+    let db = redb::Database::open(&path).unwrap();
+    let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+    let t = txn
+        .open_table(redb::TableDefinition::<&str, u64>::new("meta"))
+        .unwrap();
+    assert_eq!(t.get("format").unwrap().unwrap().value(), 3);
+    let names: Vec<String> = txn
+        .list_tables()
+        .unwrap()
+        .map(|h| redb::TableHandle::name(&h).to_owned())
+        .collect();
+    assert!(!names.contains(&"idempotency".to_owned()), "{names:?}");
+    assert!(names.contains(&"idempotency_v3".to_owned()), "{names:?}");
 }
 
 #[tokio::test]
