@@ -19,6 +19,11 @@ use reyna_api::{ApiConfig, AppState};
 use reyna_engine::reyna_store::{BlobId, Role};
 use reyna_engine::{Engine, EngineConfig};
 
+/// The allocator the `reyna` binary ships with (`host/cli/src/main.rs`), so
+/// the bench measures what runs in production.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const CLIENTS: usize = 64;
 const TENANT: &str = "bench";
 const TOKEN: &str = "reyna_bench_writer_token_0123456789";

@@ -26,6 +26,11 @@ use std::time::{Duration, Instant};
 use reyna_engine::reyna_runtime::{Blob, CallContext, Event, Plugin, Runtime};
 use reyna_engine::{Engine, EngineConfig};
 
+/// The allocator the `reyna` binary ships with (`host/cli/src/main.rs`), so
+/// the bench measures what runs in production.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const MIB: u64 = 1 << 20;
 
 struct Sizes {
