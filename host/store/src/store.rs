@@ -558,33 +558,49 @@ impl Store {
     }
 }
 
+/// Records moved per transaction by [`migrate_idempotency`].
+const MIGRATE_BATCH: usize = 50_000;
+
 /// Format 3: moves the format 1/2 idempotency records (four strings → JSON)
-/// to their hashed key and binary value, and deletes the old table.
-fn migrate_idempotency(txn: &redb::WriteTransaction) -> Result<()> {
+/// to their hashed key and binary value, [`MIGRATE_BATCH`] per transaction
+/// so a large table never sits in one transaction. Each batch removes what
+/// it moved from the old table, so a migration cut short resumes where it
+/// stopped the next time the file opens (the version is raised only after).
+fn migrate_idempotency(db: &Database) -> Result<()> {
     use crate::tables::{IDEMPOTENCY, IDEMPOTENCY_V2, IdemRecord, decode, encode_binary, idem_key};
-    {
-        let old = txn.open_table(IDEMPOTENCY_V2)?;
-        let mut new = txn.open_table(IDEMPOTENCY)?;
-        for entry in old.iter()? {
-            let (k, v) = entry?;
-            let (tenant, component_digest, config_digest, input_digest) = k.value();
-            let key = crate::IdemKey {
-                component_digest: component_digest.to_owned(),
-                config_digest: config_digest.to_owned(),
-                input_digest: input_digest.to_owned(),
-            };
-            let record: IdemRecord = decode("idempotency record", v.value())?;
-            new.insert(idem_key(tenant, &key), encode_binary(&record).as_slice())?;
+    loop {
+        let txn = db.begin_write()?;
+        let mut moved = 0;
+        {
+            let mut old = txn.open_table(IDEMPOTENCY_V2)?;
+            let mut new = txn.open_table(IDEMPOTENCY)?;
+            while moved < MIGRATE_BATCH {
+                let Some((k, v)) = old.pop_first()? else {
+                    break;
+                };
+                let (tenant, component_digest, config_digest, input_digest) = k.value();
+                let key = crate::IdemKey {
+                    component_digest: component_digest.to_owned(),
+                    config_digest: config_digest.to_owned(),
+                    input_digest: input_digest.to_owned(),
+                };
+                let record: IdemRecord = decode("idempotency record", v.value())?;
+                new.insert(idem_key(tenant, &key), encode_binary(&record).as_slice())?;
+                moved += 1;
+            }
+        }
+        txn.commit()?;
+        if moved < MIGRATE_BATCH {
+            return Ok(());
         }
     }
-    txn.delete_table(IDEMPOTENCY_V2)?;
-    Ok(())
 }
 
-/// Creates missing tables and checks (or writes) the format version.
+/// Creates missing tables and checks (or writes) the format version,
+/// migrating an older file first.
 fn init(db: &Database) -> Result<()> {
     let txn = db.begin_write()?;
-    {
+    let migrate = {
         let mut meta = txn.open_table(META)?;
         let found = meta.get(META_FORMAT)?.map(|v| v.value());
         match found {
@@ -594,21 +610,26 @@ fn init(db: &Database) -> Result<()> {
                     supported: FORMAT_VERSION,
                 });
             }
-            // Format 1 records (all JSON) still decode; format 3 re-keys
-            // the idempotency records. Both in this one transaction.
-            Some(found) if found < FORMAT_VERSION => {
-                migrate_idempotency(&txn)?;
-                meta.insert(META_FORMAT, FORMAT_VERSION)?;
-            }
-            Some(_) => {}
+            Some(found) => found < FORMAT_VERSION,
             None => {
                 meta.insert(META_FORMAT, FORMAT_VERSION)?;
+                false
             }
         }
-    }
+    };
     // Opening every table creates the missing ones, so reads never meet an
     // absent table.
     crate::tx::Tx::new(&txn, crate::now_ms()).create_all()?;
     txn.commit()?;
+    if migrate {
+        // Format 1 records (all JSON) still decode; format 3 re-keys the
+        // idempotency records. The version is raised last, with the old
+        // table gone.
+        migrate_idempotency(db)?;
+        let txn = db.begin_write()?;
+        txn.delete_table(crate::tables::IDEMPOTENCY_V2)?;
+        txn.open_table(META)?.insert(META_FORMAT, FORMAT_VERSION)?;
+        txn.commit()?;
+    }
     Ok(())
 }

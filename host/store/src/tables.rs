@@ -27,8 +27,8 @@ use crate::error::{Result, StoreError};
 /// - 3: idempotency records keyed by one 32-byte hash of (tenant, component
 ///   digest, config digest, input digest) with a binary value, in
 ///   [`IDEMPOTENCY`]; opening a format 1 or 2 file moves its
-///   [`IDEMPOTENCY_V2`] records there in the same transaction that raises
-///   the version.
+///   [`IDEMPOTENCY_V2`] records there in batches, then drops the old table
+///   and raises the version (`Store::open`).
 pub(crate) const FORMAT_VERSION: u64 = 3;
 /// Key of the format version in [`META`].
 pub(crate) const META_FORMAT: &str = "format";

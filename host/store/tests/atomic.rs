@@ -806,50 +806,57 @@ async fn a_format_2_idempotency_record_is_rekeyed_when_the_file_opens() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("reyna.redb");
     let store = reyna_store::Store::open(&path).unwrap();
-    store
-        .create_blob(
-            new_blob("text-input-v1", b"in"),
-            vec![spec("expand", "text-input-v1")],
-        )
-        .await
-        .unwrap();
-    let job = store.claim_due_jobs(LATER, 1).await.unwrap().remove(0);
-    let outputs = store
-        .complete_job(job.id, completion(vec![output("a-v1", b"1")]))
-        .await
-        .unwrap();
-    drop(store);
-
-    // Write the record as format 2 did: four strings → JSON, no new table.
-    let key = IdemKey {
+    let key = |input: &[u8]| IdemKey {
         component_digest: "c0ffee".to_owned(),
         config_digest: "c0nf16".to_owned(),
-        input_digest: reyna_store::sha256_hex(b"in"),
+        input_digest: reyna_store::sha256_hex(input),
     };
+    let mut outputs = Vec::new();
+    for (input, idem) in [(&b"moved"[..], true), (&b"legacy"[..], false)] {
+        store
+            .create_blob(
+                new_blob("text-input-v1", input),
+                vec![spec("expand", "text-input-v1")],
+            )
+            .await
+            .unwrap();
+        let job = store.claim_due_jobs(LATER, 1).await.unwrap().remove(0);
+        let done = store
+            .complete_job(
+                job.id,
+                Completion {
+                    idempotency_key: idem.then(|| key(input)),
+                    ..completion(vec![output("a-v1", input)])
+                },
+            )
+            .await
+            .unwrap();
+        outputs.push((job.id, done));
+    }
+    drop(store);
+
+    // A format 2 file whose migration was cut short: the first record is
+    // already under its new key, the second still in the old table (four
+    // strings → JSON), and the version not yet raised.
     {
         let db = redb::Database::open(&path).unwrap();
         let txn = db.begin_write().unwrap();
-        txn.delete_table(redb::TableDefinition::<(u128, u128), &[u8]>::new(
-            "idempotency_v3",
-        ))
-        .unwrap();
         {
             let mut t = txn
                 .open_table(
                     redb::TableDefinition::<(&str, &str, &str, &str), &[u8]>::new("idempotency"),
                 )
                 .unwrap();
-            let ids: Vec<_> = outputs.iter().map(|m| m.id).collect();
-            let json = serde_json::to_vec(&serde_json::json!({
-                "job_id": job.id,
-                "outputs": ids,
-            }))
-            .unwrap();
+            let (job, done) = &outputs[1];
+            let ids: Vec<_> = done.iter().map(|m| m.id).collect();
+            let json =
+                serde_json::to_vec(&serde_json::json!({ "job_id": job, "outputs": ids })).unwrap();
+            let legacy = key(b"legacy");
             let k = (
                 TENANT,
-                key.component_digest.as_str(),
-                key.config_digest.as_str(),
-                key.input_digest.as_str(),
+                legacy.component_digest.as_str(),
+                legacy.config_digest.as_str(),
+                legacy.input_digest.as_str(),
             );
             t.insert(k, json.as_slice()).unwrap();
             let mut t = txn
@@ -861,11 +868,13 @@ async fn a_format_2_idempotency_record_is_rekeyed_when_the_file_opens() {
     }
 
     let store = reyna_store::Store::open(&path).unwrap();
-    assert_eq!(
-        store.find_idempotent(TENANT, &key).unwrap(),
-        Some(outputs.clone())
-    );
-    assert_eq!(store.find_idempotent("globex", &key).unwrap(), None);
+    for (input, (_, done)) in [&b"moved"[..], &b"legacy"[..]].into_iter().zip(&outputs) {
+        assert_eq!(
+            store.find_idempotent(TENANT, &key(input)).unwrap().as_ref(),
+            Some(done)
+        );
+        assert_eq!(store.find_idempotent("globex", &key(input)).unwrap(), None);
+    }
     assert!(store.check().unwrap().problems.is_empty());
     drop(store);
 
