@@ -383,12 +383,9 @@ fn admit(
             job.hop, inner.config.max_hops
         )));
     }
-    let Some(meta) = inner.store.get_blob(&job.tenant, job.blob_id)? else {
-        return Ok(Err(format!("input blob {} no longer exists", job.blob_id)));
-    };
-    match inner.store.get_blob_data(&job.tenant, job.blob_id) {
-        Ok(Some(data)) => Ok(Ok((meta, data))),
-        Ok(None) => Ok(Err(format!("input blob {} has no data", job.blob_id))),
+    match inner.store.get_blob_with_data(&job.tenant, job.blob_id) {
+        Ok(Some(input)) => Ok(Ok(input)),
+        Ok(None) => Ok(Err(format!("input blob {} no longer exists", job.blob_id))),
         Err(StoreError::Corrupt { .. }) => Ok(Err(format!(
             "input blob {} is corrupt (digest mismatch)",
             job.blob_id

@@ -44,17 +44,17 @@ pub(crate) fn get_blob(
     tenant_blob(&t, tenant, id)
 }
 
-pub(crate) fn get_blob_data(
+pub(crate) fn get_blob_with_data(
     txn: &ReadTransaction,
     tenant: &str,
     id: BlobId,
-) -> Result<Option<Vec<u8>>> {
+) -> Result<Option<(BlobMeta, Vec<u8>)>> {
     let Some(meta) = get_blob(txn, tenant, id)? else {
         return Ok(None);
     };
     let data = txn.open_table(BLOB_DATA)?;
     match payload(&data, &meta)? {
-        Some(bytes) => Ok(Some(bytes)),
+        Some(bytes) => Ok(Some((meta, bytes))),
         None => Err(StoreError::Corrupt { id }),
     }
 }

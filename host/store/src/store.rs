@@ -187,7 +187,18 @@ impl Store {
     /// The blob's bytes, checked against its digest
     /// ([`StoreError::Corrupt`] if they no longer match).
     pub fn get_blob_data(&self, tenant: &str, id: BlobId) -> Result<Option<Vec<u8>>> {
-        read::get_blob_data(&self.read()?, tenant, id)
+        Ok(self.get_blob_with_data(tenant, id)?.map(|(_, data)| data))
+    }
+
+    /// The blob's metadata and bytes, from one snapshot, the bytes checked
+    /// against the digest as in [`Self::get_blob_data`]: one read
+    /// transaction and one metadata lookup where the two calls take two.
+    pub fn get_blob_with_data(
+        &self,
+        tenant: &str,
+        id: BlobId,
+    ) -> Result<Option<(BlobMeta, Vec<u8>)>> {
+        read::get_blob_with_data(&self.read()?, tenant, id)
     }
 
     /// A page of a tenant's blobs, oldest first, optionally of one schema.

@@ -113,11 +113,10 @@ pub(crate) async fn data(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let meta = find(&state, &caller.tenant, &id)?;
-    let bytes = state
+    let (meta, bytes) = state
         .engine()
         .store()
-        .get_blob_data(&caller.tenant, meta.id)?
+        .get_blob_with_data(&caller.tenant, blob_id(&id)?)?
         .ok_or_else(|| ApiError::NotFound(format!("blob {id} not found")))?;
     let mut response = bytes.into_response();
     let headers = response.headers_mut();
