@@ -1,7 +1,7 @@
 //! The compact binary form of the records written on every event (blob
-//! metadata, events, jobs, idempotency records). JSON cost the single writer little CPU but made
-//! these records two to three times larger, and every byte is written and
-//! fsynced. Rarely written records (schemas, plugins, dead letters, ...) stay
+//! metadata, events, jobs, idempotency records). JSON cost the single
+//! writer little CPU but made these records two to three times larger, and
+//! every byte is written and fsynced. Rarely written records (schemas, plugins, dead letters, ...) stay
 //! JSON.
 //!
 //! A binary record starts with [`BINARY_TAG`]; a JSON record starts with `{`,
