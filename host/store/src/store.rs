@@ -573,11 +573,12 @@ impl Store {
 const MIGRATE_BATCH: usize = 50_000;
 
 /// Format 3: moves the format 1/2 idempotency records (four strings → JSON)
-/// to their hashed key and binary value, [`MIGRATE_BATCH`] per transaction
-/// so a large table never sits in one transaction. Each batch removes what
-/// it moved from the old table, so a migration cut short resumes where it
-/// stopped the next time the file opens (the version is raised only after).
-fn migrate_idempotency(db: &Database) -> Result<()> {
+/// to their hashed key and binary value, `batch` per transaction
+/// ([`MIGRATE_BATCH`]) so a large table never sits in one transaction. Each
+/// batch removes what it moved from the old table, so a migration cut short
+/// resumes where it stopped the next time the file opens (the version is
+/// raised only after).
+fn migrate_idempotency(db: &Database, batch: usize) -> Result<()> {
     use crate::tables::{IDEMPOTENCY, IDEMPOTENCY_V2, IdemRecord, decode, encode_binary, idem_key};
     loop {
         let txn = db.begin_write()?;
@@ -585,7 +586,7 @@ fn migrate_idempotency(db: &Database) -> Result<()> {
         {
             let mut old = txn.open_table(IDEMPOTENCY_V2)?;
             let mut new = txn.open_table(IDEMPOTENCY)?;
-            while moved < MIGRATE_BATCH {
+            while moved < batch {
                 let Some((k, v)) = old.pop_first()? else {
                     break;
                 };
@@ -601,7 +602,7 @@ fn migrate_idempotency(db: &Database) -> Result<()> {
             }
         }
         txn.commit()?;
-        if moved < MIGRATE_BATCH {
+        if moved < batch {
             return Ok(());
         }
     }
@@ -636,11 +637,67 @@ fn init(db: &Database) -> Result<()> {
         // Format 1 records (all JSON) still decode; format 3 re-keys the
         // idempotency records. The version is raised last, with the old
         // table gone.
-        migrate_idempotency(db)?;
+        migrate_idempotency(db, MIGRATE_BATCH)?;
         let txn = db.begin_write()?;
         txn.delete_table(crate::tables::IDEMPOTENCY_V2)?;
         txn.open_table(META)?.insert(META_FORMAT, FORMAT_VERSION)?;
         txn.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::tables::{IDEMPOTENCY, IDEMPOTENCY_V2, IdemRecord, decode_binary, idem_key};
+    use redb::{ReadableDatabase, ReadableTableMetadata};
+
+    #[test]
+    fn the_idempotency_migration_moves_every_record_across_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("m.redb")).unwrap();
+        let key = |i: usize| crate::IdemKey {
+            component_digest: format!("c{i}"),
+            config_digest: "conf".to_owned(),
+            input_digest: format!("in{i}"),
+        };
+        let record = |i: usize| IdemRecord {
+            job_id: crate::JobId::from_key(i as u128),
+            outputs: vec![crate::BlobId::from_key(1000 + i as u128)],
+        };
+        let txn = db.begin_write().unwrap();
+        {
+            let mut old = txn.open_table(IDEMPOTENCY_V2).unwrap();
+            for i in 0..25 {
+                let k = key(i);
+                let json = serde_json::to_vec(&record(i)).unwrap();
+                old.insert(
+                    (
+                        "acme",
+                        k.component_digest.as_str(),
+                        k.config_digest.as_str(),
+                        k.input_digest.as_str(),
+                    ),
+                    json.as_slice(),
+                )
+                .unwrap();
+            }
+        }
+        txn.commit().unwrap();
+
+        // 25 records in batches of 10: three transactions, the last short.
+        migrate_idempotency(&db, 10).unwrap();
+
+        let txn = db.begin_read().unwrap();
+        assert_eq!(txn.open_table(IDEMPOTENCY_V2).unwrap().len().unwrap(), 0);
+        let new = txn.open_table(IDEMPOTENCY).unwrap();
+        assert_eq!(new.len().unwrap(), 25);
+        for i in 0..25 {
+            let v = new.get(idem_key("acme", &key(i))).unwrap().unwrap();
+            let got: IdemRecord = decode_binary("idempotency record", v.value()).unwrap();
+            assert_eq!(got, record(i));
+        }
+    }
 }
