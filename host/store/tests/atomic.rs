@@ -689,6 +689,28 @@ async fn idempotency_key_finds_the_stored_outputs_within_the_tenant() {
     assert_eq!(store.find_idempotent("globex", &key).unwrap(), None);
 }
 
+/// The store's format-version table, as the tests write and read it directly.
+const META: redb::TableDefinition<'static, &str, u64> = redb::TableDefinition::new("meta");
+
+/// Sets the file's format version inside `txn`, as an older or newer build
+/// would have left it.
+fn set_format(txn: &redb::WriteTransaction, version: u64) {
+    txn.open_table(META)
+        .unwrap()
+        .insert("format", version)
+        .unwrap();
+}
+
+/// The file's format version as `txn` sees it.
+fn format_of(txn: &redb::ReadTransaction) -> u64 {
+    txn.open_table(META)
+        .unwrap()
+        .get("format")
+        .unwrap()
+        .unwrap()
+        .value()
+}
+
 #[tokio::test]
 async fn a_store_reopens_with_everything_and_refuses_a_newer_format() {
     let dir = tempfile::tempdir().unwrap();
@@ -724,10 +746,7 @@ async fn a_store_reopens_with_everything_and_refuses_a_newer_format() {
         let db = redb::Database::open(&path).unwrap();
         let txn = db.begin_write().unwrap();
         {
-            let mut t = txn
-                .open_table(redb::TableDefinition::<&str, u64>::new("meta"))
-                .unwrap();
-            t.insert("format", 99).unwrap();
+            set_format(&txn, 99);
         }
         txn.commit().unwrap();
     }
@@ -775,10 +794,7 @@ async fn a_format_1_file_with_json_records_opens_and_is_upgraded() {
                 .unwrap();
             let json = serde_json::to_vec(&event).unwrap();
             t.insert(event.seq, json.as_slice()).unwrap();
-            let mut t = txn
-                .open_table(redb::TableDefinition::<&str, u64>::new("meta"))
-                .unwrap();
-            t.insert("format", 1).unwrap();
+            set_format(&txn, 1);
         }
         txn.commit().unwrap();
     }
@@ -795,10 +811,7 @@ async fn a_format_1_file_with_json_records_opens_and_is_upgraded() {
 
     let db = redb::Database::open(&path).unwrap();
     let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
-    let t = txn
-        .open_table(redb::TableDefinition::<&str, u64>::new("meta"))
-        .unwrap();
-    assert_eq!(t.get("format").unwrap().unwrap().value(), 3);
+    assert_eq!(format_of(&txn), 3);
 }
 
 #[tokio::test]
@@ -859,10 +872,7 @@ async fn a_format_2_idempotency_record_is_rekeyed_when_the_file_opens() {
                 legacy.input_digest.as_str(),
             );
             t.insert(k, json.as_slice()).unwrap();
-            let mut t = txn
-                .open_table(redb::TableDefinition::<&str, u64>::new("meta"))
-                .unwrap();
-            t.insert("format", 2).unwrap();
+            set_format(&txn, 2);
         }
         txn.commit().unwrap();
     }
@@ -880,10 +890,7 @@ async fn a_format_2_idempotency_record_is_rekeyed_when_the_file_opens() {
 
     let db = redb::Database::open(&path).unwrap();
     let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
-    let t = txn
-        .open_table(redb::TableDefinition::<&str, u64>::new("meta"))
-        .unwrap();
-    assert_eq!(t.get("format").unwrap().unwrap().value(), 3);
+    assert_eq!(format_of(&txn), 3);
     let names: Vec<String> = txn
         .list_tables()
         .unwrap()
