@@ -19,10 +19,8 @@ use reyna_api::{ApiConfig, AppState};
 use reyna_engine::reyna_store::{BlobId, Role};
 use reyna_engine::{Engine, EngineConfig};
 
-/// The allocator the `reyna` binary ships with (`host/cli/src/main.rs`), so
-/// the bench measures what runs in production.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[path = "common/allocator.rs"]
+mod allocator;
 
 const CLIENTS: usize = 64;
 const TENANT: &str = "bench";

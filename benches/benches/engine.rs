@@ -26,10 +26,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use reyna_engine::reyna_runtime::{Blob, CallContext, Event, Runtime, RuntimeConfig};
 use reyna_engine::{Engine, EngineConfig};
 
-/// The allocator the `reyna` binary ships with (`host/cli/src/main.rs`), so
-/// the bench measures what runs in production.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[path = "common/allocator.rs"]
+mod allocator;
 
 /// Concurrent ingest writers (`REYNA_BENCH_WRITERS` overrides).
 fn writers() -> usize {

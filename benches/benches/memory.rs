@@ -26,10 +26,8 @@ use std::time::{Duration, Instant};
 use reyna_engine::reyna_runtime::{Blob, CallContext, Event, Plugin, Runtime};
 use reyna_engine::{Engine, EngineConfig};
 
-/// The allocator the `reyna` binary ships with (`host/cli/src/main.rs`), so
-/// the bench measures what runs in production.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[path = "common/allocator.rs"]
+mod allocator;
 
 const MIB: u64 = 1 << 20;
 

@@ -29,10 +29,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use reyna_engine::{Engine, EngineConfig};
 use reyna_nats::{StateNode, StateNodeConfig, Worker, WorkerConfig};
 
-/// The allocator the `reyna` binary ships with (`host/cli/src/main.rs`), so
-/// the bench measures what runs in production.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[path = "common/allocator.rs"]
+mod allocator;
 
 const EVENTS: usize = 960;
 const SETTLE: Duration = Duration::from_secs(300);

@@ -26,10 +26,8 @@ use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-/// The allocator the `reyna` binary ships with (`host/cli/src/main.rs`), so
-/// the bench measures what runs in production.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[path = "common/allocator.rs"]
+mod allocator;
 
 /// Store data of the floor: WASI with nothing granted, host imports that do
 /// nothing.

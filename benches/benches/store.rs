@@ -14,10 +14,8 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use reyna_store::{NewBlob, Store, WriterStats};
 
-/// The allocator the `reyna` binary ships with (`host/cli/src/main.rs`), so
-/// the bench measures what runs in production.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[path = "common/allocator.rs"]
+mod allocator;
 
 const WRITERS: u64 = 64;
 

@@ -21,10 +21,8 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use reyna_engine::EngineConfig;
 
-/// The allocator the `reyna` binary ships with (`host/cli/src/main.rs`), so
-/// the bench measures what runs in production.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[path = "common/allocator.rs"]
+mod allocator;
 
 /// The fields word-count reads, as in its `Input`.
 #[derive(serde::Deserialize)]
