@@ -130,13 +130,17 @@ fn to_runtime_blob(store: &Store, meta: &BlobMeta) -> Result<Option<Blob>, Guest
     let data = store
         .get_blob_data(&meta.tenant, meta.id)
         .map_err(|e| GuestError::Retryable(format!("cannot read blob {}: {e}", meta.id)))?;
-    Ok(data.map(|data| Blob {
+    Ok(data.map(|data| runtime_blob(meta, data)))
+}
+
+fn runtime_blob(meta: &BlobMeta, data: Vec<u8>) -> Blob {
+    Blob {
         id: meta.id.to_string(),
         tenant: meta.tenant.clone(),
         schema: meta.schema.clone(),
         data,
         parents: meta.parents.iter().map(ToString::to_string).collect(),
-    }))
+    }
 }
 
 /// Reads blob `id` of `tenant` (`None` when it does not exist in that tenant).
@@ -144,10 +148,8 @@ pub(crate) fn read_blob(inner: &Inner, tenant: &str, id: &str) -> Result<Option<
     let Ok(id) = id.parse::<BlobId>() else {
         return Err(GuestError::InvalidInput(format!("`{id}` is not a blob id")));
     };
-    let store = &inner.store;
-    match store.get_blob(tenant, id) {
-        Ok(Some(meta)) => to_runtime_blob(store, &meta),
-        Ok(None) => Ok(None),
+    match inner.store.get_blob_with_data(tenant, id) {
+        Ok(found) => Ok(found.map(|(meta, data)| runtime_blob(&meta, data))),
         Err(e) => Err(GuestError::Retryable(format!("cannot read blob {id}: {e}"))),
     }
 }
