@@ -39,7 +39,7 @@ async fn engine(dir: &std::path::Path, plugins: &[&str]) -> Engine {
             reyna_artifacts::bytes(name).expect("built plugin (cargo build -p reyna-artifacts)");
         engine.upload_plugin(wasm, "bench").await.expect("upload");
     }
-    reyna_api::ensure_token(engine.store(), TOKEN, TENANT, Role::Writer, "bench")
+    reyna_api::ensure_token(&engine, TOKEN, TENANT, Role::Writer, "bench")
         .await
         .expect("token");
     engine.start();

@@ -23,8 +23,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use reyna_engine::reyna_runtime::{Blob, CallContext, Event, Runtime, RuntimeConfig};
 use reyna_engine::{Engine, EngineConfig};
+use reyna_runtime::{Blob, CallContext, Event, Runtime, RuntimeConfig};
 
 #[path = "common/allocator.rs"]
 mod allocator;

@@ -23,8 +23,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use reyna_engine::reyna_runtime::{Blob, CallContext, Event, Plugin, Runtime};
 use reyna_engine::{Engine, EngineConfig};
+use reyna_runtime::{Blob, CallContext, Event, Plugin, Runtime};
 
 #[path = "common/allocator.rs"]
 mod allocator;

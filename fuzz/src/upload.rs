@@ -36,9 +36,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use reyna_engine::reyna_store::{Counts, PluginRecord};
-use reyna_engine::{Engine, EngineConfig, EngineError};
+use reyna_engine::{Digest, Engine, EngineConfig, EngineError};
 use reyna_manifest::MANIFEST_SECTION;
-use sha2::{Digest, Sha256};
 use wasmparser::{Parser, Payload};
 
 /// The components the mutant mode starts from, by manifest name: a processor
@@ -272,14 +271,14 @@ impl Instance {
 #[derive(Debug, PartialEq, Eq)]
 struct Snapshot {
     records: Vec<PluginRecord>,
-    listed: Vec<(String, String, bool, String)>,
+    listed: Vec<(String, String, bool, Digest)>,
     counts: Counts,
     audit: usize,
     component: bool,
 }
 
 impl Snapshot {
-    fn take(engine: &Engine, digest: &str) -> Self {
+    fn take(engine: &Engine, digest: &Digest) -> Self {
         let store = engine.store();
         let mut records = store.list_plugins().expect("store: list plugins");
         records.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
@@ -368,7 +367,7 @@ impl UploadTarget {
 
     /// Uploads `bytes` and checks the invariants in the module docs.
     pub fn upload(&mut self, bytes: Vec<u8>) -> Result<Accepted, EngineError> {
-        let digest = hex::encode(Sha256::digest(&bytes));
+        let digest = Digest::of(&bytes);
         let inspected = reyna_manifest::inspect(&bytes);
         let engine = self.instance.engine.clone();
         let before = Snapshot::take(&engine, &digest);
@@ -400,7 +399,7 @@ impl UploadTarget {
         };
         let plugin = info.manifest.id();
         assert_eq!(view.manifest, info.manifest, "{plugin}: listed manifest");
-        assert_eq!(view.digest, format!("sha256:{digest}"), "{plugin}: digest");
+        assert_eq!(view.digest, digest, "{plugin}: digest");
         assert_eq!(
             created, !before.component,
             "{plugin}: `created` must say whether the bytes were new"
@@ -546,7 +545,7 @@ mod tests {
         // upload did store something, or the check would prove nothing.
         let mut target = target();
         let bytes = reyna_artifacts::bytes("word-count").unwrap();
-        let digest = hex::encode(Sha256::digest(&bytes));
+        let digest = Digest::of(&bytes);
         let engine = target.engine().clone();
         let before = Snapshot::take(&engine, &digest);
         assert!(!before.component);

@@ -55,6 +55,47 @@ fn crates_in(dir: &Path, example: bool) -> Vec<Crate> {
     out
 }
 
+/// The wasm32-wasip2 standard library must be in the active toolchain's
+/// sysroot. rustup installs the targets of `rust-toolchain.toml` only when it
+/// installs the toolchain itself, so a machine that already had the pinned
+/// toolchain lacks it: add it here (announced as a build warning), or, with no
+/// rustup, stop with the one command to run.
+fn ensure_wasm_target() {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+        .unwrap_or_else(|| panic!("cannot run `{rustc} --print sysroot`"));
+    let target_lib = sysroot.join("lib/rustlib/wasm32-wasip2/lib");
+    if target_lib.is_dir() {
+        return;
+    }
+    // Set by rustup's proxies; names the toolchain this build runs with.
+    let Ok(toolchain) = std::env::var("RUSTUP_TOOLCHAIN") else {
+        panic!(
+            "the wasm32-wasip2 target is not installed in {} and rustup is not managing this \
+             toolchain: install rustup (https://rustup.rs), then run `rustup target add wasm32-wasip2`",
+            sysroot.display()
+        );
+    };
+    println!(
+        "cargo:warning=installing the wasm32-wasip2 target: rustup target add --toolchain {toolchain} wasm32-wasip2"
+    );
+    let rustup = std::env::var("RUSTUP").unwrap_or_else(|_| "rustup".to_owned());
+    let status = Command::new(&rustup)
+        .args(["target", "add", "--toolchain", &toolchain, "wasm32-wasip2"])
+        .status();
+    match status {
+        Ok(s) if s.success() && target_lib.is_dir() => {}
+        _ => panic!(
+            "could not install the wasm32-wasip2 target; run `rustup target add --toolchain {toolchain} wasm32-wasip2`"
+        ),
+    }
+}
+
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
     let repo = manifest_dir
@@ -72,6 +113,8 @@ fn main() {
         println!("cargo:rerun-if-changed={}", repo.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
+
+    ensure_wasm_target();
 
     let mut crates = crates_in(&repo.join("plugins"), true);
     crates.extend(crates_in(&repo.join("tests/programs"), false));

@@ -84,84 +84,6 @@ pub fn median(times: &mut [Duration]) -> Duration {
 
 // --- distinct plugins from one component --------------------------------
 
-fn read_leb(bytes: &[u8], pos: &mut usize) -> usize {
-    let mut value = 0usize;
-    let mut shift = 0;
-    loop {
-        let byte = bytes[*pos];
-        *pos += 1;
-        value |= usize::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return value;
-        }
-        shift += 7;
-    }
-}
-
-fn write_leb(out: &mut Vec<u8>, mut value: usize) {
-    loop {
-        let byte = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
-/// Replaces a section's body (given its id), or keeps it (`None`).
-type EditSection<'a> = dyn FnMut(u8, &[u8]) -> Option<Vec<u8>> + 'a;
-
-/// Re-emits a module or component section by section (8-byte preamble,
-/// then `id, size, body`), letting `edit` replace bodies; sizes follow.
-fn map_sections(bytes: &[u8], edit: &mut EditSection<'_>) -> Vec<u8> {
-    let mut out = bytes[..8].to_vec();
-    let mut pos = 8;
-    while pos < bytes.len() {
-        let id = bytes[pos];
-        pos += 1;
-        let size = read_leb(bytes, &mut pos);
-        let body = &bytes[pos..pos + size];
-        pos += size;
-        let body = edit(id, body).unwrap_or_else(|| body.to_vec());
-        out.push(id);
-        write_leb(&mut out, body.len());
-        out.extend_from_slice(&body);
-    }
-    out
-}
-
-/// The component with its embedded manifest (the `reyna-manifest` custom
-/// section of a core module at the top level, where the SDK puts it)
-/// rewritten by `edit`. Plugin identity is the manifest's `name@version`,
-/// so this makes distinct plugins out of one built program.
-pub fn with_manifest(component: &[u8], edit: impl Fn(&str) -> String) -> Vec<u8> {
-    const CORE_MODULE: u8 = 1;
-    const CUSTOM: u8 = 0;
-    let section = reyna_manifest::MANIFEST_SECTION.as_bytes();
-    map_sections(component, &mut |id, module| {
-        (id == CORE_MODULE).then(|| {
-            map_sections(module, &mut |id, body| {
-                if id != CUSTOM {
-                    return None;
-                }
-                let mut pos = 0;
-                let len = read_leb(body, &mut pos);
-                if &body[pos..pos + len] != section {
-                    return None;
-                }
-                let text = std::str::from_utf8(&body[pos + len..]).expect("utf-8 manifest");
-                let mut new = Vec::new();
-                write_leb(&mut new, len);
-                new.extend_from_slice(section);
-                new.extend_from_slice(edit(text).as_bytes());
-                Some(new)
-            })
-        })
-    })
-}
-
 /// The schema of variant inputs: text-input-v1's shape without its 10 MiB
 /// cap, so the memory bench can send a 50 MiB text.
 pub const VARIANT_SCHEMA: &str = r#"{
@@ -174,10 +96,11 @@ pub const VARIANT_SCHEMA: &str = r#"{
 /// `word-count` renamed to `name`, subscribed to and reading `schema`
 /// instead of text-input-v1.
 pub fn word_count_variant(word_count: &[u8], name: &str, schema: &str) -> Vec<u8> {
-    let bytes = with_manifest(word_count, |toml| {
+    let bytes = reyna_artifacts::with_manifest(word_count, |toml| {
         toml.replace("name = \"word-count\"", &format!("name = \"{name}\""))
             .replace("text-input-v1", schema)
-    });
+    })
+    .expect("word-count has an embedded manifest");
     let info = reyna_manifest::inspect(&bytes).expect("variant is a valid plugin");
     assert_eq!(info.manifest.name, name, "variant renamed");
     assert_eq!(info.manifest.inputs[0].as_str(), schema, "variant input");

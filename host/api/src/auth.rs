@@ -8,8 +8,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
-use reyna_engine::reyna_store::{NewToken, Role, TokenRecord};
-use sha2::{Digest, Sha256};
+use reyna_engine::{Digest, NewToken, Role, TenantId, TokenRecord};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -23,7 +22,7 @@ pub struct Caller {
     /// The token record id (used as the audit actor).
     pub token_id: String,
     /// The tenant the token acts for.
-    pub tenant: String,
+    pub tenant: TenantId,
     /// What it may do.
     pub role: Role,
 }
@@ -72,7 +71,7 @@ impl Caller {
 
 /// The stored hash of a token secret (lowercase hex sha256).
 pub fn hash_token(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    Digest::of(secret.as_bytes()).hex()
 }
 
 /// A fresh token secret: the prefix and 32 random bytes in hex.
@@ -86,23 +85,26 @@ pub fn generate_token() -> Result<String, ApiError> {
 /// Stores a token for `secret` unless one with that secret exists already;
 /// returns its record. Used by `reyna serve` for the admin token.
 pub async fn ensure_token(
-    store: &reyna_engine::reyna_store::Store,
+    engine: &reyna_engine::Engine,
     secret: &str,
     tenant: &str,
     role: Role,
     name: &str,
 ) -> Result<TokenRecord, ApiError> {
     let hash = hash_token(secret);
-    if let Some(existing) = store.find_token_by_hash(&hash)? {
+    if let Some(existing) = engine.find_token(&hash)? {
         return Ok(existing);
     }
-    Ok(store
-        .put_token(NewToken {
-            tenant: tenant.to_owned(),
-            role,
-            name: name.to_owned(),
-            hash,
-        })
+    Ok(engine
+        .create_token(
+            NewToken {
+                tenant: tenant.to_owned(),
+                role,
+                name: name.to_owned(),
+                hash,
+            },
+            "system",
+        )
         .await?)
 }
 
@@ -134,12 +136,14 @@ impl FromRequestParts<AppState> for Caller {
         }
         let record = state
             .engine()
-            .store()
-            .find_token_by_hash(&hash_token(secret))?
+            .find_token(&hash_token(secret))?
             .ok_or_else(|| ApiError::Unauthorized("unknown or revoked token".into()))?;
+        let tenant = TenantId::parse(&record.tenant).map_err(|e| {
+            ApiError::Internal(format!("token {} names an invalid tenant: {e}", record.id))
+        })?;
         Ok(Caller {
             token_id: record.id.to_string(),
-            tenant: record.tenant,
+            tenant,
             role: record.role,
         })
     }

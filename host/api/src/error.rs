@@ -6,7 +6,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use reyna_engine::EngineError;
-use reyna_engine::reyna_store::StoreError;
+use reyna_engine::StoreError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

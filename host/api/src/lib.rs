@@ -199,6 +199,7 @@ fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(blobs::rerun))
         .routes(routes!(jobs::list))
         .routes(routes!(jobs::get))
+        .routes(routes!(jobs::logs))
         .routes(routes!(jobs::dead_letters))
         .routes(routes!(jobs::replay))
         .routes(routes!(tokens::create, tokens::list))

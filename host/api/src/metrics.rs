@@ -46,8 +46,8 @@ pub fn install_recorder() -> Option<&'static PrometheusHandle> {
 /// The `/metrics` text: everything recorded, then gauges from the store.
 pub(crate) fn render(engine: &Engine) -> Result<String, crate::ApiError> {
     let mut out = install_recorder().map(|h| h.render()).unwrap_or_default();
-    let counts = engine.store().counts()?;
-    let writer = engine.store().writer_stats();
+    let counts = engine.counts()?;
+    let writer = engine.writer_stats();
     let gauges: [(&str, &str, &str, u64); 10] = [
         (
             "reyna_queue_depth",

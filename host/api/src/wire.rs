@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use reyna_engine as store;
 use reyna_engine::PluginView;
-use reyna_engine::reyna_store as store;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
@@ -35,7 +35,7 @@ pub struct Blob {
     pub tenant: String,
     /// Schema id.
     pub schema: String,
-    /// Lowercase hex sha256 of the bytes.
+    /// Digest of the bytes (`sha256:<hex>`).
     pub digest: String,
     /// Size of the bytes.
     pub size: u64,
@@ -72,41 +72,9 @@ pub struct Producer {
     pub reused_from: Option<String>,
 }
 
-/// What one plugin run cost.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Cost {
-    /// Wall time, microseconds.
-    pub wall_us: u64,
-    /// Epoch ticks consumed.
-    pub epoch_ticks: u64,
-    /// Fuel consumed, when metered.
-    pub fuel: Option<u64>,
-    /// Peak linear memory, bytes.
-    pub peak_memory: u64,
-    /// Bytes handed to the plugin.
-    pub bytes_in: u64,
-    /// Bytes it returned.
-    pub bytes_out: u64,
-    /// Outputs returned.
-    pub outputs: u32,
-}
-
-/// One call a processor made to an effect.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct EffectCall {
-    /// Effect plugin name.
-    pub effect: String,
-    /// Effect plugin version.
-    pub version: String,
-    /// sha256 of the request.
-    pub request_digest: String,
-    /// sha256 of the response (empty when the call failed).
-    pub response_digest: String,
-    /// Duration, microseconds.
-    pub duration_us: u64,
-    /// `ok`, or the failure kind.
-    pub outcome: String,
-}
+/// What one plugin run cost, and the record of one effect call: the
+/// domain types themselves (`reyna-types`), serialized as they are.
+pub use reyna_types::{Cost, EffectCall};
 
 /// A page of blobs.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -214,6 +182,20 @@ pub enum JobState {
     /// Failed for good; see the dead letters.
     Dead,
 }
+
+/// What a job's plugin logged in one attempt.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JobLog {
+    /// The attempt (1 for the first run).
+    pub attempt: u32,
+    /// Whether lines were dropped for exceeding the plugin's log limit.
+    pub truncated: bool,
+    /// The lines, in order.
+    pub lines: Vec<LogLine>,
+}
+
+/// A line of a guest's log: the domain type, serialized as it is.
+pub use reyna_types::LogLine;
 
 /// One run of one plugin version over one blob.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -583,7 +565,7 @@ impl From<store::BlobMeta> for Blob {
             id: b.id.to_string(),
             tenant: b.tenant,
             schema: b.schema,
-            digest: b.digest,
+            digest: b.digest.to_string(),
             size: b.size,
             created_at: b.created_at,
             parents: b.parents.iter().map(ToString::to_string).collect(),
@@ -598,40 +580,23 @@ impl From<store::Producer> for Producer {
         Producer {
             plugin: p.plugin,
             version: p.version,
-            component_digest: p.component_digest,
-            config_digest: p.config_digest,
+            component_digest: p.component_digest.to_string(),
+            config_digest: p.config_digest.to_string(),
             job_id: p.job_id.to_string(),
             attempt: p.attempt,
-            cost: p.cost.into(),
-            effect_calls: p.effect_calls.into_iter().map(Into::into).collect(),
+            cost: p.cost,
+            effect_calls: p.effect_calls,
             reused_from: p.reused_from.map(|j| j.to_string()),
         }
     }
 }
 
-impl From<store::Cost> for Cost {
-    fn from(c: store::Cost) -> Self {
-        Cost {
-            wall_us: c.wall_us,
-            epoch_ticks: c.epoch_ticks,
-            fuel: c.fuel,
-            peak_memory: c.peak_memory,
-            bytes_in: c.bytes_in,
-            bytes_out: c.bytes_out,
-            outputs: c.outputs,
-        }
-    }
-}
-
-impl From<store::EffectCall> for EffectCall {
-    fn from(c: store::EffectCall) -> Self {
-        EffectCall {
-            effect: c.effect,
-            version: c.version,
-            request_digest: c.request_digest,
-            response_digest: c.response_digest,
-            duration_us: c.duration_us,
-            outcome: c.outcome,
+impl From<store::JobLog> for JobLog {
+    fn from(l: store::JobLog) -> Self {
+        JobLog {
+            attempt: l.attempt,
+            truncated: l.log.truncated,
+            lines: l.log.lines,
         }
     }
 }
@@ -703,7 +668,7 @@ impl From<store::DeadLetter> for DeadLetter {
             id: d.id.to_string(),
             job: d.job.into(),
             reason: d.reason,
-            cost: d.cost.into(),
+            cost: d.cost,
             created_at: d.created_at,
             replayed_at: d.replayed_at,
         }
@@ -733,7 +698,7 @@ impl Schema {
         };
         Schema {
             id: r.id,
-            digest: r.digest,
+            digest: r.digest.to_string(),
             created_at: r.created_at,
             schema,
         }
@@ -751,9 +716,9 @@ impl From<PluginView> for Plugin {
             version: p.version,
             kind,
             enabled: p.enabled,
-            digest: p.digest,
+            digest: p.digest.to_string(),
             manifest: serde_json::to_value(&p.manifest).unwrap_or_default(),
-            config_digest: p.config_digest,
+            config_digest: p.config_digest.to_string(),
             created_at: p.created_at,
             stats: PluginStats {
                 calls: p.stats.calls,

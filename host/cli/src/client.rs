@@ -28,25 +28,25 @@ pub struct Remote {
     pub json: bool,
 }
 
-/// A client failure and the exit code it maps to.
+/// Why a CLI command failed, and the exit code it maps to.
 #[derive(Debug)]
-pub struct Failure {
+pub struct CommandError {
     /// 1: refused or bad input; 3: unreachable or host failure.
     pub code: u8,
     /// What to print (after `error: `).
     pub message: String,
 }
 
-impl Failure {
+impl CommandError {
     fn local(message: impl Into<String>) -> Self {
-        Failure {
+        CommandError {
             code: 1,
             message: message.into(),
         }
     }
 }
 
-type Result<T, E = Failure> = std::result::Result<T, E>;
+type Result<T, E = CommandError> = std::result::Result<T, E>;
 
 /// A connection to the API.
 #[derive(Debug)]
@@ -66,7 +66,7 @@ impl Api {
         let client = Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .build()
-            .map_err(|e| Failure {
+            .map_err(|e| CommandError {
                 code: 3,
                 message: format!("cannot build an HTTP client: {e}"),
             })?;
@@ -99,9 +99,9 @@ impl Api {
         self.request(reqwest::Method::POST, path)
     }
 
-    /// Sends and turns transport failures and error statuses into a [`Failure`].
+    /// Sends and turns transport failures and error statuses into a [`CommandError`].
     async fn send(&self, request: RequestBuilder) -> Result<Response> {
-        let response = request.send().await.map_err(|e| Failure {
+        let response = request.send().await.map_err(|e| CommandError {
             code: 3,
             message: format!(
                 "cannot reach the Reyna API at {}: {}",
@@ -119,7 +119,7 @@ impl Api {
 
     async fn send_json(&self, request: RequestBuilder) -> Result<Value> {
         let response = self.send(request).await?;
-        response.json::<Value>().await.map_err(|e| Failure {
+        response.json::<Value>().await.map_err(|e| CommandError {
             code: 3,
             message: format!("the API answered with something that is not JSON: {e}"),
         })
@@ -144,10 +144,10 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Renders an error response, problem+json or not.
-fn problem_failure(status: StatusCode, body: &[u8]) -> Failure {
+fn problem_failure(status: StatusCode, body: &[u8]) -> CommandError {
     let code = if status.is_server_error() { 3 } else { 1 };
     let Ok(problem) = serde_json::from_slice::<Value>(body) else {
-        return Failure {
+        return CommandError {
             code,
             message: format!("{status}: {}", String::from_utf8_lossy(body).trim()),
         };
@@ -171,7 +171,7 @@ fn problem_failure(status: StatusCode, body: &[u8]) -> Failure {
             );
         }
     }
-    Failure { code, message }
+    CommandError { code, message }
 }
 
 /// Percent-encodes a query parameter value.
@@ -192,11 +192,11 @@ fn read_input(file: &Path) -> Result<Vec<u8>> {
         let mut bytes = Vec::new();
         std::io::stdin()
             .read_to_end(&mut bytes)
-            .map_err(|e| Failure::local(format!("cannot read stdin: {e}")))?;
+            .map_err(|e| CommandError::local(format!("cannot read stdin: {e}")))?;
         Ok(bytes)
     } else {
         std::fs::read(file)
-            .map_err(|e| Failure::local(format!("cannot read {}: {e}", file.display())))
+            .map_err(|e| CommandError::local(format!("cannot read {}: {e}", file.display())))
     }
 }
 
@@ -269,7 +269,11 @@ pub async fn plugin_ls(api: &Api) -> Result<()> {
         } else {
             "disabled"
         };
-        let digest = str_of(&p, "digest").trim_start_matches("sha256:");
+        // The digest's hex, shortened (the listing's column).
+        let digest = str_of(&p, "digest")
+            .parse::<reyna_types::Digest>()
+            .map(|d| d.hex())
+            .unwrap_or_default();
         println!(
             "{:<20} {:<10} {:<10} {:<9} {:>7} {:>7} {:>7}  {}",
             str_of(&p, "name"),
@@ -337,11 +341,13 @@ pub async fn schema_push(api: &Api, file: &Path, id: Option<String>) -> Result<(
             .file_stem()
             .and_then(|s| s.to_str())
             .map(str::to_owned)
-            .ok_or_else(|| Failure::local("pass --id: the file name does not give a schema id"))?,
+            .ok_or_else(|| {
+                CommandError::local("pass --id: the file name does not give a schema id")
+            })?,
     };
     let bytes = read_input(file)?;
     let schema: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| Failure::local(format!("{} is not JSON: {e}", file.display())))?;
+        .map_err(|e| CommandError::local(format!("{} is not JSON: {e}", file.display())))?;
     let reply = api
         .send_json(
             api.post("/v1/schemas")
@@ -370,7 +376,7 @@ pub async fn blob_put(
 ) -> Result<()> {
     let bytes = read_input(file)?;
     let data: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        Failure::local(format!(
+        CommandError::local(format!(
             "{} is not JSON: {e}",
             if file == Path::new("-") {
                 "stdin".into()
@@ -702,12 +708,40 @@ pub async fn replay(api: &Api, id: &str) -> Result<()> {
     Ok(())
 }
 
+// ---- jobs ------------------------------------------------------------------
+
+/// `reyna job logs ID`: what a job's plugin logged, per attempt.
+pub async fn job_logs(api: &Api, id: &str) -> Result<()> {
+    let logs = api
+        .send_json(api.get(&format!("/v1/jobs/{}/logs", encode(id))))
+        .await?;
+    if api.json {
+        api.print_json(&logs);
+        return Ok(());
+    }
+    let attempts = logs.as_array().cloned().unwrap_or_default();
+    if attempts.is_empty() {
+        println!("job {id} logged nothing");
+        return Ok(());
+    }
+    for attempt in attempts {
+        println!("-- attempt {}", attempt["attempt"]);
+        for line in attempt["lines"].as_array().cloned().unwrap_or_default() {
+            println!("{:<5} {}", str_of(&line, "level"), str_of(&line, "message"));
+        }
+        if attempt["truncated"] == true {
+            println!("(more lines were dropped: the plugin's log limit was reached)");
+        }
+    }
+    Ok(())
+}
+
 /// Runs one client command on a fresh runtime.
 pub fn block_on<F: std::future::Future<Output = Result<()>>>(future: F) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Failure {
+        .map_err(|e| CommandError {
             code: 3,
             message: format!("cannot start tokio: {e}"),
         })?;

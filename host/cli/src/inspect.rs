@@ -5,21 +5,21 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use reyna_manifest::ComponentInfo;
-use sha2::{Digest, Sha256};
+use reyna_types::Digest;
 
 /// Reads `file`, checks it is a Reyna plugin, prints what it declares.
 pub fn run(file: &Path, json: bool) -> anyhow::Result<()> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let info = reyna_manifest::inspect(&bytes)
         .with_context(|| format!("{} is not a Reyna plugin", file.display()))?;
-    let digest = hex::encode(Sha256::digest(&bytes));
+    let digest = Digest::of(&bytes);
     let out = if json {
         let value = serde_json::json!({
             "manifest": info.manifest,
             "world": info.manifest.kind.world(),
             "imports": info.imports,
             "exports": info.exports,
-            "digest": format!("sha256:{digest}"),
+            "digest": digest,
             "size": bytes.len(),
         });
         format!("{}\n", serde_json::to_string_pretty(&value)?)
@@ -39,7 +39,7 @@ fn list(items: impl IntoIterator<Item = impl std::fmt::Display>) -> String {
     }
 }
 
-fn render(info: &ComponentInfo, digest: &str, size: usize) -> String {
+fn render(info: &ComponentInfo, digest: &Digest, size: usize) -> String {
     let m = &info.manifest;
     let l = &m.limits;
     let or_default = |v: Option<String>| v.unwrap_or_else(|| "host default".to_owned());
@@ -89,7 +89,7 @@ fn render(info: &ComponentInfo, digest: &str, size: usize) -> String {
     );
     let _ = writeln!(s, "imports:       {}", list(&info.imports));
     let _ = writeln!(s, "exports:       {}", list(&info.exports));
-    let _ = writeln!(s, "digest:        sha256:{digest}");
+    let _ = writeln!(s, "digest:        {digest}");
     let _ = writeln!(s, "size:          {size} bytes");
     s
 }

@@ -69,6 +69,11 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Read jobs.
+    Job {
+        #[command(subcommand)]
+        command: JobCommand,
+    },
     /// List dead letters, or replay one.
     DeadLetters {
         #[command(subcommand)]
@@ -181,6 +186,17 @@ enum BlobCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum JobCommand {
+    /// What a job's plugin logged, per attempt (bounded, secrets redacted).
+    Logs {
+        /// Job id.
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum DeadLetterCommand {
     /// Run a dead letter's job again (admin).
     Replay {
@@ -191,10 +207,10 @@ enum DeadLetterCommand {
     },
 }
 
-fn remote_call<F, Fut>(remote: &Remote, call: F) -> Result<(), client::Failure>
+fn remote_call<F, Fut>(remote: &Remote, call: F) -> Result<(), client::CommandError>
 where
     F: FnOnce(client::Api) -> Fut,
-    Fut: std::future::Future<Output = Result<(), client::Failure>>,
+    Fut: std::future::Future<Output = Result<(), client::CommandError>>,
 {
     let api = client::Api::new(remote)?;
     client::block_on(call(api))
@@ -203,17 +219,17 @@ where
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args).map_err(|e| client::Failure {
+        Command::Serve(args) => serve::run(args).map_err(|e| client::CommandError {
             code: 1,
             message: format!("{e:#}"),
         }),
-        Command::Worker(args) => worker::run(args).map_err(|e| client::Failure {
+        Command::Worker(args) => worker::run(args).map_err(|e| client::CommandError {
             code: 1,
             message: format!("{e:#}"),
         }),
         Command::Plugin {
             command: PluginCommand::Inspect { file, json },
-        } => inspect::run(&file, json).map_err(|e| client::Failure {
+        } => inspect::run(&file, json).map_err(|e| client::CommandError {
             code: 1,
             message: format!("{e:#}"),
         }),
@@ -281,6 +297,12 @@ fn main() -> ExitCode {
         } => remote_call(&remote, |api| async move {
             client::events(&api, pattern, after).await
         }),
+        Command::Job {
+            command: JobCommand::Logs { id, remote },
+        } => remote_call(
+            &remote,
+            |api| async move { client::job_logs(&api, &id).await },
+        ),
         Command::DeadLetters {
             command: None,
             remote,

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use reyna_api::{ApiConfig, AppState};
-use reyna_engine::reyna_store::Role;
+use reyna_engine::Role;
 use reyna_engine::{Engine, EngineConfig};
 use serde::Deserialize;
 
@@ -369,13 +369,12 @@ async fn admin_token_setup(
     data_dir: &Path,
     given: Option<String>,
 ) -> anyhow::Result<String> {
-    let store = engine.store();
     if let Some(secret) = given {
         if secret.trim().len() < 16 {
             bail!("--admin-token / REYNA_ADMIN_TOKEN must be at least 16 characters");
         }
         reyna_api::ensure_token(
-            store,
+            engine,
             secret.trim(),
             ADMIN_TENANT,
             Role::Admin,
@@ -389,14 +388,14 @@ async fn admin_token_setup(
     if path.exists() {
         let secret = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        reyna_api::ensure_token(store, secret.trim(), ADMIN_TENANT, Role::Admin, "admin")
+        reyna_api::ensure_token(engine, secret.trim(), ADMIN_TENANT, Role::Admin, "admin")
             .await
             .map_err(|e| anyhow::anyhow!("cannot store the admin token: {e}"))?;
         return Ok(format!("admin token: {}", path.display()));
     }
     let secret = reyna_api::generate_token().map_err(|e| anyhow::anyhow!("{e}"))?;
     write_secret(&path, &secret)?;
-    reyna_api::ensure_token(store, &secret, ADMIN_TENANT, Role::Admin, "admin")
+    reyna_api::ensure_token(engine, &secret, ADMIN_TENANT, Role::Admin, "admin")
         .await
         .map_err(|e| anyhow::anyhow!("cannot store the admin token: {e}"))?;
     Ok(format!(

@@ -408,7 +408,10 @@ async fn a_processor_on_a_worker_calls_its_effect_through_the_state_node() {
     let calls = &expanded.producer.as_ref().unwrap().effect_calls;
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert_eq!(
-        (calls[0].effect.as_str(), calls[0].outcome.as_str()),
+        (
+            calls[0].effect.as_str(),
+            calls[0].outcome.to_string().as_str()
+        ),
         ("llm", "ok")
     );
     assert_eq!(

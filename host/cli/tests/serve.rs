@@ -4,114 +4,14 @@
 //! restarts, and a graceful stop on SIGTERM.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-/// Bound on every wait for the host (first start compiles the examples).
-const STARTUP: Duration = Duration::from_secs(180);
-const WAIT: Duration = Duration::from_secs(60);
+mod common;
 
-fn reyna() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_reyna"))
-}
-
-/// A running `reyna serve`; killed on drop if the test did not stop it.
-struct Host {
-    child: Option<Child>,
-    url: String,
-    dir: PathBuf,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Host {
-    /// Starts `reyna serve` in `dir` (data in `dir/reyna-data`, the default)
-    /// on a free loopback port, and waits until it listens.
-    fn start(dir: &Path, extra: &[&str]) -> Host {
-        let mut child = reyna()
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .current_dir(dir)
-            .env("REYNA_LOG", "warn")
-            .env_remove("REYNA_ADMIN_TOKEN")
-            .env_remove("REYNA_DATA_DIR")
-            .env_remove("REYNA_CONFIG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start reyna serve");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut host = Host {
-            child: Some(child),
-            url: String::new(),
-            dir: dir.to_owned(),
-            lines,
-        };
-        loop {
-            let line = host
-                .lines
-                .recv_timeout(STARTUP)
-                .expect("reyna serve did not print its address in time");
-            if let Some(rest) = line.split_once("listening on ").map(|(_, r)| r) {
-                host.url = rest.trim().to_owned();
-                break;
-            }
-        }
-        host
-    }
-
-    fn token(&self) -> String {
-        std::fs::read_to_string(self.dir.join("reyna-data/admin-token"))
-            .unwrap()
-            .trim()
-            .to_owned()
-    }
-
-    /// Sends SIGTERM and waits (bounded) for a clean exit.
-    fn stop(&mut self) {
-        let mut child = self.child.take().unwrap();
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(child.wait());
-        });
-        let exit = rx
-            .recv_timeout(WAIT)
-            .expect("reyna serve did not stop within 60 s of SIGTERM")
-            .unwrap();
-        assert!(exit.success(), "reyna serve exited with {exit}");
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder().build().unwrap()
-}
+use common::{Host, WAIT, client, get_json, reyna};
 
 async fn post_text(http: &reqwest::Client, host: &Host, token: &str, text: &str) -> Value {
     let response = http
@@ -122,12 +22,6 @@ async fn post_text(http: &reqwest::Client, host: &Host, token: &str, text: &str)
         .await
         .unwrap();
     assert_eq!(response.status(), 201);
-    response.json().await.unwrap()
-}
-
-async fn get_json(http: &reqwest::Client, url: String, token: &str) -> Value {
-    let response = http.get(url).bearer_auth(token).send().await.unwrap();
-    assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }
 

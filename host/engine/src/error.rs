@@ -3,7 +3,18 @@
 
 use reyna_manifest::InspectError;
 
-use crate::Violation;
+use serde::Serialize;
+
+/// One way a document breaks its schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// JSON pointer to the offending value (`""` is the whole document).
+    pub pointer: String,
+    /// The schema keyword that failed, e.g. `required`, `type`, `maxLength`.
+    pub rule: String,
+    /// What is wrong, in words.
+    pub message: String,
+}
 
 /// Why the engine refused or failed a request.
 #[derive(Debug, thiserror::Error)]
@@ -103,7 +114,7 @@ pub enum EngineError {
         /// `name@version`.
         plugin: String,
         /// The stored component's digest.
-        existing: String,
+        existing: reyna_store::Digest,
     },
     /// The component does not compile or link.
     #[error("plugin {plugin} cannot be loaded: {reason}")]

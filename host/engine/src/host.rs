@@ -1,18 +1,20 @@
 //! The host functions a running plugin reaches (`get-blob`, `query-blobs`,
 //! `effects.call`), implemented over the store and scoped to the job's tenant.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use reyna_runtime::{Blob, EffectContext, GuestError, HostApi, HostFuture};
-use reyna_store::{BlobId, BlobMeta, EffectCall, Store};
+use reyna_runtime::{
+    Blob, EffectAnswer, EffectContext, EffectFuture, GuestError, HostApi, HostFuture,
+};
+use reyna_store::{BlobId, BlobMeta, Digest, EffectCall, EffectOutcome, Store};
 
-use crate::{Inner, digest_hex};
+use crate::inner::Inner;
 
 /// Recorded effect responses for a replay: (effect, request digest) ->
 /// (response digest, effect version).
-pub(crate) type Recorded = std::collections::HashMap<(String, String), (String, String)>;
+pub(crate) type Recorded = std::collections::HashMap<(String, Digest), (Digest, String)>;
 
 /// The effect responses recorded in the lineage of earlier runs of `plugin`
 /// (any version) on `blob`: what a re-run in replay mode answers from. A
@@ -34,12 +36,14 @@ pub(crate) fn recorded_effects(
         for call in producer
             .effect_calls
             .iter()
-            .filter(|c| c.outcome == "ok" || c.outcome == "replayed")
+            .filter(|c| c.outcome.answered())
         {
-            recorded.insert(
-                (call.effect.clone(), call.request_digest.clone()),
-                (call.response_digest.clone(), call.version.clone()),
-            );
+            if let Some(response) = call.response_digest {
+                recorded.insert(
+                    (call.effect.clone(), call.request_digest),
+                    (response, call.version.clone()),
+                );
+            }
         }
     }
     Ok(recorded)
@@ -47,13 +51,12 @@ pub(crate) fn recorded_effects(
 
 /// Host services for one job. Records whether the plugin read other blobs,
 /// because a result that depends on more than the input must not be reused
-/// for another input with the same content.
+/// for another input with the same content. The runtime keeps the job's
+/// effect calls, from the records this host answers with.
 pub(crate) struct JobHost {
     pub inner: Arc<Inner>,
     pub tenant: String,
     pub read_other_blobs: AtomicBool,
-    /// Every effect call of this job, for its lineage.
-    pub effect_calls: Mutex<Vec<EffectCall>>,
     pub seed: u64,
     /// Replay mode: answer effect calls from these recorded responses only.
     pub replay: Option<Arc<Recorded>>,
@@ -65,64 +68,37 @@ impl JobHost {
             inner,
             tenant: tenant.to_owned(),
             read_other_blobs: AtomicBool::new(false),
-            effect_calls: Mutex::new(Vec::new()),
             seed,
             replay: None,
         }
     }
 
-    pub(crate) fn take_effect_calls(&self) -> Vec<EffectCall> {
-        std::mem::take(&mut *self.effect_calls.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
     /// Answers an effect call from a recorded response, or refuses it.
-    fn replayed(
-        &self,
-        recorded: &Recorded,
-        name: &str,
-        request_digest: String,
-    ) -> Result<Vec<u8>, GuestError> {
-        let found = recorded.get(&(name.to_owned(), request_digest.clone()));
-        let response = found.and_then(|(digest, _)| {
-            self.inner
-                .store
-                .get_component(digest.trim_start_matches("sha256:"))
-                .ok()
-                .flatten()
-        });
+    fn replayed(&self, recorded: &Recorded, name: &str, request_digest: Digest) -> EffectAnswer {
+        let found = recorded.get(&(name.to_owned(), request_digest));
+        let response =
+            found.and_then(|(digest, _)| self.inner.store.get_component(digest).ok().flatten());
         match (found, response) {
-            (Some((response_digest, version)), Some(bytes)) => {
-                self.record(EffectCall {
+            (Some((response_digest, version)), Some(bytes)) => EffectAnswer {
+                response: Ok(bytes),
+                record: EffectCall {
                     effect: name.to_owned(),
                     version: version.clone(),
                     request_digest,
-                    response_digest: response_digest.clone(),
+                    response_digest: Some(*response_digest),
                     duration_us: 0,
-                    outcome: "replayed".to_owned(),
-                });
-                Ok(bytes)
-            }
-            _ => {
-                self.record(EffectCall {
-                    effect: name.to_owned(),
-                    version: String::new(),
-                    request_digest: request_digest.clone(),
-                    response_digest: String::new(),
-                    duration_us: 0,
-                    outcome: "replay: no recorded response".to_owned(),
-                });
-                Err(GuestError::Fatal(format!(
+                    outcome: EffectOutcome::Replayed,
+                },
+            },
+            _ => EffectAnswer::unserved(
+                name,
+                request_digest,
+                "replay: no recorded response",
+                GuestError::Fatal(format!(
                     "replay mode: no recorded response of effect `{name}` for request {request_digest}"
-                )))
-            }
+                )),
+            ),
         }
-    }
-
-    fn record(&self, call: EffectCall) {
-        self.effect_calls
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(call);
     }
 }
 
@@ -154,8 +130,10 @@ pub(crate) fn read_blob(inner: &Inner, tenant: &str, id: &str) -> Result<Option<
     }
 }
 
-/// `tenant`'s blobs of `schema` whose data matches `filter_json`, oldest first.
-pub(crate) fn query_blobs(
+/// `tenant`'s blobs of `schema` whose data matches `filter_json`, oldest
+/// first. A scan: it runs on the blocking pool, and the wait for it counts
+/// against the calling guest's deadline (its host call is dropped then).
+pub(crate) async fn query_blobs(
     inner: &Inner,
     tenant: &str,
     schema: &str,
@@ -165,11 +143,35 @@ pub(crate) fn query_blobs(
         .map_err(|e| {
             GuestError::InvalidInput(format!("query filter must be a JSON object: {e}"))
         })?;
-    let store = &inner.store;
-    let limit = inner.config.max_query_results;
-    // Scan the tenant's blobs of this schema page by page (metadata only),
-    // reading payloads to apply the filter. Bounded: a query that would scan
-    // more than `max_query_scan` blobs is refused.
+    let limits = QueryLimits {
+        results: inner.config.max_query_results,
+        scan: inner.config.max_query_scan,
+    };
+    let (tenant, schema) = (tenant.to_owned(), schema.to_owned());
+    inner
+        .blocking(move |store| Ok(scan(store, &tenant, &schema, &filter, limits)))
+        .await
+        .map_err(|e| GuestError::Retryable(format!("query failed: {e}")))?
+}
+
+#[derive(Clone, Copy)]
+struct QueryLimits {
+    /// Most blobs returned.
+    results: usize,
+    /// Most blobs scanned.
+    scan: usize,
+}
+
+/// Scans the tenant's blobs of this schema page by page (metadata only),
+/// reading payloads to apply the filter. Bounded: a query that would scan
+/// or return more than its limits is refused.
+fn scan(
+    store: &Store,
+    tenant: &str,
+    schema: &str,
+    filter: &serde_json::Map<String, serde_json::Value>,
+    limits: QueryLimits,
+) -> Result<Vec<Blob>, GuestError> {
     let mut out = Vec::new();
     let mut scanned = 0usize;
     let mut cursor: Option<String> = None;
@@ -179,19 +181,20 @@ pub(crate) fn query_blobs(
             .map_err(|e| GuestError::Retryable(format!("query failed: {e}")))?;
         for meta in &page.items {
             scanned += 1;
-            if scanned > inner.config.max_query_scan {
+            if scanned > limits.scan {
                 return Err(GuestError::Fatal(format!(
                     "query would scan more than {} `{schema}` blobs",
-                    inner.config.max_query_scan
+                    limits.scan
                 )));
             }
             let Some(blob) = to_runtime_blob(store, meta)? else {
                 continue;
             };
-            if reyna_runtime::matches_filter(&blob.data, &filter) {
-                if out.len() == limit {
+            if reyna_runtime::matches_filter(&blob.data, filter) {
+                if out.len() == limits.results {
                     return Err(GuestError::Fatal(format!(
-                        "query matched more than {limit} `{schema}` blobs; narrow the filter"
+                        "query matched more than {} `{schema}` blobs; narrow the filter",
+                        limits.results
                     )));
                 }
                 out.push(blob);
@@ -229,21 +232,17 @@ impl HostApi for JobHost {
             if tenant != self.tenant {
                 return Ok(Vec::new());
             }
-            query_blobs(&self.inner, tenant, schema, filter_json)
+            query_blobs(&self.inner, tenant, schema, filter_json).await
         })
     }
 
-    fn call_effect<'a>(&'a self, name: &'a str, request: Vec<u8>) -> HostFuture<'a, Vec<u8>> {
+    fn call_effect<'a>(&'a self, name: &'a str, request: Vec<u8>) -> EffectFuture<'a> {
         Box::pin(async move {
             self.read_other_blobs.store(true, Ordering::Relaxed);
             if let Some(recorded) = &self.replay {
-                let request_digest = format!("sha256:{}", digest_hex(&request));
-                return self.replayed(recorded, name, request_digest);
+                return self.replayed(recorded, name, Digest::of(&request));
             }
-            let (response, call) =
-                perform_effect(&self.inner, &self.tenant, self.seed, name, request).await;
-            self.record(call);
-            response
+            perform_effect(&self.inner, &self.tenant, self.seed, name, request).await
         })
     }
 }
@@ -258,19 +257,15 @@ pub(crate) async fn perform_effect(
     seed: u64,
     name: &str,
     request: Vec<u8>,
-) -> (Result<Vec<u8>, GuestError>, EffectCall) {
-    let request_digest = format!("sha256:{}", digest_hex(&request));
+) -> EffectAnswer {
+    let request_digest = Digest::of(&request);
     let Some(effect) = inner.plugins.enabled_effect(name) else {
-        let call = EffectCall {
-            effect: name.to_owned(),
-            version: String::new(),
+        return EffectAnswer::unserved(
+            name,
             request_digest,
-            response_digest: String::new(),
-            duration_us: 0,
-            outcome: "unavailable: not registered or disabled".to_owned(),
-        };
-        let error = GuestError::Fatal(format!("effect `{name}` is not registered or is disabled"));
-        return (Err(error), call);
+            "unavailable: not registered or disabled",
+            GuestError::Fatal(format!("effect `{name}` is not registered or is disabled")),
+        );
     };
     let started = Instant::now();
     let ctx = EffectContext {
@@ -281,32 +276,31 @@ pub(crate) async fn perform_effect(
         seed,
     };
     let report = inner.runtime.perform(&effect.plugin, request, ctx).await;
-    let mut call = EffectCall {
+    let mut record = EffectCall {
         effect: name.to_owned(),
         version: effect.record.version.clone(),
         request_digest,
-        response_digest: String::new(),
+        response_digest: None,
         duration_us: started.elapsed().as_micros() as u64,
-        outcome: String::new(),
+        outcome: EffectOutcome::Ok,
     };
-    match report.result {
+    let response = match report.result {
         Ok(response) => {
-            call.response_digest = format!("sha256:{}", digest_hex(&response));
-            call.outcome = "ok".to_owned();
+            record.response_digest = Some(Digest::of(&response));
             if let Err(e) = inner.store.put_component(response.clone()).await {
                 tracing::warn!(effect = name, error = %e, "cannot keep effect response");
             }
-            (Ok(response), call)
+            Ok(response)
         }
         Err(failure) => {
-            call.outcome = format!("{}: {failure}", failure.kind());
+            record.outcome = EffectOutcome::Failed(format!("{}: {failure}", failure.kind()));
             let message = format!("effect `{name}` failed: {failure}");
-            let error = if failure.retryable() {
+            Err(if failure.retryable() {
                 GuestError::Retryable(message)
             } else {
                 GuestError::Fatal(message)
-            };
-            (Err(error), call)
+            })
         }
-    }
+    };
+    EffectAnswer { response, record }
 }

@@ -26,189 +26,55 @@
 #![deny(missing_docs)]
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use reyna_runtime::{Runtime, RuntimeConfig};
-use reyna_store::{BlobId, BlobMeta, Job, NewBlob, Store, StoreError};
-use sha2::{Digest, Sha256};
+use reyna_runtime::Runtime;
+use reyna_store::{NewBlob, Store};
 use tokio::sync::watch;
 
-mod dispatch;
+// Bottom to top: each module imports only modules listed above it.
+mod admit;
+mod commit;
+mod config;
 mod error;
+mod executor;
 mod host;
+mod inner;
+mod pipeline;
 mod plugins;
 mod remote;
 mod schemas;
+mod slots;
+mod view;
 
-pub use error::EngineError;
+pub use config::{EffectsConfig, EngineConfig};
+pub use error::{EngineError, Violation};
 pub use plugins::{PluginStats, PluginView};
 pub use remote::{
-    RemoteConfig, RemoteJob, RemoteOutcome, RemoteResult, Transport, TransportFuture,
+    RemoteConfig, RemoteJob, RemoteOutcome, RemoteResult, Transport, TransportError,
+    TransportFuture,
 };
-pub use reyna_runtime;
+/// The store itself, for tests and benches that check what it holds.
+#[cfg(feature = "testing")]
 pub use reyna_store;
-pub use schemas::{BUNDLED as BUNDLED_SCHEMAS, Violation};
+/// The records the engine returns. They are kept by the store and defined
+/// there; transports read them only through the engine.
+pub use reyna_store::{
+    AuditEntry, BlobMeta, Counts, DeadLetter, Direction, Edge, Event, GuestLog, Job, JobLog,
+    JobState, Lineage, NewToken, Page, Producer, Role, SchemaRecord, StoreError, TokenRecord,
+    WriterStats,
+};
+pub use reyna_types::{
+    BlobId, Cost, DeadLetterId, Digest, EffectCall, EffectOutcome, JobId, LogLevel, LogLine,
+    TenantId, TokenId,
+};
+pub use schemas::BUNDLED as BUNDLED_SCHEMAS;
+pub use view::TenantView;
 
-use plugins::{PausePolicy, PluginRegistry};
+use inner::Inner;
+use plugins::PluginRegistry;
 use schemas::SchemaRegistry;
-
-pub(crate) fn digest_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-/// How the engine runs.
-#[derive(Debug, Clone)]
-pub struct EngineConfig {
-    /// Where `reyna.redb` and the compiled-artifact cache live.
-    pub data_dir: PathBuf,
-    /// Sandbox settings; `cache_dir` defaults to `<data_dir>/artifacts`.
-    pub runtime: RuntimeConfig,
-    /// Jobs run at once. Up to 8 times as many are claimed ahead (held in
-    /// memory, durable as running in the store), so the commit that claims
-    /// the next jobs overlaps with running the current ones.
-    pub workers: usize,
-    /// Jobs claimed per store round trip.
-    pub claim_batch: usize,
-    /// Derivation depth at which a job is dead-lettered (stops cycles).
-    pub max_hops: u32,
-    /// Largest blob accepted, in bytes.
-    pub max_blob_bytes: usize,
-    /// The store's page cache, in bytes (most of the store's memory once the
-    /// database outgrows it).
-    pub store_cache_bytes: usize,
-    /// First retry delay; doubles per attempt, with jitter.
-    pub backoff_base: Duration,
-    /// Longest retry delay.
-    pub backoff_max: Duration,
-    /// Most blobs one `query-blobs` returns.
-    pub max_query_results: usize,
-    /// Most blobs one `query-blobs` scans.
-    pub max_query_scan: usize,
-    /// How many recent calls the pause policy looks at.
-    pub pause_window: usize,
-    /// Fewest recent calls before a plugin can be paused.
-    pub pause_min_calls: usize,
-    /// Share of failed recent calls that pauses a plugin.
-    pub pause_failure_ratio: f64,
-    /// Outbound network policy for effect plugins.
-    pub effects: EffectsConfig,
-    /// Remote execution (used once a transport is set).
-    pub remote: RemoteConfig,
-}
-
-/// The operator's outbound policy for effect plugins.
-#[derive(Debug, Clone)]
-pub struct EffectsConfig {
-    /// Hosts approved per effect name (`host:port`, `scheme://host:port`);
-    /// the key `*` applies to every effect. An effect reaches a host only
-    /// when its manifest's `allowed-hosts` and these approvals both allow it.
-    pub approved_hosts: BTreeMap<String, Vec<String>>,
-    /// Allow loopback and private addresses (tests, on-premises endpoints).
-    pub allow_private: bool,
-    /// Deadline of one outgoing request.
-    pub request_timeout: Duration,
-    /// Largest response body accepted.
-    pub max_response_bytes: u64,
-    /// Most requests one effect call may make.
-    pub max_requests_per_call: u32,
-}
-
-impl Default for EffectsConfig {
-    fn default() -> Self {
-        Self {
-            approved_hosts: BTreeMap::new(),
-            allow_private: false,
-            request_timeout: Duration::from_secs(30),
-            max_response_bytes: 16 * 1024 * 1024,
-            max_requests_per_call: 16,
-        }
-    }
-}
-
-impl EffectsConfig {
-    /// The policy for effect `name`; unparseable approvals are skipped with a warning.
-    pub(crate) fn policy(&self, name: &str) -> reyna_runtime::NetPolicy {
-        let mut approved = Vec::new();
-        for entry in self
-            .approved_hosts
-            .get(name)
-            .into_iter()
-            .chain(self.approved_hosts.get("*"))
-            .flatten()
-        {
-            match reyna_runtime::AllowedHost::parse(entry) {
-                Ok(h) => approved.push(h),
-                Err(e) => {
-                    tracing::warn!(effect = name, entry, error = %e, "ignoring invalid approved host")
-                }
-            }
-        }
-        reyna_runtime::NetPolicy {
-            approved_hosts: approved,
-            allow_private: self.allow_private,
-            request_timeout: self.request_timeout,
-            max_response_bytes: self.max_response_bytes,
-            max_requests_per_call: self.max_requests_per_call,
-        }
-    }
-}
-
-impl EngineConfig {
-    /// Defaults sized to this machine, with data in `data_dir`.
-    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
-        Self {
-            data_dir: data_dir.into(),
-            runtime: RuntimeConfig::default(),
-            workers: (cores * 16).clamp(16, 256),
-            claim_batch: 128,
-            max_hops: 16,
-            max_blob_bytes: 16 * 1024 * 1024,
-            store_cache_bytes: reyna_store::DEFAULT_CACHE_BYTES,
-            backoff_base: Duration::from_millis(500),
-            backoff_max: Duration::from_secs(300),
-            max_query_results: 1000,
-            max_query_scan: 100_000,
-            pause_window: 20,
-            pause_min_calls: 10,
-            pause_failure_ratio: 0.8,
-            effects: EffectsConfig::default(),
-            remote: RemoteConfig::default(),
-        }
-    }
-}
-
-pub(crate) struct Inner {
-    pub config: EngineConfig,
-    pub store: Store,
-    pub runtime: Runtime,
-    pub schemas: SchemaRegistry,
-    pub plugins: PluginRegistry,
-    pub job_finished: watch::Sender<u64>,
-    /// Jobs claimed and not yet fully recorded (store outcome and counters).
-    pub in_flight: std::sync::atomic::AtomicUsize,
-    /// The transport pure processor jobs go to, when one is set.
-    pub remote: std::sync::OnceLock<remote::Remote>,
-    /// The dispatcher's worker slots, once it has started.
-    pub slots: std::sync::OnceLock<dispatch::Slots>,
-    /// Turns true when the engine stops dispatching.
-    pub shutdown: watch::Sender<bool>,
-    dispatcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
-}
-
-impl Inner {
-    pub(crate) fn pause_policy(&self) -> PausePolicy {
-        PausePolicy {
-            window: self.config.pause_window,
-            min_calls: self.config.pause_min_calls,
-            failure_ratio: self.config.pause_failure_ratio,
-        }
-    }
-}
 
 /// The engine. Cheap to clone; all clones share one store, runtime and dispatcher.
 #[derive(Clone)]
@@ -264,6 +130,7 @@ impl Engine {
         }
         let (shutdown, _) = watch::channel(false);
         let (job_finished, _) = watch::channel(0);
+        let config_blocking = config.max_blocking_reads.max(1);
         Ok(Engine {
             inner: Arc::new(Inner {
                 config,
@@ -277,6 +144,7 @@ impl Engine {
                 slots: std::sync::OnceLock::new(),
                 shutdown,
                 dispatcher: Mutex::new(None),
+                blocking_reads: tokio::sync::Semaphore::new(config_blocking),
             }),
         })
     }
@@ -292,19 +160,29 @@ impl Engine {
             let rx = self.inner.shutdown.subscribe();
             // Remote mode: a slot is a job sent out and not yet answered.
             let (claims, running) = if self.inner.remote.get().is_some() {
-                tokio::spawn(remote::republish_loop(
-                    self.inner.clone(),
-                    self.inner.shutdown.subscribe(),
-                ));
+                let inner = self.inner.clone();
+                let stop = self.inner.shutdown.subscribe();
+                tokio::spawn(async move {
+                    if let Some(remote) = inner.remote.get() {
+                        remote
+                            .republish_loop(inner.config.remote.clone(), stop)
+                            .await;
+                    }
+                });
                 (self.inner.config.remote.max_outstanding, None)
             } else {
                 let workers = self.inner.config.workers;
                 (workers.saturating_mul(8), Some(workers))
             };
-            let (slots, handoff) = dispatch::Slots::new(claims, running);
+            let (slots, handoff) =
+                slots::Slots::new(claims, running, self.inner.shutdown.subscribe());
             // Set once: a dispatcher started again after `shutdown` stops at once.
             let _ = self.inner.slots.set(slots);
-            *slot = Some(tokio::spawn(dispatch::run(self.inner.clone(), handoff, rx)));
+            *slot = Some(tokio::spawn(pipeline::dispatch(
+                self.inner.clone(),
+                handoff,
+                rx,
+            )));
         }
     }
 
@@ -332,7 +210,7 @@ impl Engine {
 
     /// Whether the transport is connected; `None` without a transport.
     pub fn transport_connected(&self) -> Option<bool> {
-        self.inner.remote.get().map(|r| r.transport.connected())
+        self.inner.remote.get().map(remote::Remote::connected)
     }
 
     /// Jobs sent to the transport and not answered yet.
@@ -352,7 +230,12 @@ impl Engine {
         &self,
         result: RemoteResult,
     ) -> Result<RemoteOutcome, EngineError> {
-        remote::complete(&self.inner, result).await
+        match self.inner.remote.get() {
+            Some(remote) => remote.deliver(result).await,
+            None => Err(EngineError::Internal(
+                "no transport is configured; remote results cannot be committed".into(),
+            )),
+        }
     }
 
     /// A blob of `tenant` with its data, as a plugin's `get-blob` sees it
@@ -367,40 +250,37 @@ impl Engine {
 
     /// `tenant`'s blobs of `schema` matching `filter_json`, as a plugin's
     /// `query-blobs` sees them. For transports serving workers.
-    pub fn plugin_query_blobs(
+    pub async fn plugin_query_blobs(
         &self,
         tenant: &str,
         schema: &str,
         filter_json: &str,
     ) -> Result<Vec<reyna_runtime::Blob>, reyna_runtime::GuestError> {
-        host::query_blobs(&self.inner, tenant, schema, filter_json)
+        host::query_blobs(&self.inner, tenant, schema, filter_json).await
     }
 
     /// Performs effect `name` for a job of `tenant` that runs on a worker,
     /// under the operator's network policy, exactly as for a local job; the
     /// response is kept by digest (see [`Engine::component_bytes`]). Returns
-    /// the response, or the error the guest sees, and the record of the call
-    /// for the job's lineage.
+    /// the response, or the error the guest sees, with the record of the
+    /// call for the job's lineage.
     pub async fn perform_effect(
         &self,
         tenant: &str,
         seed: u64,
         name: &str,
         request: Vec<u8>,
-    ) -> (
-        Result<Vec<u8>, reyna_runtime::GuestError>,
-        reyna_store::EffectCall,
-    ) {
+    ) -> reyna_runtime::EffectAnswer {
         host::perform_effect(&self.inner, tenant, seed, name, request).await
     }
 
     /// The bytes of a registered component (or a kept effect response) by
-    /// `sha256:` digest.
-    pub fn component_bytes(&self, digest: &str) -> Result<Option<Vec<u8>>, EngineError> {
-        Ok(self
-            .inner
-            .store
-            .get_component(digest.trim_start_matches("sha256:"))?)
+    /// digest.
+    pub fn component_bytes(
+        &self,
+        digest: &reyna_store::Digest,
+    ) -> Result<Option<Vec<u8>>, EngineError> {
+        Ok(self.inner.store.get_component(digest)?)
     }
 
     /// Stops claiming jobs and waits until every job in flight has committed
@@ -418,9 +298,68 @@ impl Engine {
         }
     }
 
-    /// The store, for reads (blobs, lineage, jobs, dead letters, events).
+    /// The store, for tests and benches that check what it holds.
+    /// Transports read through the engine's own API instead.
+    #[cfg(feature = "testing")]
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// One tenant's data: blobs, lineage, jobs and events, every read
+    /// scoped to `tenant`.
+    pub fn tenant(&self, tenant: &TenantId) -> TenantView {
+        TenantView::new(self.inner.clone(), tenant.clone())
+    }
+
+    /// A page of dead letters (replayed ones included), oldest first, of
+    /// one tenant or of all.
+    pub async fn dead_letters(
+        &self,
+        tenant: Option<TenantId>,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<Page<DeadLetter>, EngineError> {
+        self.inner
+            .blocking(move |store| {
+                store.list_dead_letters(
+                    tenant.as_ref().map(TenantId::as_str),
+                    cursor.as_deref(),
+                    limit,
+                )
+            })
+            .await
+    }
+
+    /// A registered schema.
+    pub fn schema(&self, id: &str) -> Result<Option<SchemaRecord>, EngineError> {
+        Ok(self.inner.store.get_schema(id)?)
+    }
+
+    /// Every registered schema, by id.
+    pub fn schemas(&self) -> Result<Vec<SchemaRecord>, EngineError> {
+        Ok(self.inner.store.list_schemas()?)
+    }
+
+    /// What the store holds, counted (blobs, jobs by state, events, ...);
+    /// also a check that the store answers.
+    pub fn counts(&self) -> Result<Counts, EngineError> {
+        Ok(self.inner.store.counts()?)
+    }
+
+    /// How the store's writer has been batching since start.
+    pub fn writer_stats(&self) -> WriterStats {
+        self.inner.store.writer_stats()
+    }
+
+    /// Changes to the newest event sequence whenever events are committed.
+    pub fn watch_events(&self) -> watch::Receiver<u64> {
+        self.inner.store.watch_events()
+    }
+
+    /// Up to `limit` events of every tenant after sequence `after` (the
+    /// outbox a transport publishes live events from).
+    pub fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, EngineError> {
+        Ok(self.inner.store.events_after(None, after, limit)?)
     }
 
     /// The sandbox runtime.
@@ -437,7 +376,7 @@ impl Engine {
     pub async fn register_bundled_schemas(&self) -> Result<BundledReport, EngineError> {
         let mut report = BundledReport::default();
         for (id, text) in schemas::BUNDLED {
-            if self.inner.schemas.register(id, text).await? {
+            if self.inner.schemas.register(id, text, "system").await? {
                 report.schemas.push((*id).to_owned());
             }
         }
@@ -452,11 +391,7 @@ impl Engine {
         json: &str,
         actor: &str,
     ) -> Result<bool, EngineError> {
-        let created = self.inner.schemas.register(id, json).await?;
-        if created {
-            self.audit(actor, "schema.register", id, "").await?;
-        }
-        Ok(created)
+        self.inner.schemas.register(id, json, actor).await
     }
 
     /// Validates `data` against schema `id` without storing anything.
@@ -555,7 +490,7 @@ impl Engine {
         };
         // Jobs with a free worker are claimed in the same commit and run at
         // once; the rest wait in the store for the dispatcher.
-        let permits = dispatch::reserve(&self.inner, jobs.len());
+        let permits = self.inner.reserve(jobs.len());
         let (meta, claimed) = self
             .inner
             .store
@@ -567,7 +502,7 @@ impl Engine {
                 }
                 other => other.into(),
             })?;
-        dispatch::hand_over(&self.inner, claimed, permits);
+        self.inner.hand_over(claimed, permits);
         Ok(meta)
     }
 
@@ -579,7 +514,7 @@ impl Engine {
         let job = self
             .inner
             .store
-            .replay_dead_letter(parsed)
+            .replay_dead_letter(parsed, audit(actor, "dead-letter.replay", id, ""))
             .await
             .map_err(|e| match e {
                 StoreError::DeadLetterNotFound { .. } => {
@@ -590,8 +525,6 @@ impl Engine {
                 }
                 other => other.into(),
             })?;
-        self.audit(actor, "dead-letter.replay", id, &format!("job {}", job.id))
-            .await?;
         Ok(job)
     }
 
@@ -639,26 +572,73 @@ impl Engine {
             version: version.to_owned(),
             subject: format!("blob.created.{}", meta.schema),
         };
-        // The job carries the mode: it survives a restart, and the recorded
-        // responses are read from lineage when it runs.
-        let job = self
-            .inner
-            .store
-            .enqueue_job(tenant, blob_id, spec, replay_effects)
-            .await?;
         let mode = if replay_effects {
             "replaying recorded effects"
         } else {
             "calling effects"
         };
-        self.audit(
+        // The job carries the mode: it survives a restart, and the recorded
+        // responses are read from lineage when it runs.
+        let entry = audit(
             actor,
             "blob.rerun",
             blob,
-            &format!("{plugin}@{version}, job {}, {mode}", job.id),
+            &format!("{plugin}@{version}, {mode}"),
+        );
+        Ok(self
+            .inner
+            .store
+            .enqueue_job(tenant, blob_id, spec, replay_effects, entry)
+            .await?)
+    }
+
+    /// Stores an API token (its hash only) and its `token.create` audit
+    /// entry in one transaction.
+    pub async fn create_token(
+        &self,
+        token: reyna_store::NewToken,
+        actor: &str,
+    ) -> Result<reyna_store::TokenRecord, EngineError> {
+        let detail = format!(
+            "tenant {} role {:?} name {:?}",
+            token.tenant, token.role, token.name
         )
-        .await?;
-        Ok(job)
+        .to_lowercase();
+        // The target (the new token's id) is filled in by the store.
+        let entry = audit(actor, "token.create", "", &detail);
+        Ok(self.inner.store.put_token(token, entry).await?)
+    }
+
+    /// Revokes a token with its `token.delete` audit entry, in one
+    /// transaction; false when there is no such token.
+    pub async fn delete_token(&self, id: &str, actor: &str) -> Result<bool, EngineError> {
+        let Ok(parsed) = id.parse::<reyna_store::TokenId>() else {
+            return Ok(false);
+        };
+        let entry = audit(actor, "token.delete", id, "");
+        Ok(self.inner.store.delete_token(parsed, entry).await?)
+    }
+
+    /// The token whose secret hashes to `hash`.
+    pub fn find_token(&self, hash: &str) -> Result<Option<reyna_store::TokenRecord>, EngineError> {
+        Ok(self.inner.store.find_token_by_hash(hash)?)
+    }
+
+    /// Tokens of one tenant, or all.
+    pub fn list_tokens(
+        &self,
+        tenant: Option<&str>,
+    ) -> Result<Vec<reyna_store::TokenRecord>, EngineError> {
+        Ok(self.inner.store.list_tokens(tenant)?)
+    }
+
+    /// Up to `limit` audit entries after sequence `after`, oldest first.
+    pub fn audit_log(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<reyna_store::AuditEntry>, EngineError> {
+        Ok(self.inner.store.list_audit(after, limit)?)
     }
 
     /// Changes each time the outcome of a job is recorded (completed, with or
@@ -696,23 +676,14 @@ impl Engine {
             }
         }
     }
+}
 
-    async fn audit(
-        &self,
-        actor: &str,
-        action: &str,
-        target: &str,
-        detail: &str,
-    ) -> Result<(), EngineError> {
-        self.inner
-            .store
-            .append_audit(reyna_store::NewAudit {
-                actor: actor.to_owned(),
-                action: action.to_owned(),
-                target: target.to_owned(),
-                detail: detail.to_owned(),
-            })
-            .await?;
-        Ok(())
+/// The audit entry of an operator action, recorded with the action itself.
+fn audit(actor: &str, action: &str, target: &str, detail: &str) -> reyna_store::NewAudit {
+    reyna_store::NewAudit {
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        target: target.to_owned(),
+        detail: detail.to_owned(),
     }
 }

@@ -11,11 +11,12 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use reyna_manifest::{Kind, Manifest, Subject};
 use reyna_runtime::{Plugin, Runtime};
-use reyna_store::{JobSpec, NewAudit, PluginRecord, Store};
+use reyna_store::{Digest, JobSpec, NewAudit, PluginChange, PluginRecord, Store, StoreError};
+use reyna_types::PluginRef;
 use serde::Serialize;
 
+use crate::error::EngineError;
 use crate::schemas::SchemaRegistry;
-use crate::{EngineError, digest_hex};
 
 /// A plugin version as the engine holds it.
 #[derive(Debug)]
@@ -24,12 +25,12 @@ pub(crate) struct Loaded {
     pub manifest: Manifest,
     pub plugin: Plugin,
     pub config: Arc<BTreeMap<String, String>>,
-    pub config_digest: String,
+    pub config_digest: Digest,
 }
 
 impl Loaded {
-    pub(crate) fn id(&self) -> String {
-        format!("{}@{}", self.record.name, self.record.version)
+    pub(crate) fn id(&self) -> PluginRef {
+        PluginRef::new(&self.record.name, &self.record.version)
     }
 }
 
@@ -67,12 +68,12 @@ pub struct PluginView {
     pub kind: Kind,
     /// Whether it receives events.
     pub enabled: bool,
-    /// `sha256:` digest of the component.
-    pub digest: String,
+    /// Digest of the component.
+    pub digest: Digest,
     /// The manifest.
     pub manifest: Manifest,
     /// Digest of its operator config (values are secrets and not shown).
-    pub config_digest: String,
+    pub config_digest: Digest,
     /// Upload time, unix ms.
     pub created_at: u64,
     /// Counters since start.
@@ -92,9 +93,19 @@ pub(crate) struct PluginRegistry {
     stats: Mutex<HashMap<(String, String), PluginStats>>,
 }
 
-fn config_digest(config: &BTreeMap<String, String>) -> String {
+fn config_digest(config: &BTreeMap<String, String>) -> Digest {
     let text = serde_json::to_string(config).unwrap_or_default();
-    digest_hex(text.as_bytes())
+    Digest::of(text.as_bytes())
+}
+
+/// The audit entry of an operator action on a plugin version.
+fn audit_of(actor: &str, action: &str, name: &str, version: &str) -> NewAudit {
+    NewAudit {
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        target: PluginRef::new(name, version).to_string(),
+        detail: String::new(),
+    }
 }
 
 /// What the pause policy looks at.
@@ -144,10 +155,7 @@ impl PluginRegistry {
         let mut problems = Vec::new();
         for record in self.store.list_plugins()? {
             let id = format!("{}@{}", record.name, record.version);
-            let Some(bytes) = self
-                .store
-                .get_component(record.digest.trim_start_matches("sha256:"))?
-            else {
+            let Some(bytes) = self.store.get_component(&record.digest)? else {
                 problems.push(format!("{id}: component {} is missing", record.digest));
                 continue;
             };
@@ -174,7 +182,7 @@ impl PluginRegistry {
         let info = reyna_manifest::inspect(&bytes)?;
         let manifest = info.manifest;
         let id = manifest.id();
-        let digest = format!("sha256:{}", digest_hex(&bytes));
+        let digest = Digest::of(&bytes);
         let version = manifest.version.to_string();
         if let Some(existing) = self.store.get_plugin(&manifest.name, &version)? {
             if existing.digest == digest {
@@ -215,7 +223,6 @@ impl PluginRegistry {
         let record = PluginRecord {
             name: manifest.name.clone(),
             version: version.clone(),
-            tenant: None,
             manifest_toml: manifest.to_toml(),
             digest,
             enabled: true,
@@ -233,38 +240,70 @@ impl PluginRegistry {
                 plugin: id.clone(),
                 reason: e.to_string(),
             })?;
-        self.store.put_component(bytes).await?;
-        let record = self.store.put_plugin(record).await?;
-        let config = Arc::new(record.config.clone());
-        let loaded = Loaded {
-            config_digest: config_digest(&config),
-            manifest: plugin.manifest().clone(),
-            record,
-            plugin,
-            config,
-        };
-        self.insert(loaded);
-        // One live version per name: the new upload replaces older ones.
-        self.set_enabled(&manifest.name, &version, true, actor)
-            .await?;
-        self.store
-            .append_audit(NewAudit {
-                actor: actor.to_owned(),
-                action: "plugin.upload".into(),
-                target: id.clone(),
-                detail: String::new(),
-            })
-            .await?;
+        // One transaction: the component, the record, the name's other
+        // versions disabled (one live version per name) and the audit entry.
+        let change = self
+            .store
+            .install_plugin(
+                record,
+                bytes,
+                audit_of(actor, "plugin.upload", &manifest.name, &version),
+            )
+            .await
+            .map_err(|e| match e {
+                // Another upload of this name@version won the race.
+                StoreError::PluginConflict { .. } => EngineError::PluginConflict {
+                    plugin: id.clone(),
+                    existing: self
+                        .store
+                        .get_plugin(&manifest.name, &version)
+                        .ok()
+                        .flatten()
+                        .map(|r| r.digest)
+                        .unwrap_or_default(),
+                },
+                other => other.into(),
+            })?;
+        if change.changed {
+            let config = Arc::new(change.record.config.clone());
+            let loaded = Loaded {
+                config_digest: config_digest(&config),
+                manifest: plugin.manifest().clone(),
+                record: change.record.clone(),
+                plugin,
+                config,
+            };
+            self.apply(Some(loaded), &change);
+        }
         let view = self
             .view(&manifest.name, &version)
             .ok_or_else(|| EngineError::PluginNotFound(id))?;
-        Ok((view, true))
+        Ok((view, change.changed))
     }
 
-    fn insert(&self, loaded: Loaded) {
+    /// Brings the in-memory registry in line with a committed change: a
+    /// newly loaded version, or the changed record, and the versions it
+    /// disabled; routes are rebuilt once.
+    fn apply(&self, loaded: Option<Loaded>, change: &PluginChange) {
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        let key = (loaded.record.name.clone(), loaded.record.version.clone());
-        state.versions.insert(key, Arc::new(loaded));
+        if let Some(loaded) = loaded {
+            let key = (loaded.record.name.clone(), loaded.record.version.clone());
+            state.versions.insert(key, Arc::new(loaded));
+        }
+        for record in std::iter::once(&change.record).chain(&change.disabled) {
+            let key = (record.name.clone(), record.version.clone());
+            if let Some(old) = state.versions.get(&key) {
+                let config = Arc::new(record.config.clone());
+                let loaded = Loaded {
+                    config_digest: config_digest(&config),
+                    manifest: old.manifest.clone(),
+                    plugin: old.plugin.clone(),
+                    record: record.clone(),
+                    config,
+                };
+                state.versions.insert(key, Arc::new(loaded));
+            }
+        }
         state.routes = build_routes(&state.versions);
     }
 
@@ -277,22 +316,48 @@ impl PluginRegistry {
         enabled: bool,
         actor: &str,
     ) -> Result<PluginView, EngineError> {
+        let action = if enabled {
+            "plugin.enable"
+        } else {
+            "plugin.disable"
+        };
+        self.set_enabled_as(
+            name,
+            version,
+            enabled,
+            audit_of(actor, action, name, version),
+        )
+        .await
+    }
+
+    /// Pauses a version the engine found failing, with `reason` in the audit.
+    pub(crate) async fn pause(
+        &self,
+        name: &str,
+        version: &str,
+        reason: String,
+    ) -> Result<PluginView, EngineError> {
+        let mut entry = audit_of("engine", "plugin.pause", name, version);
+        entry.detail = reason;
+        self.set_enabled_as(name, version, false, entry).await
+    }
+
+    async fn set_enabled_as(
+        &self,
+        name: &str,
+        version: &str,
+        enabled: bool,
+        entry: NewAudit,
+    ) -> Result<PluginView, EngineError> {
         let id = format!("{name}@{version}");
         if self.get(name, version).is_none() {
             return Err(EngineError::PluginNotFound(id));
         }
-        let mut changes = vec![(version.to_owned(), enabled)];
-        if enabled {
-            for other in self.versions_of(name) {
-                if other.record.version != version && other.record.enabled {
-                    changes.push((other.record.version.clone(), false));
-                }
-            }
-        }
-        for (v, on) in changes {
-            let record = self.store.set_plugin_enabled(name, &v, on).await?;
-            self.replace_record(record);
-        }
+        let change = self
+            .store
+            .set_plugin_enabled(name, version, enabled, entry)
+            .await?;
+        self.apply(None, &change);
         if enabled
             && let Some(s) = self
                 .stats
@@ -303,19 +368,6 @@ impl PluginRegistry {
             s.paused_reason = None;
             s.recent.clear();
         }
-        let action = if enabled {
-            "plugin.enable"
-        } else {
-            "plugin.disable"
-        };
-        self.store
-            .append_audit(NewAudit {
-                actor: actor.to_owned(),
-                action: action.into(),
-                target: id.clone(),
-                detail: String::new(),
-            })
-            .await?;
         self.view(name, version)
             .ok_or(EngineError::PluginNotFound(id))
     }
@@ -333,35 +385,22 @@ impl PluginRegistry {
             return Err(EngineError::PluginNotFound(id));
         }
         let keys: Vec<String> = config.keys().cloned().collect();
-        let record = self.store.set_plugin_config(name, version, config).await?;
-        self.replace_record(record);
-        self.store
-            .append_audit(NewAudit {
-                actor: actor.to_owned(),
-                action: "plugin.config".into(),
-                target: id.clone(),
-                detail: format!("keys: {}", keys.join(", ")),
-            })
+        let mut entry = audit_of(actor, "plugin.config", name, version);
+        entry.detail = format!("keys: {}", keys.join(", "));
+        let record = self
+            .store
+            .set_plugin_config(name, version, config, entry)
             .await?;
+        self.apply(
+            None,
+            &PluginChange {
+                record,
+                disabled: Vec::new(),
+                changed: true,
+            },
+        );
         self.view(name, version)
             .ok_or(EngineError::PluginNotFound(id))
-    }
-
-    fn replace_record(&self, record: PluginRecord) {
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        let key = (record.name.clone(), record.version.clone());
-        if let Some(old) = state.versions.get(&key) {
-            let config = Arc::new(record.config.clone());
-            let loaded = Loaded {
-                config_digest: config_digest(&config),
-                manifest: old.manifest.clone(),
-                plugin: old.plugin.clone(),
-                record,
-                config,
-            };
-            state.versions.insert(key, Arc::new(loaded));
-            state.routes = build_routes(&state.versions);
-        }
     }
 
     pub(crate) fn get(&self, name: &str, version: &str) -> Option<Arc<Loaded>> {
@@ -369,15 +408,6 @@ impl PluginRegistry {
             .versions
             .get(&(name.to_owned(), version.to_owned()))
             .cloned()
-    }
-
-    fn versions_of(&self, name: &str) -> Vec<Arc<Loaded>> {
-        self.read()
-            .versions
-            .values()
-            .filter(|p| p.record.name == name)
-            .cloned()
-            .collect()
     }
 
     /// The enabled version of effect `name`.
@@ -426,9 +456,9 @@ impl PluginRegistry {
             version: p.record.version.clone(),
             kind: p.manifest.kind,
             enabled: p.record.enabled,
-            digest: p.record.digest.clone(),
+            digest: p.record.digest,
             manifest: p.manifest.clone(),
-            config_digest: p.config_digest.clone(),
+            config_digest: p.config_digest,
             created_at: p.record.created_at,
             stats,
         }

@@ -1,15 +1,16 @@
-//! Remote execution: the engine hands pure processor jobs to a transport
-//! (NATS JetStream in `reyna-nats`) instead of running them itself, and
-//! commits the results the transport brings back, each exactly once.
+//! The transport side of remote execution: what a worker receives and sends
+//! back, the [`Transport`] that carries jobs (NATS JetStream in
+//! `reyna-nats`), and the jobs sent out and awaiting their result.
 //!
-//! Everything that decides what a job means stays here, on the state node:
-//! admission (enabled, hop limit, input present), idempotent reuse, output
-//! validation, retries and dead letters. A worker only runs the call. Effects
-//! also stay here, where the operator's network policy is: a processor on a
+//! Only the call runs remotely. Everything that decides what a job means
+//! stays on the state node, in the job's own task (`pipeline`): admission,
+//! idempotent reuse, output validation, retries and dead letters. A result
+//! that comes back ([`Remote::deliver`]) only wakes the task waiting for it;
+//! that task commits it and answers with what it did. Effects also stay on
+//! the state node, where the operator's network policy is: a processor on a
 //! worker asks the state node to perform an effect call
 //! ([`crate::Engine::perform_effect`]) and sends the record of every call
-//! back with its result. Effect plugins' own (sink) jobs and re-runs that
-//! replay recorded effects run on the state node.
+//! back with its result.
 //!
 //! A job sent out stays `running` in the store and holds one of
 //! [`RemoteConfig::max_outstanding`] slots until its result is committed;
@@ -17,22 +18,20 @@
 //! transport is down) is published again when it is back, and one published
 //! long ago with no result is published again after
 //! [`RemoteConfig::resend_after`] (the transport deduplicates by job and
-//! attempt; a result for an attempt that is no longer running is dropped).
+//! attempt; a result for an attempt that is not awaited is stale).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reyna_runtime::{Event, Failure, Output};
-use reyna_store::{IdemKey, JobId, JobState};
+use reyna_store::{Cost, Digest, EffectCall, JobId, LogLine};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::sync::{oneshot, watch};
 
-use crate::dispatch::{self, Finished};
-use crate::{EngineError, Inner};
+use crate::error::EngineError;
 
 /// A boxed future returned by [`Transport`] methods.
 pub type TransportFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -74,8 +73,8 @@ pub struct RemoteJob {
     pub plugin: String,
     /// Plugin version.
     pub version: String,
-    /// `sha256:<hex>` of the component; a worker verifies the bytes it fetches.
-    pub component_digest: String,
+    /// Digest of the component; a worker verifies the bytes it fetches.
+    pub component_digest: Digest,
     /// The operator's config for this plugin version.
     pub config: BTreeMap<String, String>,
     /// Effects the plugin declares (and so may call, through the state node).
@@ -88,8 +87,8 @@ pub struct RemoteJob {
     pub inline: bool,
     /// Size of the input, in bytes.
     pub data_size: u64,
-    /// `sha256:<hex>` of the input; a worker verifies what it fetches.
-    pub data_digest: String,
+    /// Digest of the input; a worker verifies what it fetches.
+    pub data_digest: Digest,
 }
 
 /// What a worker sends back for one job.
@@ -102,14 +101,20 @@ pub struct RemoteResult {
     /// The outputs, or why there are none.
     pub result: Result<Vec<Output>, Failure>,
     /// What the call used.
-    pub cost: reyna_runtime::Cost,
+    pub cost: Cost,
     /// Whether the plugin read blobs other than its input or called an
     /// effect (such a result is never reused for another input).
     pub read_other_blobs: bool,
     /// The effect calls the state node performed for this run, in order.
-    pub effect_calls: Vec<reyna_store::EffectCall>,
+    pub effect_calls: Vec<EffectCall>,
     /// Which worker ran it, for logs.
     pub worker: String,
+    /// What the guest logged (bounded and redacted by the worker's runtime).
+    #[serde(default)]
+    pub logs: Vec<LogLine>,
+    /// Whether log lines were dropped for exceeding the plugin's log limit.
+    #[serde(default)]
+    pub log_truncated: bool,
 }
 
 /// What [`crate::Engine::complete_remote`] did with a result.
@@ -122,29 +127,45 @@ pub enum RemoteOutcome {
     Stale,
 }
 
+/// Why a job could not be published.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// The transport did not take the job now (disconnected, no
+    /// acknowledgement); it is published again later.
+    #[error("transport unavailable: {0}")]
+    Unavailable(String),
+}
+
 /// Carries jobs to workers. Implemented by `reyna-nats`.
 pub trait Transport: Send + Sync + 'static {
     /// Publishes `job` durably (idempotent per job id and attempt). An error
     /// leaves the job outstanding; it is published again later.
-    fn publish<'a>(&'a self, job: &'a RemoteJob) -> TransportFuture<'a, Result<(), String>>;
+    fn publish<'a>(&'a self, job: &'a RemoteJob)
+    -> TransportFuture<'a, Result<(), TransportError>>;
 
     /// Whether the transport is connected now (for readiness).
     fn connected(&self) -> bool;
+}
+
+/// A result handed to the task awaiting it, and where that task answers
+/// with what it did (committed, or why it could not).
+pub(crate) struct Delivery {
+    pub result: RemoteResult,
+    pub reply: oneshot::Sender<Result<RemoteOutcome, EngineError>>,
 }
 
 struct Outstanding {
     /// Kept to publish again; its inline data is dropped once published.
     job: RemoteJob,
     published_at: Option<Instant>,
-    /// The dispatcher slot this job holds until its result is committed.
-    _permit: OwnedSemaphorePermit,
+    /// The task awaiting this job's result; taken by the first delivery.
+    waiter: Option<oneshot::Sender<Delivery>>,
 }
 
 pub(crate) struct Remote {
-    pub transport: Arc<dyn Transport>,
+    transport: Arc<dyn Transport>,
     outstanding: Mutex<HashMap<JobId, Outstanding>>,
-    /// Results being committed now: a second copy of one is stale.
-    finishing: Mutex<HashSet<JobId>>,
 }
 
 impl Remote {
@@ -152,7 +173,6 @@ impl Remote {
         Self {
             transport,
             outstanding: Mutex::new(HashMap::new()),
-            finishing: Mutex::new(HashSet::new()),
         }
     }
 
@@ -164,200 +184,116 @@ impl Remote {
     pub(crate) fn outstanding_count(&self) -> usize {
         self.outstanding().len()
     }
-}
 
-/// Whether a job of a plugin with `manifest` goes to the transport: a
-/// processor's, unless it replays recorded effects.
-pub(crate) fn runs_remotely(
-    inner: &Inner,
-    manifest: &reyna_manifest::Manifest,
-    replaying: bool,
-) -> bool {
-    inner.remote.get().is_some() && manifest.kind == reyna_manifest::Kind::Processor && !replaying
-}
+    /// Whether the transport is connected now.
+    pub(crate) fn connected(&self) -> bool {
+        self.transport.connected()
+    }
 
-/// Sends a job out; its slot and in-flight count stay taken until its result
-/// is committed.
-pub(crate) async fn submit(inner: &Inner, job: RemoteJob, permit: OwnedSemaphorePermit) {
-    let Some(remote) = inner.remote.get() else {
-        return;
-    };
-    let Ok(id) = job.job_id.parse::<JobId>() else {
-        return;
-    };
-    remote.outstanding().insert(
-        id,
-        Outstanding {
-            job: job.clone(),
-            published_at: None,
-            _permit: permit,
-        },
-    );
-    publish(remote, id, &job).await;
-}
+    /// Sends `job` out and returns where its result will arrive. The job is
+    /// outstanding until [`Remote::finish`]; a failed publish is retried by
+    /// [`Remote::republish_loop`].
+    pub(crate) async fn send(&self, id: JobId, job: RemoteJob) -> oneshot::Receiver<Delivery> {
+        let (tx, rx) = oneshot::channel();
+        self.outstanding().insert(
+            id,
+            Outstanding {
+                job: job.clone(),
+                published_at: None,
+                waiter: Some(tx),
+            },
+        );
+        self.publish(id, &job).await;
+        rx
+    }
 
-async fn publish(remote: &Remote, id: JobId, job: &RemoteJob) {
-    match remote.transport.publish(job).await {
-        Ok(()) => {
-            metrics::counter!("reyna_remote_jobs_published_total").increment(1);
-            if let Some(entry) = remote.outstanding().get_mut(&id) {
-                entry.published_at = Some(Instant::now());
-                if entry.job.inline {
-                    // Published durably: a re-send lets the worker fetch it.
-                    entry.job.inline = false;
-                    entry.job.event.blob.data = Vec::new();
+    /// The job's result was committed (or it is abandoned): it is no longer
+    /// outstanding.
+    pub(crate) fn finish(&self, id: JobId) {
+        self.outstanding().remove(&id);
+    }
+
+    async fn publish(&self, id: JobId, job: &RemoteJob) {
+        match self.transport.publish(job).await {
+            Ok(()) => {
+                metrics::counter!("reyna_remote_jobs_published_total").increment(1);
+                if let Some(entry) = self.outstanding().get_mut(&id) {
+                    entry.published_at = Some(Instant::now());
+                    if entry.job.inline {
+                        // Published durably: a re-send lets the worker fetch it.
+                        entry.job.inline = false;
+                        entry.job.event.blob.data = Vec::new();
+                    }
                 }
             }
-        }
-        Err(e) => {
-            metrics::counter!("reyna_remote_publish_failures_total").increment(1);
-            tracing::warn!(job = %id, error = %e, "cannot publish job; will publish it again");
-        }
-    }
-}
-
-/// Publishes again, while the transport is connected, every outstanding job
-/// whose publish failed or that has waited longer than `resend_after`.
-pub(crate) async fn republish_loop(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) {
-    let Some(remote) = inner.remote.get() else {
-        return;
-    };
-    let config = inner.config.remote.clone();
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(config.republish_interval) => {}
-            _ = shutdown.changed() => return,
-        }
-        if *shutdown.borrow() {
-            return;
-        }
-        if !remote.transport.connected() {
-            continue;
-        }
-        let due: Vec<(JobId, RemoteJob)> = remote
-            .outstanding()
-            .iter()
-            .filter(|(_, o)| {
-                o.published_at
-                    .is_none_or(|at| at.elapsed() >= config.resend_after)
-            })
-            .map(|(id, o)| (*id, o.job.clone()))
-            .collect();
-        if !due.is_empty() {
-            tracing::info!(jobs = due.len(), "publishing outstanding jobs again");
-        }
-        for (id, job) in due {
-            if !remote.transport.connected() {
-                break;
+            Err(e) => {
+                metrics::counter!("reyna_remote_publish_failures_total").increment(1);
+                tracing::warn!(job = %id, error = %e, "cannot publish job; will publish it again");
             }
-            publish(remote, id, &job).await;
         }
     }
-}
 
-/// Commits a worker's result: validates its outputs and completes, retries
-/// or dead-letters the job, exactly once per job and attempt.
-pub(crate) async fn complete(
-    inner: &Arc<Inner>,
-    result: RemoteResult,
-) -> Result<RemoteOutcome, EngineError> {
-    let Some(remote) = inner.remote.get() else {
-        return Err(EngineError::Internal(
-            "no transport is configured; remote results cannot be committed".into(),
-        ));
-    };
-    let Ok(id) = result.job_id.parse::<JobId>() else {
-        tracing::warn!(job = result.job_id, "result for a malformed job id dropped");
-        return Ok(RemoteOutcome::Stale);
-    };
-    if !remote
-        .finishing
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(id)
-    {
-        return Ok(RemoteOutcome::Stale);
+    /// Hands a worker's result to the task awaiting that job and attempt,
+    /// and returns what the task did with it. A result nobody awaits (a
+    /// duplicate, a late copy, an attempt that is no longer running) is
+    /// [`RemoteOutcome::Stale`] and changes nothing.
+    pub(crate) async fn deliver(&self, result: RemoteResult) -> Result<RemoteOutcome, EngineError> {
+        let Ok(id) = result.job_id.parse::<JobId>() else {
+            tracing::warn!(job = result.job_id, "result for a malformed job id dropped");
+            return Ok(RemoteOutcome::Stale);
+        };
+        let waiter = match self.outstanding().get_mut(&id) {
+            Some(o) if o.job.attempt == result.attempt => o.waiter.take(),
+            _ => None,
+        };
+        let Some(waiter) = waiter else {
+            metrics::counter!("reyna_remote_results_stale_total").increment(1);
+            return Ok(RemoteOutcome::Stale);
+        };
+        let (reply, answer) = oneshot::channel();
+        if waiter.send(Delivery { result, reply }).is_err() {
+            return Ok(RemoteOutcome::Stale);
+        }
+        answer.await.unwrap_or(Ok(RemoteOutcome::Stale))
     }
-    let outcome = commit(inner, remote, id, result).await;
-    remote
-        .finishing
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&id);
-    outcome
-}
 
-async fn commit(
-    inner: &Arc<Inner>,
-    remote: &Remote,
-    id: JobId,
-    result: RemoteResult,
-) -> Result<RemoteOutcome, EngineError> {
-    let Some(job) = inner.store.get_job(id)? else {
-        return Ok(RemoteOutcome::Stale);
-    };
-    if job.state != JobState::Running || job.attempt != result.attempt {
-        metrics::counter!("reyna_remote_results_stale_total").increment(1);
-        return Ok(RemoteOutcome::Stale);
+    /// Publishes again, while the transport is connected, every outstanding
+    /// job whose publish failed or that has waited longer than
+    /// `resend_after`.
+    pub(crate) async fn republish_loop(
+        &self,
+        config: RemoteConfig,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(config.republish_interval) => {}
+                _ = shutdown.changed() => return,
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+            if !self.transport.connected() {
+                continue;
+            }
+            let due: Vec<(JobId, RemoteJob)> = self
+                .outstanding()
+                .iter()
+                .filter(|(_, o)| {
+                    o.published_at
+                        .is_none_or(|at| at.elapsed() >= config.resend_after)
+                })
+                .map(|(id, o)| (*id, o.job.clone()))
+                .collect();
+            if !due.is_empty() {
+                tracing::info!(jobs = due.len(), "publishing outstanding jobs again");
+            }
+            for (id, job) in due {
+                if !self.transport.connected() {
+                    break;
+                }
+                self.publish(id, &job).await;
+            }
+        }
     }
-    let Some(p) = inner.plugins.get(&job.plugin, &job.version) else {
-        let reason = format!("plugin {}@{} is not registered", job.plugin, job.version);
-        dispatch::dead(inner, &job, reason, dispatch::store_cost(&result.cost)).await?;
-        release(inner, remote, id);
-        return Ok(RemoteOutcome::Committed);
-    };
-    // The input's digest went out with the job; only a job sent before a
-    // restart (no longer outstanding here) needs its blob read again.
-    let sent_digest = remote
-        .outstanding()
-        .get(&id)
-        .map(|o| o.job.data_digest.clone());
-    let input_digest = match sent_digest {
-        Some(digest) => digest,
-        None => inner
-            .store
-            .get_blob(&job.tenant, job.blob_id)?
-            .map(|m| m.digest)
-            .unwrap_or_default(),
-    };
-    let key = IdemKey {
-        component_digest: p.record.digest.clone(),
-        config_digest: p.config_digest.clone(),
-        input_digest,
-    };
-    let cost = dispatch::store_cost(&result.cost);
-    let pure = !result.read_other_blobs && result.effect_calls.is_empty();
-    let outcome = dispatch::finish_call(
-        inner,
-        &p,
-        &job,
-        result.result,
-        cost,
-        result.effect_calls,
-        pure,
-        key,
-        // The outstanding entry holds this job's slot until it commits.
-        &mut None,
-    )
-    .await?;
-    dispatch::record_outcome(
-        inner,
-        &job.plugin,
-        Some(&p),
-        &Finished {
-            outcome,
-            wall_us: result.cost.wall_us,
-        },
-    )
-    .await;
-    release(inner, remote, id);
-    Ok(RemoteOutcome::Committed)
-}
-
-/// Frees the slot and the in-flight count the job held since it was claimed.
-fn release(inner: &Inner, remote: &Remote, id: JobId) {
-    if remote.outstanding().remove(&id).is_some() {
-        inner.in_flight.fetch_sub(1, Ordering::SeqCst);
-    }
-    inner.job_finished.send_modify(|n| *n += 1);
 }

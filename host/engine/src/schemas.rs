@@ -4,11 +4,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use crate::error::{EngineError, Violation};
 use reyna_manifest::SchemaId;
 use reyna_store::Store;
-use serde::Serialize;
-
-use crate::EngineError;
 
 /// The schemas bundled with Reyna (`schemas/`), registered on first start.
 pub const BUNDLED: &[(&str, &str)] = &[
@@ -41,17 +39,6 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../../schemas/word-count-v1.json"),
     ),
 ];
-
-/// One way a document breaks its schema.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Violation {
-    /// JSON pointer to the offending value (`""` is the whole document).
-    pub pointer: String,
-    /// The schema keyword that failed, e.g. `required`, `type`, `maxLength`.
-    pub rule: String,
-    /// What is wrong, in words.
-    pub message: String,
-}
 
 /// Most violations reported for one document; the rest are counted, not listed.
 const MAX_VIOLATIONS: usize = 20;
@@ -107,7 +94,13 @@ impl SchemaRegistry {
 
     /// Registers a schema. The same id with the same content is accepted again;
     /// with different content it is refused (ids are immutable).
-    pub(crate) async fn register(&self, id: &str, text: &str) -> Result<bool, EngineError> {
+    /// `actor` is recorded in the audit log, in the same transaction.
+    pub(crate) async fn register(
+        &self,
+        id: &str,
+        text: &str,
+        actor: &str,
+    ) -> Result<bool, EngineError> {
         SchemaId::parse(id).map_err(|e| EngineError::InvalidSchemaId(e.to_string()))?;
         let (value, validator) = Self::compile(id, text)?;
         // Stored canonically, so formatting differences are not "different content".
@@ -123,7 +116,16 @@ impl SchemaRegistry {
             };
         }
         self.store
-            .put_schema(id, canonical)
+            .put_schema(
+                id,
+                canonical,
+                reyna_store::NewAudit {
+                    actor: actor.to_owned(),
+                    action: "schema.register".into(),
+                    target: id.to_owned(),
+                    detail: String::new(),
+                },
+            )
             .await
             .map_err(|e| match e {
                 reyna_store::StoreError::SchemaConflict { .. } => {

@@ -193,6 +193,11 @@ pub fn is_valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
+/// Why an `allowed-hosts` entry (or an operator approval) is not a host.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct AllowedHostError(String);
+
 /// An approved outbound host of an effect, parsed from `allowed-hosts`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AllowedHost {
@@ -206,7 +211,11 @@ pub struct AllowedHost {
 
 impl AllowedHost {
     /// Parses `host`, `host:port` or `scheme://host[:port]`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, AllowedHostError> {
+        Self::parse_text(text).map_err(AllowedHostError)
+    }
+
+    fn parse_text(text: &str) -> Result<Self, String> {
         let (scheme, rest) = match text.split_once("://") {
             Some((s @ ("http" | "https"), rest)) => (Some(s.to_owned()), rest),
             Some((s, _)) => return Err(format!("unsupported scheme `{s}` in `{text}`")),
@@ -370,7 +379,7 @@ impl Manifest {
             }
         }
         for host in &self.allowed_hosts {
-            AllowedHost::parse(host).map_err(|reason| invalid("allowed-hosts", reason))?;
+            AllowedHost::parse(host).map_err(|e| invalid("allowed-hosts", e.to_string()))?;
         }
         let l = &self.limits;
         if l.memory.is_some_and(|m| m.0 < 64 * 1024) {

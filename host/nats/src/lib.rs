@@ -198,11 +198,6 @@ pub(crate) fn decode<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T
     postcard::from_bytes(bytes).map_err(|e| format!("malformed message: {e}"))
 }
 
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(bytes))
-}
-
 /// Delay before setting up again after NATS refused or dropped something.
 pub(crate) const RETRY: Duration = Duration::from_secs(1);
 

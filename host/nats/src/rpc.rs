@@ -9,17 +9,18 @@ use std::sync::Arc;
 use async_nats::Client;
 use futures_util::StreamExt;
 use reyna_engine::Engine;
-use reyna_runtime::GuestError;
+use reyna_runtime::{EffectAnswer, GuestError};
+use reyna_types::{Digest, EffectCall};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-use crate::{EFFECT_SUBJECT, PAYLOAD_MARGIN, RPC_SUBJECT, decode, encode, sha256_hex, subject};
+use crate::{EFFECT_SUBJECT, PAYLOAD_MARGIN, RPC_SUBJECT, decode, encode, subject};
 
 /// What a worker asks the state node for.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Request {
-    /// Component bytes by `sha256:` digest.
-    Component { digest: String },
+    /// Component bytes by digest.
+    Component { digest: Digest },
     /// One blob of a tenant (`Option<Blob>`, encoded).
     GetBlob { tenant: String, id: String },
     /// A plugin's `query-blobs` (`Vec<Blob>`, encoded).
@@ -45,8 +46,8 @@ pub(crate) struct EffectRequest {
 /// the record of the call.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct EffectReply {
-    pub response: Result<String, GuestError>,
-    pub call: reyna_engine::reyna_store::EffectCall,
+    pub response: Result<Digest, GuestError>,
+    pub call: EffectCall,
 }
 
 /// Longest an effect call may take through the state node.
@@ -63,7 +64,8 @@ struct RpcRequest {
 enum RpcReply {
     Chunk {
         total: u64,
-        digest: String,
+        /// Of the whole reply; `None` when it fits in one chunk.
+        digest: Option<Digest>,
         #[serde(with = "serde_bytes")]
         bytes: Vec<u8>,
     },
@@ -128,13 +130,8 @@ pub(crate) async fn serve(client: Client, engine: Engine) {
 async fn read(engine: &Engine, client: &Client, payload: &[u8]) -> RpcReply {
     match decode::<RpcRequest>(payload) {
         Ok(request) => {
-            let limit = chunk_size(client);
-            let engine = engine.clone();
-            tokio::task::spawn_blocking(move || answer(&engine, request, limit))
-                .await
-                .unwrap_or_else(|e| {
-                    RpcReply::Failed(GuestError::Retryable(format!("the state node failed: {e}")))
-                })
+            // Point reads inline; a query scans on the engine's blocking pool.
+            answer(engine, request, chunk_size(client)).await
         }
         Err(e) => RpcReply::Failed(GuestError::Fatal(e)),
     }
@@ -142,12 +139,13 @@ async fn read(engine: &Engine, client: &Client, payload: &[u8]) -> RpcReply {
 
 async fn perform(engine: &Engine, payload: &[u8]) -> Result<EffectReply, GuestError> {
     let call = decode::<EffectRequest>(payload).map_err(GuestError::Fatal)?;
-    let (response, call) = engine
+    let answer = engine
         .perform_effect(&call.tenant, call.seed, &call.name, call.request)
         .await;
+    let record = answer.record;
     Ok(EffectReply {
-        response: response.map(|_| call.response_digest.clone()),
-        call,
+        response: answer.response.map(|bytes| Digest::of(&bytes)),
+        call: record,
     })
 }
 
@@ -156,13 +154,7 @@ async fn perform(engine: &Engine, payload: &[u8]) -> Result<EffectReply, GuestEr
 pub(crate) async fn effect(
     client: &Client,
     call: EffectRequest,
-) -> Result<
-    (
-        Result<Vec<u8>, GuestError>,
-        reyna_engine::reyna_store::EffectCall,
-    ),
-    GuestError,
-> {
+) -> Result<EffectAnswer, GuestError> {
     let payload = encode(&call);
     let tenant = call.tenant.clone();
     if payload.len() > chunk_size(client) as usize {
@@ -187,34 +179,31 @@ pub(crate) async fn effect(
         }
         Err(e) => Err(e),
     };
-    Ok((response, reply.call))
+    Ok(EffectAnswer {
+        response,
+        record: reply.call,
+    })
 }
 
-/// Component (or kept effect response) bytes by `sha256:` digest, verified.
+/// Component (or kept effect response) bytes by digest, verified.
 pub(crate) async fn call_component(
     client: &Client,
     tenant: &str,
-    digest: &str,
+    digest: &Digest,
 ) -> Result<Vec<u8>, GuestError> {
-    let bytes = call(
-        client,
-        tenant,
-        Request::Component {
-            digest: digest.to_owned(),
-        },
-    )
-    .await?
-    .ok_or_else(|| GuestError::Retryable(format!("the state node has no {digest}")))?;
-    let actual = sha256_hex(&bytes);
-    if actual != digest.trim_start_matches("sha256:") {
+    let bytes = call(client, tenant, Request::Component { digest: *digest })
+        .await?
+        .ok_or_else(|| GuestError::Retryable(format!("the state node has no {digest}")))?;
+    let actual = Digest::of(&bytes);
+    if actual != *digest {
         return Err(GuestError::Retryable(format!(
-            "{digest} arrived with digest sha256:{actual}; refusing it"
+            "{digest} arrived with digest {actual}; refusing it"
         )));
     }
     Ok(bytes)
 }
 
-fn answer(engine: &Engine, request: RpcRequest, limit: u64) -> RpcReply {
+async fn answer(engine: &Engine, request: RpcRequest, limit: u64) -> RpcReply {
     let whole = match &request.request {
         Request::Component { digest } => match engine.component_bytes(digest) {
             Ok(bytes) => bytes,
@@ -232,7 +221,7 @@ fn answer(engine: &Engine, request: RpcRequest, limit: u64) -> RpcReply {
             tenant,
             schema,
             filter,
-        } => match engine.plugin_query_blobs(tenant, schema, filter) {
+        } => match engine.plugin_query_blobs(tenant, schema, filter).await {
             Ok(blobs) => Some(encode(&blobs)),
             Err(e) => return RpcReply::Failed(e),
         },
@@ -245,9 +234,9 @@ fn answer(engine: &Engine, request: RpcRequest, limit: u64) -> RpcReply {
     let end = (request.offset.saturating_add(request.chunk.min(limit))).min(total) as usize;
     // A reply in one chunk cannot change between chunks: no digest needed.
     let digest = if start == 0 && end == whole.len() {
-        String::new()
+        None
     } else {
-        sha256_hex(&whole)
+        Some(Digest::of(&whole))
     };
     RpcReply::Chunk {
         total,
@@ -268,7 +257,7 @@ pub(crate) async fn call(
     let chunk = chunk_size(client);
     'attempt: for _ in 0..ATTEMPTS {
         let mut out: Vec<u8> = Vec::new();
-        let mut first: Option<(u64, String)> = None;
+        let mut first: Option<(u64, Option<Digest>)> = None;
         loop {
             let payload = encode(&RpcRequest {
                 request: request.clone(),
@@ -292,7 +281,7 @@ pub(crate) async fn call(
                     match &first {
                         Some((t, d)) if *t != total || *d != digest => continue 'attempt,
                         Some(_) => {}
-                        None => first = Some((total, digest.clone())),
+                        None => first = Some((total, digest)),
                     }
                     if bytes.is_empty() && (out.len() as u64) < total {
                         return Err(GuestError::Retryable(
@@ -301,7 +290,7 @@ pub(crate) async fn call(
                     }
                     out.extend_from_slice(&bytes);
                     if out.len() as u64 >= total {
-                        if !digest.is_empty() && sha256_hex(&out) != digest {
+                        if digest.is_some_and(|d| Digest::of(&out) != d) {
                             continue 'attempt;
                         }
                         return Ok(Some(out));

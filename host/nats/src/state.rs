@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_nats::Client;
 use async_nats::jetstream::{self, AckKind, message::PublishMessage};
-use reyna_engine::{Engine, RemoteJob, Transport, TransportFuture};
+use reyna_engine::{Engine, RemoteJob, Transport, TransportError, TransportFuture};
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -45,7 +45,10 @@ struct NatsTransport {
 }
 
 impl Transport for NatsTransport {
-    fn publish<'a>(&'a self, job: &'a RemoteJob) -> TransportFuture<'a, Result<(), String>> {
+    fn publish<'a>(
+        &'a self,
+        job: &'a RemoteJob,
+    ) -> TransportFuture<'a, Result<(), TransportError>> {
         Box::pin(async move {
             let mut payload = encode(job);
             let max = self
@@ -67,8 +70,9 @@ impl Transport for NatsTransport {
                 .js
                 .send_publish(subject(JOBS_SUBJECT, &job.event.blob.tenant), publish)
                 .await
-                .map_err(|e| e.to_string())?;
-            ack.await.map_err(|e| e.to_string())?;
+                .map_err(|e| TransportError::Unavailable(e.to_string()))?;
+            ack.await
+                .map_err(|e| TransportError::Unavailable(e.to_string()))?;
             Ok(())
         })
     }
@@ -240,16 +244,15 @@ async fn read_object(
 /// Publishes every new event of the store's log to `reyna.<tenant>.<subject>`
 /// while connected (live events are best effort; the log is durable).
 async fn publish_events(engine: Engine, client: Client, mut stop: watch::Receiver<bool>) {
-    let store = engine.store().clone();
-    let mut changed = store.watch_events();
-    let mut seq = store.counts().map(|c| c.events).unwrap_or(0);
+    let mut changed = engine.watch_events();
+    let mut seq = engine.counts().map(|c| c.events).unwrap_or(0);
     loop {
         tokio::select! {
             r = changed.changed() => if r.is_err() { return },
             _ = stop.changed() => return,
         }
         loop {
-            let events = match store.events_after(None, seq, 1000) {
+            let events = match engine.events_after(seq, 1000) {
                 Ok(events) => events,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read events");

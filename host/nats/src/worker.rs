@@ -11,14 +11,16 @@ use async_nats::Client;
 use async_nats::jetstream::{self, AckKind, message::PublishMessage};
 use reyna_engine::{RemoteJob, RemoteResult};
 use reyna_runtime::{
-    Blob, CallContext, Failure, GuestError, HostApi, HostFuture, Plugin, Runtime, RuntimeConfig,
+    Blob, CallContext, EffectAnswer, EffectFuture, Failure, GuestError, HostApi, HostFuture,
+    Plugin, Runtime, RuntimeConfig,
 };
+use reyna_types::{Cost, Digest};
 use tokio::sync::{Mutex, watch};
 
 use crate::rpc::{self, Request};
 use crate::{
     JOBS_CONSUMER, NatsError, PAYLOAD_MARGIN, Pull, RESULTS_SUBJECT, RETRY, ResultEnvelope,
-    consume, decode, encode, ensure_streams, message_id, results_bucket, sha256_hex, subject,
+    consume, decode, encode, ensure_streams, message_id, results_bucket, subject,
 };
 
 /// How a worker runs.
@@ -73,7 +75,7 @@ struct Shared {
     name: String,
     ack_wait: Duration,
     /// Loaded components by digest; loading is serialised (it is rare).
-    plugins: Mutex<HashMap<String, Plugin>>,
+    plugins: Mutex<HashMap<Digest, Plugin>>,
     bucket: tokio::sync::OnceCell<jetstream::object_store::ObjectStore>,
     completed: AtomicU64,
     handed_back: AtomicU64,
@@ -234,14 +236,17 @@ async fn run(shared: &Shared, mut job: RemoteJob) -> Result<RemoteResult, String
         job_id: job.job_id.clone(),
         attempt: job.attempt,
         result,
-        cost: reyna_runtime::Cost::default(),
+        cost: Cost::default(),
         read_other_blobs: false,
         effect_calls: Vec::new(),
         worker: shared.name.clone(),
+        logs: Vec::new(),
+        log_truncated: false,
     };
-    let plugin = match load(shared, &job.event.blob.tenant, &job.component_digest).await? {
+    let plugin = match load(shared, &job.event.blob.tenant, &job.component_digest).await {
         Ok(plugin) => plugin,
-        Err(reason) => return Ok(report(Err(Failure::Host(reason)))),
+        Err(Unloadable::HandBack(reason)) => return Err(reason),
+        Err(Unloadable::Refused(reason)) => return Ok(report(Err(Failure::Host(reason)))),
     };
     let mut event = std::mem::take(&mut job.event);
     if !job.inline {
@@ -265,7 +270,7 @@ async fn run(shared: &Shared, mut job: RemoteJob) -> Result<RemoteResult, String
                 )))));
             }
         };
-        if sha256_hex(&blob.data) != job.data_digest.trim_start_matches("sha256:") {
+        if Digest::of(&blob.data) != job.data_digest {
             return Err(format!(
                 "input blob {} does not match its digest; not running it",
                 event.blob.id
@@ -278,7 +283,6 @@ async fn run(shared: &Shared, mut job: RemoteJob) -> Result<RemoteResult, String
         tenant: event.blob.tenant.clone(),
         seed: job.seed,
         read_other_blobs: AtomicBool::new(false),
-        effect_calls: std::sync::Mutex::new(Vec::new()),
     });
     let ctx = CallContext {
         config: Arc::new(job.config.clone()),
@@ -290,35 +294,41 @@ async fn run(shared: &Shared, mut job: RemoteJob) -> Result<RemoteResult, String
     let mut result = report(call.result);
     result.cost = call.cost;
     result.read_other_blobs = host.read_other_blobs.load(Ordering::Relaxed);
-    result.effect_calls =
-        std::mem::take(&mut *host.effect_calls.lock().unwrap_or_else(|e| e.into_inner()));
+    result.effect_calls = call.effect_calls;
+    (result.logs, result.log_truncated) = (call.logs, call.log_truncated);
     Ok(result)
 }
 
+/// Why a worker has no plugin for a job.
+enum Unloadable {
+    /// A problem of this worker or the network: hand the job back.
+    HandBack(String),
+    /// The component cannot run here: the job's result says so.
+    Refused(String),
+}
+
 /// The plugin with `digest`, fetched from the state node and verified on
-/// first use. `Ok(Err(reason))`: the component cannot run here.
-async fn load(
-    shared: &Shared,
-    tenant: &str,
-    digest: &str,
-) -> Result<Result<Plugin, String>, String> {
+/// first use.
+async fn load(shared: &Shared, tenant: &str, digest: &Digest) -> Result<Plugin, Unloadable> {
     let mut plugins = shared.plugins.lock().await;
     if let Some(plugin) = plugins.get(digest) {
-        return Ok(Ok(plugin.clone()));
+        return Ok(plugin.clone());
     }
     let bytes = rpc::call_component(&shared.client, tenant, digest)
         .await
-        .map_err(|e| format!("cannot fetch component {digest}: {e}"))?;
+        .map_err(|e| Unloadable::HandBack(format!("cannot fetch component {digest}: {e}")))?;
     let runtime = shared.runtime.clone();
     let loaded = tokio::task::spawn_blocking(move || runtime.load(&bytes))
         .await
-        .map_err(|e| format!("loading component {digest} failed: {e}"))?;
+        .map_err(|e| Unloadable::HandBack(format!("loading component {digest} failed: {e}")))?;
     match loaded {
         Ok(plugin) => {
-            plugins.insert(digest.to_owned(), plugin.clone());
-            Ok(Ok(plugin))
+            plugins.insert(*digest, plugin.clone());
+            Ok(plugin)
         }
-        Err(e) => Ok(Err(format!("worker cannot load component {digest}: {e}"))),
+        Err(e) => Err(Unloadable::Refused(format!(
+            "worker cannot load component {digest}: {e}"
+        ))),
     }
 }
 
@@ -365,8 +375,6 @@ struct WorkerHost {
     tenant: String,
     seed: u64,
     read_other_blobs: AtomicBool,
-    /// Every effect call of this run, for its lineage.
-    effect_calls: std::sync::Mutex<Vec<reyna_engine::reyna_store::EffectCall>>,
 }
 
 impl HostApi for WorkerHost {
@@ -410,21 +418,24 @@ impl HostApi for WorkerHost {
         })
     }
 
-    fn call_effect<'a>(&'a self, name: &'a str, request: Vec<u8>) -> HostFuture<'a, Vec<u8>> {
+    fn call_effect<'a>(&'a self, name: &'a str, request: Vec<u8>) -> EffectFuture<'a> {
         Box::pin(async move {
             self.read_other_blobs.store(true, Ordering::Relaxed);
+            let request_digest = Digest::of(&request);
             let call = rpc::EffectRequest {
                 tenant: self.tenant.clone(),
                 seed: self.seed,
                 name: name.to_owned(),
                 request,
             };
-            let (response, record) = rpc::effect(&self.client, call).await?;
-            self.effect_calls
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(record);
-            response
+            match rpc::effect(&self.client, call).await {
+                Ok(answer) => answer,
+                // The state node was not reached: no effect ran.
+                Err(e) => {
+                    let why = format!("unavailable: {e}");
+                    EffectAnswer::unserved(name, request_digest, &why, e)
+                }
+            }
         })
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use reyna_manifest::LimitsRequest;
 
-use crate::RuntimeError;
+use crate::error::RuntimeError;
 
 const MIB: u64 = 1 << 20;
 

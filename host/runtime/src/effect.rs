@@ -6,14 +6,19 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::call::{Invocation, Returned, check_input_schema, guest_failure, micros, to_wit_event};
-use crate::net::NetCall;
-use crate::plugin::Pre;
+use reyna_types::{Cost, LogLine};
+
+use crate::error::Failure;
+use crate::host::{HostApi, NoHost};
+use crate::invoke::{
+    Invocation, Returned, check_input_schema, guest_failure, micros, to_wit_event,
+};
+use crate::net::{HttpRecord, NetCall, NetPolicy};
+use crate::plugin::{Plugin, Pre};
+use crate::runtime::Runtime;
 use crate::sandbox::{CallSetup, CallState};
 use crate::secrets::Secrets;
-use crate::{
-    Cost, Event, Failure, HostApi, HttpRecord, LogLine, NetPolicy, NoHost, Plugin, Runtime,
-};
+use crate::types::Event;
 
 /// What the caller provides to an effect call besides its input.
 #[derive(Clone)]
@@ -65,6 +70,8 @@ pub struct EffectReport {
     /// What the call used (`bytes_in`: the request or the event's blob data;
     /// `bytes_out`: the response; `outputs` stays 0).
     pub cost: Cost,
+    /// Time to instantiate the plugin in a fresh store (µs).
+    pub instantiate_us: u64,
     /// The call's log, secrets redacted.
     pub logs: Vec<LogLine>,
     /// Whether log lines were dropped for exceeding `max_log_bytes`.
@@ -107,6 +114,7 @@ impl Runtime {
                     bytes_in,
                     ..Cost::default()
                 },
+                instantiate_us: 0,
                 logs: Vec::new(),
                 log_truncated: false,
                 requests: Vec::new(),
@@ -138,6 +146,7 @@ impl Runtime {
                 bytes_in,
                 ..Cost::default()
             },
+            instantiate_us: 0,
             logs: Vec::new(),
             log_truncated: false,
             requests: Vec::new(),
@@ -193,6 +202,7 @@ impl Runtime {
             Err(failure) => return Err(failure),
         };
         (report.logs, report.log_truncated) = (ran.logs, ran.log_truncated);
+        report.instantiate_us = ran.instantiate_us;
         // The store is gone, so no request task can still be writing.
         drop(ran.state);
         let (requests, violation) = net.finish();

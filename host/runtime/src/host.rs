@@ -8,10 +8,71 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use crate::{Blob, GuestError};
+use reyna_types::{Digest, EffectCall, EffectOutcome};
+
+use crate::error::GuestError;
+use crate::types::Blob;
 
 /// A boxed future returned by [`HostApi`] methods.
 pub type HostFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, GuestError>> + Send + 'a>>;
+
+/// What the host answers to one effect call: the response (or the error
+/// the guest gets) and the record of the call, kept in the lineage of what
+/// the call helps produce. The runtime keeps the records in
+/// [`CallReport::effect_calls`](crate::CallReport::effect_calls).
+#[derive(Debug, Clone)]
+pub struct EffectAnswer {
+    /// The response, or the error the guest gets.
+    pub response: Result<Vec<u8>, GuestError>,
+    /// The record of the call.
+    pub record: EffectCall,
+}
+
+impl EffectAnswer {
+    /// The answer of a host that served the call itself: the record is made
+    /// from the request and the response (`version` names what served it).
+    pub fn served(
+        name: &str,
+        version: &str,
+        request: &[u8],
+        response: Result<Vec<u8>, GuestError>,
+        duration_us: u64,
+    ) -> Self {
+        let record = EffectCall {
+            effect: name.to_owned(),
+            version: version.to_owned(),
+            request_digest: Digest::of(request),
+            response_digest: response.as_ref().ok().map(|r| Digest::of(r)),
+            duration_us,
+            outcome: match &response {
+                Ok(_) => EffectOutcome::Ok,
+                Err(e) => EffectOutcome::Failed(e.to_string()),
+            },
+        };
+        Self { response, record }
+    }
+}
+
+impl EffectAnswer {
+    /// The answer to a call no effect served (no version ran, no response):
+    /// the guest gets `error`; the record says `why`.
+    pub fn unserved(name: &str, request_digest: Digest, why: &str, error: GuestError) -> Self {
+        Self {
+            response: Err(error),
+            record: EffectCall {
+                effect: name.to_owned(),
+                version: String::new(),
+                request_digest,
+                response_digest: None,
+                duration_us: 0,
+                outcome: EffectOutcome::Failed(why.to_owned()),
+            },
+        }
+    }
+}
+
+/// A boxed future of an [`EffectAnswer`].
+pub type EffectFuture<'a> = Pin<Box<dyn Future<Output = EffectAnswer> + Send + 'a>>;
 
 /// Host services a guest reaches through its imports. Every method is scoped
 /// by the runtime before it is called: reads to the event's tenant, effects to
@@ -29,8 +90,9 @@ pub trait HostApi: Send + Sync {
         filter_json: &'a str,
     ) -> HostFuture<'a, Vec<Blob>>;
 
-    /// Runs the effect `name` with `request` and returns its response.
-    fn call_effect<'a>(&'a self, name: &'a str, request: Vec<u8>) -> HostFuture<'a, Vec<u8>>;
+    /// Runs the effect `name` with `request` and returns its response with
+    /// the record of the call.
+    fn call_effect<'a>(&'a self, name: &'a str, request: Vec<u8>) -> EffectFuture<'a>;
 }
 
 /// A host with no blobs and no effects.
@@ -51,11 +113,10 @@ impl HostApi for NoHost {
         Box::pin(async { Ok(Vec::new()) })
     }
 
-    fn call_effect<'a>(&'a self, name: &'a str, _request: Vec<u8>) -> HostFuture<'a, Vec<u8>> {
+    fn call_effect<'a>(&'a self, name: &'a str, request: Vec<u8>) -> EffectFuture<'a> {
         Box::pin(async move {
-            Err(GuestError::Fatal(format!(
-                "effect `{name}` is not available"
-            )))
+            let error = GuestError::Fatal(format!("effect `{name}` is not available"));
+            EffectAnswer::served(name, "", &request, Err(error), 0)
         })
     }
 }
@@ -171,16 +232,17 @@ impl HostApi for MemoryHost {
         Box::pin(async move { result })
     }
 
-    fn call_effect<'a>(&'a self, name: &'a str, request: Vec<u8>) -> HostFuture<'a, Vec<u8>> {
+    fn call_effect<'a>(&'a self, name: &'a str, request: Vec<u8>) -> EffectFuture<'a> {
         let f = lock(&self.effects).get(name).cloned();
         lock(&self.effect_calls).push((name.to_owned(), request.clone()));
         Box::pin(async move {
-            match f {
+            let response = match f {
                 Some(f) => f(&request),
                 None => Err(GuestError::Fatal(format!(
                     "effect `{name}` is not available"
                 ))),
-            }
+            };
+            EffectAnswer::served(name, "", &request, response, 0)
         })
     }
 }
@@ -232,12 +294,14 @@ mod tests {
     async fn memory_host_effects_are_functions() {
         let host = MemoryHost::new();
         host.effect("echo", |r| Ok(r.to_vec()));
-        assert_eq!(
-            host.call_effect("echo", b"hi".to_vec()).await.unwrap(),
-            b"hi"
-        );
-        assert!(host.call_effect("nope", vec![]).await.is_err());
+        let echoed = host.call_effect("echo", b"hi".to_vec()).await;
+        assert_eq!(echoed.response.unwrap(), b"hi");
+        assert_eq!(echoed.record.outcome, EffectOutcome::Ok);
+        assert_eq!(echoed.record.response_digest, Some(Digest::of(b"hi")));
+        let missing = host.call_effect("nope", vec![]).await;
+        assert!(missing.response.is_err());
+        assert!(matches!(missing.record.outcome, EffectOutcome::Failed(_)));
         assert_eq!(host.effect_calls().len(), 2);
-        assert!(NoHost.call_effect("echo", vec![]).await.is_err());
+        assert!(NoHost.call_effect("echo", vec![]).await.response.is_err());
     }
 }

@@ -79,6 +79,7 @@
 //! ```
 #![deny(missing_docs)]
 
+// Bottom to top: each module imports only modules listed above it.
 pub mod bindings;
 mod cache;
 mod call;
@@ -86,21 +87,29 @@ mod config;
 mod effect;
 mod error;
 mod host;
+mod invoke;
 mod net;
 mod plugin;
 mod runtime;
 mod sandbox;
 mod secrets;
+mod types;
 
-pub use call::{Blob, CallContext, CallReport, Cost, EffectCall, Event, LogLevel, LogLine, Output};
+pub use call::{CallContext, CallReport};
 pub use config::{Limits, RuntimeConfig};
 pub use effect::{EffectContext, EffectReport};
 pub use error::{DenyReason, Failure, GuestError, LoadError, RuntimeError};
-pub use host::{EffectFn, HostApi, HostFuture, MemoryHost, NoHost, matches_filter};
+pub use host::{
+    EffectAnswer, EffectFn, EffectFuture, HostApi, HostFuture, MemoryHost, NoHost, matches_filter,
+};
 pub use net::{HttpRecord, NetPolicy, is_private_address};
 pub use plugin::Plugin;
+/// What a call used, the record of an effect call and the lines of a
+/// guest's log: one definition each, shared with the engine and the store.
+pub use reyna_types::{Cost, EffectCall, EffectOutcome, LogLevel, LogLine};
 pub use runtime::{Runtime, RuntimeStats};
 pub use secrets::{REDACTED, is_secret_key};
+pub use types::{Blob, Event, Output};
 
 /// An entry of an effect's `allowed-hosts`, or of an operator's approvals
 /// ([`NetPolicy::approved_hosts`]).

@@ -23,8 +23,8 @@ use tokio::net::TcpStream;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
+use crate::error::{DenyReason, Failure};
 use crate::secrets::Secrets;
-use crate::{DenyReason, Failure};
 
 /// The operator's network policy for one effect plugin.
 ///

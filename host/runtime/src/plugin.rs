@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use reyna_manifest::Manifest;
+use reyna_types::Digest;
 use tokio::sync::Semaphore;
 
-use crate::Limits;
 use crate::bindings::{EffectPre, ProcessorPre};
+use crate::config::Limits;
 use crate::sandbox::CallState;
 
 /// A compiled, linked plugin, ready to be called many times. Cheap to clone.
@@ -18,7 +19,7 @@ pub struct Plugin {
 
 pub(crate) struct PluginInner {
     pub manifest: Manifest,
-    pub digest: String,
+    pub digest: Digest,
     pub limits: Limits,
     pub pre: Pre,
     pub permits: Arc<Semaphore>,
@@ -46,9 +47,9 @@ impl Plugin {
         &self.inner.manifest
     }
 
-    /// SHA-256 of the component bytes, lowercase hex.
-    pub fn digest(&self) -> &str {
-        &self.inner.digest
+    /// Digest of the component bytes.
+    pub fn digest(&self) -> Digest {
+        self.inner.digest
     }
 
     /// The limits every call of this plugin runs under.

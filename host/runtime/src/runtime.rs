@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use reyna_manifest::Kind;
-use sha2::{Digest as _, Sha256};
+use reyna_types::Digest;
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{
@@ -18,9 +18,11 @@ use wasmtime::{
 use crate::bindings::processor::reyna::plugin::{host, types};
 use crate::bindings::{EffectPre, Processor, ProcessorPre};
 use crate::cache::{ArtifactCache, Lookup, StableHasher};
+use crate::config::RuntimeConfig;
+use crate::error::{LoadError, RuntimeError};
+use crate::plugin::Plugin;
 use crate::plugin::{PluginInner, Pre};
 use crate::sandbox::{CallState, TABLE_ELEMENTS};
-use crate::{LoadError, Plugin, RuntimeConfig, RuntimeError};
 
 /// Memory a freed pool slot keeps resident (reset with `memset` instead of
 /// `madvise`): a small plugin's next instance in that slot takes no page
@@ -236,8 +238,8 @@ impl Runtime {
     pub fn load(&self, bytes: &[u8]) -> Result<Plugin, LoadError> {
         let info = reyna_manifest::inspect(bytes)?;
         let manifest = info.manifest;
-        let digest = hex::encode(Sha256::digest(bytes));
-        let component = self.component(&digest, bytes)?;
+        let digest = Digest::of(bytes);
+        let component = self.component(&digest.hex(), bytes)?;
         let link = |e: wasmtime::Error| LoadError::Link(format!("{e:#}"));
         let pre = match manifest.kind {
             Kind::Processor => Pre::Processor(
@@ -322,8 +324,8 @@ impl Runtime {
 
     /// Where the compiled artifact of a component with `digest` is cached, if
     /// a cache directory is configured.
-    pub fn artifact_path(&self, digest: &str) -> Option<std::path::PathBuf> {
-        self.inner.cache.as_ref().map(|c| c.path(digest))
+    pub fn artifact_path(&self, digest: Digest) -> Option<std::path::PathBuf> {
+        self.inner.cache.as_ref().map(|c| c.path(&digest.hex()))
     }
 }
 

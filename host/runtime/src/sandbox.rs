@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rand::SeedableRng as _;
 use rand::rngs::StdRng;
-use sha2::{Digest as _, Sha256};
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
@@ -17,10 +16,15 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::processor::reyna::plugin::{effects, host, types};
-use crate::call::{EffectCall, LogLevel, LogLine};
+use reyna_types::EffectCall;
+
+use crate::error::GuestError;
+use crate::host::HostApi;
 use crate::net::{NetCall, NetHooks};
 use crate::secrets::Secrets;
-use crate::{Blob, GuestError, HostApi};
+use reyna_types::{LogLevel, LogLine};
+
+use crate::types::Blob;
 
 /// Elements any one table may grow to; the pool's slots hold this many.
 pub(crate) const TABLE_ELEMENTS: usize = 20_000;
@@ -458,10 +462,6 @@ fn to_wit_blob(b: Blob) -> types::Blob {
     }
 }
 
-fn digest(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
 impl types::Host for CallState {}
 
 impl host::Host for CallState {
@@ -516,15 +516,9 @@ impl effects::Host for CallState {
             self.denied_effect = Some(effect_name.clone());
             return Err(wasmtime::Error::new(EffectDenied(effect_name)));
         }
-        let request_digest = digest(&request);
-        let result = self.host.call_effect(&effect_name, request).await;
-        self.effect_calls.push(EffectCall {
-            effect: effect_name,
-            request_digest,
-            response_digest: result.as_ref().ok().map(|r| digest(r)),
-            error: result.as_ref().err().cloned(),
-        });
-        Ok(result.map_err(GuestError::into))
+        let answer = self.host.call_effect(&effect_name, request).await;
+        self.effect_calls.push(answer.record);
+        Ok(answer.response.map_err(GuestError::into))
     }
 }
 

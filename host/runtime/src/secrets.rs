@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use crate::Failure;
+use crate::error::Failure;
 
 /// What a secret value is replaced with.
 pub const REDACTED: &str = "[redacted]";

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use common::{load, runtime, text_event};
-use reyna_runtime::{Blob, CallContext, Event, Failure, GuestError, LogLevel, MemoryHost};
+use reyna_runtime::{
+    Blob, CallContext, EffectOutcome, Event, Failure, GuestError, LogLevel, MemoryHost,
+};
 
 fn config(pairs: &[(&str, &str)]) -> Arc<BTreeMap<String, String>> {
     Arc::new(
@@ -47,8 +49,8 @@ async fn an_allowed_effect_is_served_and_recorded() {
     assert_eq!(report.effect_calls.len(), 1);
     let call = &report.effect_calls[0];
     assert_eq!(call.effect, "llm");
-    assert_eq!(call.request_digest.len(), 64);
-    assert!(call.response_digest.is_some() && call.error.is_none());
+    assert!(call.request_digest.to_string().starts_with("sha256:"));
+    assert!(call.response_digest.is_some() && call.outcome == EffectOutcome::Ok);
     // The guest's `ctx.info` reached the call's log.
     assert!(
         report
@@ -101,8 +103,8 @@ async fn guest_errors_keep_their_kind() {
     );
     assert!(failure.retryable());
     assert_eq!(
-        report.effect_calls[0].error,
-        Some(GuestError::Retryable("rate limited".into()))
+        report.effect_calls[0].outcome,
+        EffectOutcome::Failed(GuestError::Retryable("rate limited".into()).to_string())
     );
     // Empty text: invalid input.
     let report = runtime

@@ -11,7 +11,10 @@
 //! Adding a field means a new tag (or a format version), never a silent
 //! reinterpretation.
 
-use crate::model::{BlobId, BlobMeta, Cost, EffectCall, Event, Job, JobId, JobState, Producer};
+use crate::model::{
+    BlobId, BlobMeta, Cost, Digest, EffectCall, Event, GuestLog, Job, JobId, JobState, LogLevel,
+    LogLine, Producer,
+};
 
 /// First byte of a binary record (a JSON record starts with `{`).
 pub(crate) const BINARY_TAG: u8 = 1;
@@ -73,18 +76,19 @@ fn put_opt_id(out: &mut Vec<u8>, id: Option<u128>) {
     }
 }
 
-/// A digest: 32 bytes when it is 64 lowercase hex digits, else the text.
-fn put_digest(out: &mut Vec<u8>, s: &str) {
-    let mut raw = [0u8; 32];
-    let is_hex = s.len() == 64
-        && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        && hex::decode_to_slice(s, &mut raw).is_ok();
-    if is_hex {
-        out.push(0);
-        out.extend_from_slice(&raw);
-    } else {
-        out.push(1);
-        put_str(out, s);
+/// A digest: a 0 byte and its 32 bytes. (Records written before digests
+/// had a type may hold a 1 byte and the digest's text instead.)
+fn put_digest(out: &mut Vec<u8>, digest: &Digest) {
+    out.push(0);
+    out.extend_from_slice(digest.as_bytes());
+}
+
+/// An optional digest as text (empty for none), as effect calls have
+/// always stored it.
+fn put_digest_text(out: &mut Vec<u8>, digest: Option<&Digest>) {
+    match digest {
+        Some(d) => put_str(out, &d.to_string()),
+        None => put_str(out, ""),
     }
 }
 
@@ -153,12 +157,20 @@ impl Reader<'_> {
         }
     }
 
-    fn digest(&mut self) -> Option<String> {
+    fn digest(&mut self) -> Option<Digest> {
         match self.u8()? {
-            0 => Some(hex::encode(self.bytes(32)?)),
-            1 => self.string(),
+            0 => Some(Digest::from_bytes(self.bytes(32)?.try_into().ok()?)),
+            1 => Digest::parse_lenient(&self.string()?).ok(),
             _ => None,
         }
+    }
+
+    fn digest_text(&mut self) -> Option<Option<Digest>> {
+        let text = self.string()?;
+        if text.is_empty() {
+            return Some(None);
+        }
+        Digest::parse_lenient(&text).ok().map(Some)
     }
 
     fn opt_u64(&mut self) -> Option<Option<u64>> {
@@ -294,21 +306,47 @@ impl Binary for EffectCall {
     fn put(&self, out: &mut Vec<u8>) {
         put_str(out, &self.effect);
         put_str(out, &self.version);
-        put_str(out, &self.request_digest);
-        put_str(out, &self.response_digest);
+        put_digest_text(out, Some(&self.request_digest));
+        put_digest_text(out, self.response_digest.as_ref());
         put_u64(out, self.duration_us);
-        put_str(out, &self.outcome);
+        put_str(out, &self.outcome.to_string());
     }
 
     fn take(r: &mut Reader<'_>) -> Option<Self> {
         Some(Self {
             effect: r.string()?,
             version: r.string()?,
-            request_digest: r.string()?,
-            response_digest: r.string()?,
+            request_digest: r.digest_text()??,
+            response_digest: r.digest_text()?,
             duration_us: r.u64()?,
-            outcome: r.string()?,
+            outcome: r.string()?.parse().ok()?,
         })
+    }
+}
+
+impl Binary for GuestLog {
+    fn put(&self, out: &mut Vec<u8>) {
+        out.push(u8::from(self.truncated));
+        put_u64(out, self.lines.len() as u64);
+        for line in &self.lines {
+            out.push(line.level.code());
+            put_str(out, &line.message);
+        }
+    }
+
+    fn take(r: &mut Reader<'_>) -> Option<Self> {
+        let truncated = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
+        let lines = r.list(|r| {
+            Some(LogLine {
+                level: LogLevel::from_code(r.u8()?)?,
+                message: r.string()?,
+            })
+        })?;
+        Some(Self { lines, truncated })
     }
 }
 
@@ -412,7 +450,7 @@ mod tests {
             id: BlobId::generate(),
             tenant: "acme".into(),
             schema: "text-input-v1".into(),
-            digest: crate::model::sha256_hex(b"x"),
+            digest: Digest::of(b"x"),
             size: 1 << 40,
             created_at: 1_700_000_000_000,
             parents: vec![BlobId::generate(), BlobId::generate()],
@@ -425,8 +463,8 @@ mod tests {
         Producer {
             plugin: "word-stats".into(),
             version: "0.1.0".into(),
-            component_digest: crate::model::sha256_hex(b"c"),
-            config_digest: "not hex".into(),
+            component_digest: Digest::of(b"c"),
+            config_digest: Digest::of(b"{}"),
             job_id: JobId::generate(),
             attempt: 2,
             cost: Cost {
@@ -441,10 +479,10 @@ mod tests {
             effect_calls: vec![EffectCall {
                 effect: "http".into(),
                 version: "1.0.0".into(),
-                request_digest: "sha256:ab".into(),
-                response_digest: String::new(),
+                request_digest: Digest::of(b"request"),
+                response_digest: None,
                 duration_us: 5,
-                outcome: "ok".into(),
+                outcome: crate::model::EffectOutcome::Failed("timeout: 2s".into()),
             }],
             reused_from: Some(JobId::generate()),
         }
@@ -502,6 +540,24 @@ mod tests {
         let bytes = to_vec(&idem);
         assert_eq!(bytes.len(), 1 + 16 + 1 + 2 * 16);
         assert_eq!(from_slice(&bytes), Some(idem));
+    }
+
+    /// What format 3 wrote for digests that were strings: a config digest
+    /// that was not hex went as text, and effect-call digests as text with
+    /// the `sha256:` prefix (empty for none). They still decode.
+    #[test]
+    fn digests_stored_as_text_still_decode() {
+        let config = Digest::of(b"{}");
+        let mut out = Vec::new();
+        out.push(1);
+        put_str(&mut out, &config.hex());
+        assert_eq!(Reader(&out).digest(), Some(config));
+        let mut out = Vec::new();
+        put_str(&mut out, &config.to_string());
+        put_str(&mut out, "");
+        let mut r = Reader(&out);
+        assert_eq!(r.digest_text(), Some(Some(config)));
+        assert_eq!(r.digest_text(), Some(None));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use crate::model::{BlobId, DeadLetterId, JobId, JobState};
+use crate::model::{BlobId, DeadLetterId, Digest, JobId, JobState};
 
 /// Everything that can go wrong in the store.
 ///
@@ -42,10 +42,10 @@ pub enum StoreError {
         id: BlobId,
     },
     /// Stored component bytes no longer match their digest.
-    #[error("component {digest} is corrupt: its bytes do not match their sha256")]
+    #[error("component {digest} is corrupt: its bytes do not match their digest")]
     CorruptComponent {
         /// The digest the bytes are stored under.
-        digest: String,
+        digest: Digest,
     },
     /// A parent named by a new blob does not exist in its tenant.
     #[error("parent blob {id} does not exist in this tenant")]
@@ -125,6 +125,16 @@ pub enum StoreError {
         name: String,
         /// Plugin version.
         version: String,
+    },
+    /// A component's bytes do not hash to the digest its record names.
+    #[error("plugin {plugin} names digest {named}, but its bytes hash to {actual}")]
+    ComponentDigestMismatch {
+        /// `name@version`.
+        plugin: String,
+        /// The digest the record names.
+        named: Digest,
+        /// The bytes' digest.
+        actual: Digest,
     },
     /// A token with the same hash exists.
     #[error("a token with this hash already exists")]

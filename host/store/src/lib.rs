@@ -1,7 +1,7 @@
 //! Reyna's durable state, in one redb file: blobs and their bytes, lineage
 //! (edges both ways, producer, cost, effect calls), jobs with a due-time
 //! queue, dead letters, an event log with a sequence, idempotency records,
-//! and the registries (schemas, plugins, components, compiled artifacts, API
+//! and the registries (schemas, plugins, components, API
 //! tokens, audit log). Nothing the host relies on lives only in memory.
 //!
 //! Every write goes to one writer thread that **group-commits**: it applies
@@ -82,7 +82,6 @@ mod writer;
 pub use error::{Result, StoreError};
 pub use model::*;
 pub use store::{DEFAULT_CACHE_BYTES, Store};
-pub use ulid::Ulid;
 
 /// Milliseconds since the unix epoch (0 if the clock is before it).
 pub fn now_ms() -> u64 {

@@ -3,99 +3,15 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use ulid::Ulid;
 
-macro_rules! ulid_id {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(pub Ulid);
-
-        impl $name {
-            /// A fresh, time-ordered id.
-            pub fn generate() -> Self {
-                Self(Ulid::new())
-            }
-
-            /// The milliseconds timestamp encoded in the id.
-            pub fn timestamp_ms(&self) -> u64 {
-                self.0.timestamp_ms()
-            }
-
-            pub(crate) fn key(self) -> u128 {
-                self.0.0
-            }
-
-            #[allow(dead_code, reason = "not every id is read back from an index")]
-            pub(crate) fn from_key(key: u128) -> Self {
-                Self(Ulid(key))
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt::Display::fmt(&self.0, f)
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = ulid::DecodeError;
-
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Ulid::from_string(s).map(Self)
-            }
-        }
-    };
-}
-
-ulid_id!(
-    /// Identifies a blob. Ingested blobs get a fresh time-ordered id; derived
-    /// blobs get one computed from (job id, output index).
-    BlobId
-);
-ulid_id!(
-    /// Identifies a job: one run of one plugin version over one input blob.
-    /// Retries and replays keep the id and raise the attempt.
-    JobId
-);
-ulid_id!(
-    /// Identifies a dead letter.
-    DeadLetterId
-);
-ulid_id!(
-    /// Identifies an API token record (not the secret).
-    TokenId
-);
-
-impl BlobId {
-    /// The id of output `index` of job `job`: the same job always names its
-    /// outputs the same way, so a completion replayed after a crash or a
-    /// redelivery overwrites nothing and duplicates nothing. The timestamp is
-    /// the job's, so derived ids still sort roughly by time.
-    pub fn derived(job: JobId, index: u32) -> Self {
-        let mut hash = Sha256::new();
-        hash.update(b"reyna/output/v1");
-        hash.update(job.0.0.to_be_bytes());
-        hash.update(index.to_be_bytes());
-        let digest = hash.finalize();
-        let mut random = [0u8; 16];
-        random[6..].copy_from_slice(&digest[..10]);
-        Self(Ulid::from_parts(
-            job.timestamp_ms(),
-            u128::from_be_bytes(random),
-        ))
-    }
-}
-
-/// Lowercase hex sha256 of `data`, the digest format used everywhere.
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
-}
+/// Ids, digests, cost and effect-call records are defined once, in
+/// `reyna-types`, and used here as they are.
+pub use reyna_types::{
+    BlobId, Cost, DeadLetterId, Digest, EffectCall, EffectOutcome, JobId, LogLevel, LogLine,
+    TokenId,
+};
 
 /// What a blob is, without its bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,8 +22,8 @@ pub struct BlobMeta {
     pub tenant: String,
     /// Its schema id, e.g. `text-input-v1`.
     pub schema: String,
-    /// Lowercase hex sha256 of the bytes, checked on every read.
-    pub digest: String,
+    /// Digest of the bytes, checked on every read.
+    pub digest: Digest,
     /// Size of the bytes.
     pub size: u64,
     /// When it was stored.
@@ -127,10 +43,10 @@ pub struct Producer {
     pub plugin: String,
     /// Plugin version.
     pub version: String,
-    /// sha256 of the component bytes that ran.
-    pub component_digest: String,
-    /// sha256 of the plugin config the run saw.
-    pub config_digest: String,
+    /// Digest of the component bytes that ran.
+    pub component_digest: Digest,
+    /// Digest of the plugin config the run saw.
+    pub config_digest: Digest,
     /// The job whose run produced the blob.
     pub job_id: JobId,
     /// Which attempt of that job succeeded.
@@ -142,42 +58,6 @@ pub struct Producer {
     /// Set when the outputs were copied from an earlier identical run
     /// instead of running again.
     pub reused_from: Option<JobId>,
-}
-
-/// What one plugin run cost.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Cost {
-    /// Wall time in microseconds.
-    pub wall_us: u64,
-    /// Epoch ticks consumed.
-    pub epoch_ticks: u64,
-    /// Fuel consumed, when fuel metering was on.
-    pub fuel: Option<u64>,
-    /// Peak linear memory in bytes.
-    pub peak_memory: u64,
-    /// Bytes handed to the plugin.
-    pub bytes_in: u64,
-    /// Bytes the plugin returned.
-    pub bytes_out: u64,
-    /// Number of outputs returned.
-    pub outputs: u32,
-}
-
-/// One call a processor made to an effect.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EffectCall {
-    /// Effect plugin name.
-    pub effect: String,
-    /// Effect plugin version.
-    pub version: String,
-    /// sha256 of the request bytes.
-    pub request_digest: String,
-    /// sha256 of the response bytes (empty when the call failed).
-    pub response_digest: String,
-    /// How long the call took.
-    pub duration_us: u64,
-    /// `ok`, or the failure kind.
-    pub outcome: String,
 }
 
 /// A blob to ingest.
@@ -310,10 +190,10 @@ pub struct Completion {
     pub outputs: Vec<NewOutput>,
     /// The jobs to enqueue for each output: empty, or one entry per output.
     pub next_jobs: Vec<Vec<JobSpec>>,
-    /// sha256 of the component that ran.
-    pub component_digest: String,
-    /// sha256 of the config the run saw.
-    pub config_digest: String,
+    /// Digest of the component that ran.
+    pub component_digest: Digest,
+    /// Digest of the config the run saw.
+    pub config_digest: Digest,
     /// What the run cost.
     pub cost: Cost,
     /// The effect calls the run made.
@@ -323,17 +203,47 @@ pub struct Completion {
     /// When set, the outputs are recorded under this key for
     /// [`Store::find_idempotent`](crate::Store::find_idempotent).
     pub idempotency_key: Option<IdemKey>,
+    /// What the guest logged in this attempt, kept with the job.
+    pub log: GuestLog,
 }
 
 /// A failed run, committed by [`Store::fail_job`](crate::Store::fail_job).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Failure {
+pub struct FailedRun {
     /// Why it failed (kept on the job and on the dead letter).
     pub reason: String,
     /// What the failed run cost.
     pub cost: Cost,
     /// Retry at this time; `None` dead-letters the job.
     pub retry_at: Option<u64>,
+    /// What the guest logged in this attempt, kept with the job.
+    pub log: GuestLog,
+}
+
+/// What a guest logged in one attempt of a job, as the runtime bounded and
+/// redacted it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestLog {
+    /// The lines, in order.
+    pub lines: Vec<LogLine>,
+    /// Whether lines were dropped for exceeding the plugin's log limit.
+    pub truncated: bool,
+}
+
+impl GuestLog {
+    /// Whether there is nothing to keep.
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty() && !self.truncated
+    }
+}
+
+/// The log of one attempt of a job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobLog {
+    /// The attempt that logged it.
+    pub attempt: u32,
+    /// What it logged.
+    pub log: GuestLog,
 }
 
 /// What [`Store::fail_job`](crate::Store::fail_job) did.
@@ -375,12 +285,12 @@ pub struct DeadLetter {
 /// input produce the same outputs.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct IdemKey {
-    /// sha256 of the component.
-    pub component_digest: String,
-    /// sha256 of the config.
-    pub config_digest: String,
-    /// sha256 of the input bytes.
-    pub input_digest: String,
+    /// Digest of the component.
+    pub component_digest: Digest,
+    /// Digest of the config.
+    pub config_digest: Digest,
+    /// Digest of the input bytes.
+    pub input_digest: Digest,
 }
 
 /// Which way to walk lineage.
@@ -450,8 +360,8 @@ pub struct SchemaRecord {
     pub id: String,
     /// The schema document.
     pub json: String,
-    /// sha256 of `json`.
-    pub digest: String,
+    /// Digest of `json`.
+    pub digest: Digest,
     /// When it was registered.
     pub created_at: u64,
 }
@@ -463,19 +373,28 @@ pub struct PluginRecord {
     pub name: String,
     /// Plugin version.
     pub version: String,
-    /// `None` for a global plugin, else the tenant it is scoped to.
-    #[serde(default)]
-    pub tenant: Option<String>,
     /// The manifest text embedded in the component.
     pub manifest_toml: String,
-    /// sha256 of the component bytes (see [`Store::put_component`](crate::Store::put_component)).
-    pub digest: String,
+    /// Digest of the component bytes (see [`Store::install_plugin`](crate::Store::install_plugin)).
+    pub digest: Digest,
     /// Whether routing sends it events.
     pub enabled: bool,
     /// Operator-set config, read by the plugin through `config(key)`.
     pub config: BTreeMap<String, String>,
     /// When it was uploaded.
     pub created_at: u64,
+}
+
+/// What a plugin write did: the version's record as stored, and the other
+/// versions of the name it disabled (enabling one disables the rest).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PluginChange {
+    /// The version written (or found, when `changed` is false).
+    pub record: PluginRecord,
+    /// Other versions of the same name, now disabled.
+    pub disabled: Vec<PluginRecord>,
+    /// False when an upload found the same `name@version` and bytes stored.
+    pub changed: bool,
 }
 
 /// What a token may do.

@@ -72,8 +72,8 @@ fn checked_parents(tx: &mut Tx<'_>, tenant: &str, parents: &[BlobId]) -> OpResul
 
 pub(crate) struct CreateBlob {
     pub(crate) blob: NewBlob,
-    /// sha256 of the data, computed on the caller's thread.
-    pub(crate) digest: String,
+    /// Digest of the data, computed on the caller's thread.
+    pub(crate) digest: Digest,
     pub(crate) jobs: Vec<JobSpec>,
     /// How many of `jobs` (the first ones) to store already claimed.
     pub(crate) claim: usize,
@@ -94,7 +94,7 @@ impl WriteOp for CreateBlob {
             id,
             tenant: self.blob.tenant.clone(),
             schema: self.blob.schema.clone(),
-            digest: self.digest.clone(),
+            digest: self.digest,
             size: self.blob.data.len() as u64,
             created_at: tx.now,
             parents,
@@ -118,7 +118,7 @@ pub(crate) struct CompleteJob {
     pub(crate) job: JobId,
     pub(crate) completion: Completion,
     /// sha256 of each output, computed on the caller's thread.
-    pub(crate) digests: Vec<String>,
+    pub(crate) digests: Vec<Digest>,
     /// How many of the next jobs (the first ones) to store already claimed.
     pub(crate) claim: usize,
     /// [`crate::tables::idem_digest`] of the completion's idempotency key,
@@ -185,7 +185,7 @@ impl WriteOp for CompleteJob {
                 id: BlobId::derived(job.id, index),
                 tenant: job.tenant.clone(),
                 schema: output.schema.clone(),
-                digest: digest.clone(),
+                digest: *digest,
                 size: output.data.len() as u64,
                 created_at: tx.now,
                 parents,
@@ -193,11 +193,11 @@ impl WriteOp for CompleteJob {
                 producer: Some(Producer {
                     plugin: job.plugin.clone(),
                     version: job.version.clone(),
-                    component_digest: c.component_digest.clone(),
-                    config_digest: c.config_digest.clone(),
+                    component_digest: c.component_digest,
+                    config_digest: c.config_digest,
                     job_id: job.id,
                     attempt: job.attempt,
-                    cost: c.cost.clone(),
+                    cost: c.cost,
                     effect_calls: c.effect_calls.clone(),
                     reused_from: c.reused_from,
                 }),
@@ -220,6 +220,7 @@ impl WriteOp for CompleteJob {
                 }
             }
         }
+        tx.put_job_log(job.id, job.attempt, &c.log)?;
         job.outputs = metas.iter().map(|m| m.id).collect();
         job.last_error = None;
         let due = job.due_at;
@@ -242,7 +243,7 @@ impl WriteOp for CompleteJob {
 
 pub(crate) struct FailJob {
     pub(crate) job: JobId,
-    pub(crate) failure: Failure,
+    pub(crate) failure: FailedRun,
 }
 
 impl WriteOp for FailJob {
@@ -260,6 +261,7 @@ impl WriteOp for FailJob {
             });
         }
         job.last_error = Some(self.failure.reason.clone());
+        tx.put_job_log(job.id, job.attempt, &self.failure.log)?;
         match self.failure.retry_at {
             Some(due_at) => {
                 job.attempt = job.attempt.saturating_add(1);
@@ -276,7 +278,7 @@ impl WriteOp for FailJob {
                     id: DeadLetterId::generate(),
                     job: job.clone(),
                     reason: self.failure.reason.clone(),
-                    cost: self.failure.cost.clone(),
+                    cost: self.failure.cost,
                     created_at: tx.now,
                     replayed_at: None,
                 };
@@ -412,18 +414,20 @@ pub(crate) struct PutSchema {
 }
 
 impl WriteOp for PutSchema {
-    type Output = SchemaRecord;
+    /// The record, and whether this operation stored it (false: the same
+    /// document was already registered).
+    type Output = (SchemaRecord, bool);
 
     fn weight(&self) -> usize {
         self.json.len()
     }
 
-    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<SchemaRecord> {
-        let digest = sha256_hex(self.json.as_bytes());
+    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<(SchemaRecord, bool)> {
+        let digest = Digest::of(self.json.as_bytes());
         if let Some(v) = tx.schemas()?.get(self.id.as_str())? {
             let existing: SchemaRecord = decode("schema", v.value())?;
             if existing.digest == digest {
-                return Ok(existing);
+                return Ok((existing, false));
             }
             return reject(StoreError::SchemaConflict {
                 id: self.id.clone(),
@@ -437,36 +441,87 @@ impl WriteOp for PutSchema {
         };
         tx.schemas()?
             .insert(self.id.as_str(), encode("schema", &record)?.as_slice())?;
-        Ok(record)
+        Ok((record, true))
     }
 }
 
-pub(crate) struct PutPlugin {
-    pub(crate) record: PluginRecord,
+/// Every other enabled version of `name` is disabled, so one version per
+/// name is live; returns the records it changed.
+fn disable_other_versions(tx: &mut Tx<'_>, name: &str, keep: &str) -> OpResult<Vec<PluginRecord>> {
+    let mut others = Vec::new();
+    for entry in tx.plugins()?.range((name, "")..)? {
+        let (key, value) = entry.map_err(StoreError::from)?;
+        let (n, v) = key.value();
+        if n != name {
+            break;
+        }
+        if v != keep {
+            let record: PluginRecord = decode("plugin", value.value())?;
+            if record.enabled {
+                others.push(record);
+            }
+        }
+    }
+    for record in &mut others {
+        record.enabled = false;
+        tx.plugins()?.insert(
+            (record.name.as_str(), record.version.as_str()),
+            encode("plugin", &*record)?.as_slice(),
+        )?;
+    }
+    Ok(others)
 }
 
-impl WriteOp for PutPlugin {
-    type Output = PluginRecord;
+/// A plugin upload: the component bytes (kept once per digest), the
+/// version's record, and, when the record is enabled, every other version
+/// of the name disabled, all in one transaction.
+pub(crate) struct InstallPlugin {
+    pub(crate) record: PluginRecord,
+    pub(crate) bytes: Vec<u8>,
+    /// Digest of `bytes`, computed on the caller's thread.
+    pub(crate) digest: Digest,
+}
+
+impl WriteOp for InstallPlugin {
+    type Output = PluginChange;
 
     fn weight(&self) -> usize {
-        self.record.manifest_toml.len()
+        self.bytes.len() + self.record.manifest_toml.len()
     }
 
-    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<PluginRecord> {
+    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<PluginChange> {
         let r = &self.record;
         let key = (r.name.as_str(), r.version.as_str());
         if let Some(v) = tx.plugins()?.get(key)? {
             let existing: PluginRecord = decode("plugin", v.value())?;
             if existing.digest == r.digest {
-                return Ok(existing);
+                return Ok(PluginChange {
+                    record: existing,
+                    disabled: Vec::new(),
+                    changed: false,
+                });
             }
             return reject(StoreError::PluginConflict {
                 name: r.name.clone(),
                 version: r.version.clone(),
             });
         }
+        let component_key = self.digest.hex();
+        if tx.components()?.get(component_key.as_str())?.is_none() {
+            tx.components()?
+                .insert(component_key.as_str(), self.bytes.as_slice())?;
+        }
+        let disabled = if r.enabled {
+            disable_other_versions(tx, &r.name, &r.version)?
+        } else {
+            Vec::new()
+        };
         tx.plugins()?.insert(key, encode("plugin", r)?.as_slice())?;
-        Ok(r.clone())
+        Ok(PluginChange {
+            record: r.clone(),
+            disabled,
+            changed: true,
+        })
     }
 }
 
@@ -478,9 +533,9 @@ pub(crate) struct UpdatePlugin {
 }
 
 impl WriteOp for UpdatePlugin {
-    type Output = PluginRecord;
+    type Output = PluginChange;
 
-    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<PluginRecord> {
+    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<PluginChange> {
         let key = (self.name.as_str(), self.version.as_str());
         let mut record: PluginRecord = match tx.plugins()?.get(key)? {
             Some(v) => decode("plugin", v.value())?,
@@ -491,15 +546,23 @@ impl WriteOp for UpdatePlugin {
                 });
             }
         };
+        let mut disabled = Vec::new();
         if let Some(enabled) = self.enabled {
             record.enabled = enabled;
+            if enabled {
+                disabled = disable_other_versions(tx, &self.name, &self.version)?;
+            }
         }
         if let Some(config) = &self.config {
             record.config = config.clone();
         }
         tx.plugins()?
             .insert(key, encode("plugin", &record)?.as_slice())?;
-        Ok(record)
+        Ok(PluginChange {
+            record,
+            disabled,
+            changed: true,
+        })
     }
 }
 
@@ -508,39 +571,20 @@ pub(crate) struct PutComponent {
 }
 
 impl WriteOp for PutComponent {
-    type Output = String;
+    type Output = Digest;
 
     fn weight(&self) -> usize {
         self.bytes.len()
     }
 
-    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<String> {
-        let digest = sha256_hex(&self.bytes);
-        if tx.components()?.get(digest.as_str())?.is_none() {
+    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<Digest> {
+        let digest = Digest::of(&self.bytes);
+        let key = digest.hex();
+        if tx.components()?.get(key.as_str())?.is_none() {
             tx.components()?
-                .insert(digest.as_str(), self.bytes.as_slice())?;
+                .insert(key.as_str(), self.bytes.as_slice())?;
         }
         Ok(digest)
-    }
-}
-
-pub(crate) struct PutArtifact {
-    pub(crate) component_digest: String,
-    pub(crate) engine_key: String,
-    pub(crate) bytes: Vec<u8>,
-}
-
-impl WriteOp for PutArtifact {
-    type Output = ();
-
-    fn weight(&self) -> usize {
-        self.bytes.len()
-    }
-
-    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<()> {
-        let key = (self.component_digest.as_str(), self.engine_key.as_str());
-        tx.artifacts()?.insert(key, self.bytes.as_slice())?;
-        Ok(())
     }
 }
 
@@ -593,6 +637,22 @@ impl WriteOp for DeleteToken {
     }
 }
 
+/// Appends `entry` to the audit log, at the next sequence.
+fn write_audit(tx: &mut Tx<'_>, entry: &NewAudit) -> OpResult<AuditEntry> {
+    let seq = tx.audit()?.last()?.map_or(1, |(k, _)| k.value() + 1);
+    let entry = AuditEntry {
+        seq,
+        at: tx.now,
+        actor: entry.actor.clone(),
+        action: entry.action.clone(),
+        target: entry.target.clone(),
+        detail: entry.detail.clone(),
+    };
+    tx.audit()?
+        .insert(seq, encode("audit entry", &entry)?.as_slice())?;
+    Ok(entry)
+}
+
 pub(crate) struct AppendAudit {
     pub(crate) entry: NewAudit,
 }
@@ -601,17 +661,33 @@ impl WriteOp for AppendAudit {
     type Output = AuditEntry;
 
     fn apply(&self, tx: &mut Tx<'_>) -> OpResult<AuditEntry> {
-        let seq = tx.audit()?.last()?.map_or(1, |(k, _)| k.value() + 1);
-        let entry = AuditEntry {
-            seq,
-            at: tx.now,
-            actor: self.entry.actor.clone(),
-            action: self.entry.action.clone(),
-            target: self.entry.target.clone(),
-            detail: self.entry.detail.clone(),
-        };
-        tx.audit()?
-            .insert(seq, encode("audit entry", &entry)?.as_slice())?;
-        Ok(entry)
+        write_audit(tx, &self.entry)
+    }
+}
+
+/// An operator action: `op` and its audit entry commit together or not at
+/// all. A rejected `op` writes no entry; `describe` completes the entry from
+/// what `op` did (e.g. the id it created) and returns false when `op`
+/// changed nothing (registering the same thing again), which is not audited.
+pub(crate) struct Audited<O: WriteOp> {
+    pub(crate) op: O,
+    pub(crate) audit: NewAudit,
+    pub(crate) describe: fn(&O::Output, &mut NewAudit) -> bool,
+}
+
+impl<O: WriteOp> WriteOp for Audited<O> {
+    type Output = O::Output;
+
+    fn weight(&self) -> usize {
+        self.op.weight()
+    }
+
+    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<O::Output> {
+        let output = self.op.apply(tx)?;
+        let mut entry = self.audit.clone();
+        if (self.describe)(&output, &mut entry) {
+            write_audit(tx, &entry)?;
+        }
+        Ok(output)
     }
 }

@@ -78,7 +78,7 @@ fn payload(
     }
     let intact = bytes.len() as u64 == meta.size
         && chunks == chunk_count(meta.size)
-        && sha256_hex(&bytes) == meta.digest;
+        && Digest::of(&bytes) == meta.digest;
     Ok(intact.then_some(bytes))
 }
 
@@ -509,27 +509,34 @@ pub(crate) fn list_plugins(txn: &ReadTransaction) -> Result<Vec<PluginRecord>> {
     t.iter()?.map(|e| decode("plugin", e?.1.value())).collect()
 }
 
-pub(crate) fn get_component(txn: &ReadTransaction, digest: &str) -> Result<Option<Vec<u8>>> {
+pub(crate) fn get_component(txn: &ReadTransaction, digest: &Digest) -> Result<Option<Vec<u8>>> {
     let t = txn.open_table(COMPONENTS)?;
-    let Some(v) = t.get(digest)? else {
+    let Some(v) = t.get(digest.hex().as_str())? else {
         return Ok(None);
     };
     let bytes = v.value();
-    if sha256_hex(bytes) != digest {
-        return Err(StoreError::CorruptComponent {
-            digest: digest.to_owned(),
-        });
+    if Digest::of(bytes) != *digest {
+        return Err(StoreError::CorruptComponent { digest: *digest });
     }
     Ok(Some(bytes.to_vec()))
 }
 
-pub(crate) fn get_artifact(
-    txn: &ReadTransaction,
-    digest: &str,
-    engine_key: &str,
-) -> Result<Option<Vec<u8>>> {
-    let t = txn.open_table(ARTIFACTS)?;
-    Ok(t.get((digest, engine_key))?.map(|v| v.value().to_vec()))
+pub(crate) fn job_logs(txn: &ReadTransaction, job: JobId) -> Result<Vec<JobLog>> {
+    let t = match txn.open_table(JOB_LOGS) {
+        Ok(t) => t,
+        // A file written before logs were kept has no such table yet.
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = Vec::new();
+    for entry in t.range((job.key(), 0)..=(job.key(), u32::MAX))? {
+        let (key, value) = entry?;
+        out.push(JobLog {
+            attempt: key.value().1,
+            log: decode_binary("job log", value.value())?,
+        });
+    }
+    Ok(out)
 }
 
 pub(crate) fn find_token_by_hash(txn: &ReadTransaction, hash: &str) -> Result<Option<TokenRecord>> {

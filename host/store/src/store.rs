@@ -168,7 +168,7 @@ impl Store {
         claim: usize,
     ) -> Result<(BlobMeta, Vec<Job>)> {
         // Hash here, on the caller's thread, so the single writer only writes.
-        let digest = sha256_hex(&blob.data);
+        let digest = Digest::of(&blob.data);
         self.submit(ops::CreateBlob {
             blob,
             digest,
@@ -212,12 +212,6 @@ impl Store {
         limit: usize,
     ) -> Result<Page<BlobMeta>> {
         read::list_blobs(&self.read()?, tenant, schema, cursor, limit)
-    }
-
-    /// Up to `limit` of a tenant's blobs of `schema`, oldest first: what a
-    /// fan-in plugin queries (e.g. every chapter of a book).
-    pub fn query_blobs(&self, tenant: &str, schema: &str, limit: usize) -> Result<Vec<BlobMeta>> {
-        Ok(self.list_blobs(tenant, Some(schema), None, limit)?.items)
     }
 
     /// The blobs derived directly from `id`.
@@ -267,7 +261,7 @@ impl Store {
         let digests = completion
             .outputs
             .iter()
-            .map(|o| sha256_hex(&o.data))
+            .map(|o| Digest::of(&o.data))
             .collect();
         let idempotency = completion
             .idempotency_key
@@ -286,7 +280,7 @@ impl Store {
     /// Records a failed run: with `retry_at`, the next attempt is pending
     /// then; without, the job is dead and a dead letter (job, reason, cost,
     /// time) plus a `job.failed.<plugin>` event are stored.
-    pub async fn fail_job(&self, job: JobId, failure: Failure) -> Result<FailOutcome> {
+    pub async fn fail_job(&self, job: JobId, failure: FailedRun) -> Result<FailOutcome> {
         self.submit(ops::FailJob { job, failure }).await
     }
 
@@ -330,6 +324,12 @@ impl Store {
         read::list_dead_letters(&self.read()?, tenant, cursor, limit)
     }
 
+    /// What the guest logged in each attempt of `job` that logged
+    /// something, oldest attempt first.
+    pub fn job_logs(&self, job: JobId) -> Result<Vec<JobLog>> {
+        read::job_logs(&self.read()?, job)
+    }
+
     /// A dead letter by id.
     pub fn get_dead_letter(&self, id: DeadLetterId) -> Result<Option<DeadLetter>> {
         read::dead_letter(&self.read()?, id)
@@ -352,26 +352,47 @@ impl Store {
     /// an existing blob of `tenant`: a re-run, e.g. after a plugin upgrade,
     /// with [`Job::replay_effects`] as given. Another tenant's blob is
     /// [`StoreError::BlobNotFound`].
+    ///
+    /// `audit` is recorded in the same transaction, its detail followed by
+    /// the new job's id.
     pub async fn enqueue_job(
         &self,
         tenant: &str,
         blob: BlobId,
         spec: JobSpec,
         replay_effects: bool,
+        audit: NewAudit,
     ) -> Result<Job> {
-        self.submit(ops::EnqueueJob {
-            tenant: tenant.to_owned(),
-            blob,
-            spec,
-            replay_effects,
+        self.submit(ops::Audited {
+            op: ops::EnqueueJob {
+                tenant: tenant.to_owned(),
+                blob,
+                spec,
+                replay_effects,
+            },
+            audit,
+            describe: |job: &Job, entry| {
+                append_detail(entry, &format!("job {}", job.id));
+                true
+            },
         })
         .await
     }
 
     /// Runs a dead-lettered job again: same job id, next attempt, pending
     /// now; the dead letter is marked replayed (a second replay is refused).
-    pub async fn replay_dead_letter(&self, id: DeadLetterId) -> Result<Job> {
-        self.submit(ops::ReplayDeadLetter { id }).await
+    /// `audit` is recorded in the same transaction, its detail followed by
+    /// the job's id.
+    pub async fn replay_dead_letter(&self, id: DeadLetterId, audit: NewAudit) -> Result<Job> {
+        self.submit(ops::Audited {
+            op: ops::ReplayDeadLetter { id },
+            audit,
+            describe: |job: &Job, entry| {
+                append_detail(entry, &format!("job {}", job.id));
+                true
+            },
+        })
+        .await
     }
 
     // ---- idempotency -------------------------------------------------------
@@ -400,17 +421,25 @@ impl Store {
 
     /// Registers a schema. Registering the same document again returns the
     /// existing record; a different document under a taken id is
-    /// [`StoreError::SchemaConflict`].
+    /// [`StoreError::SchemaConflict`]. `audit` is recorded in the same
+    /// transaction when the schema is new.
     pub async fn put_schema(
         &self,
         id: impl Into<String>,
         json: impl Into<String>,
+        audit: NewAudit,
     ) -> Result<SchemaRecord> {
-        self.submit(ops::PutSchema {
-            id: id.into(),
-            json: json.into(),
-        })
-        .await
+        let (record, _) = self
+            .submit(ops::Audited {
+                op: ops::PutSchema {
+                    id: id.into(),
+                    json: json.into(),
+                },
+                audit,
+                describe: |(_, created), _| *created,
+            })
+            .await?;
+        Ok(record)
     }
 
     /// A schema by id.
@@ -423,11 +452,36 @@ impl Store {
         read::list_schemas(&self.read()?)
     }
 
-    /// Registers a plugin version. The same `name@version` with the same
-    /// digest returns the existing record unchanged; with another digest it
-    /// is [`StoreError::PluginConflict`].
-    pub async fn put_plugin(&self, record: PluginRecord) -> Result<PluginRecord> {
-        self.submit(ops::PutPlugin { record }).await
+    /// Uploads a plugin version in one transaction: the component `bytes`
+    /// (kept once per digest; `record.digest` must be theirs), the record,
+    /// and, when the record is enabled, every other version of the name
+    /// disabled; `audit` is recorded with them. The same `name@version` with
+    /// the same digest changes nothing (`changed` false, no audit entry);
+    /// with another digest it is [`StoreError::PluginConflict`].
+    pub async fn install_plugin(
+        &self,
+        record: PluginRecord,
+        bytes: Vec<u8>,
+        audit: NewAudit,
+    ) -> Result<PluginChange> {
+        let digest = Digest::of(&bytes);
+        if record.digest != digest {
+            return Err(StoreError::ComponentDigestMismatch {
+                plugin: format!("{}@{}", record.name, record.version),
+                named: record.digest,
+                actual: digest,
+            });
+        }
+        self.submit(ops::Audited {
+            op: ops::InstallPlugin {
+                record,
+                bytes,
+                digest,
+            },
+            audit,
+            describe: |change: &PluginChange, _| change.changed,
+        })
+        .await
     }
 
     /// A plugin version.
@@ -440,78 +494,77 @@ impl Store {
         read::list_plugins(&self.read()?)
     }
 
-    /// Enables or disables a plugin version.
+    /// Enables or disables a plugin version; enabling one disables the
+    /// name's other versions, so one version per name is live. `audit` is
+    /// recorded in the same transaction.
     pub async fn set_plugin_enabled(
         &self,
         name: &str,
         version: &str,
         enabled: bool,
-    ) -> Result<PluginRecord> {
-        self.submit(ops::UpdatePlugin {
-            name: name.to_owned(),
-            version: version.to_owned(),
-            enabled: Some(enabled),
-            config: None,
+        audit: NewAudit,
+    ) -> Result<PluginChange> {
+        self.submit(ops::Audited {
+            op: ops::UpdatePlugin {
+                name: name.to_owned(),
+                version: version.to_owned(),
+                enabled: Some(enabled),
+                config: None,
+            },
+            audit,
+            describe: |_, _| true,
         })
         .await
     }
 
-    /// Replaces a plugin version's operator config.
+    /// Replaces a plugin version's operator config; `audit` is recorded in
+    /// the same transaction.
     pub async fn set_plugin_config(
         &self,
         name: &str,
         version: &str,
         config: BTreeMap<String, String>,
+        audit: NewAudit,
     ) -> Result<PluginRecord> {
-        self.submit(ops::UpdatePlugin {
-            name: name.to_owned(),
-            version: version.to_owned(),
-            enabled: None,
-            config: Some(config),
-        })
-        .await
+        let change = self
+            .submit(ops::Audited {
+                op: ops::UpdatePlugin {
+                    name: name.to_owned(),
+                    version: version.to_owned(),
+                    enabled: None,
+                    config: Some(config),
+                },
+                audit,
+                describe: |_, _| true,
+            })
+            .await?;
+        Ok(change.record)
     }
 
     /// Stores component bytes under their sha256 (idempotent) and returns it.
-    pub async fn put_component(&self, bytes: Vec<u8>) -> Result<String> {
+    pub async fn put_component(&self, bytes: Vec<u8>) -> Result<Digest> {
         self.submit(ops::PutComponent { bytes }).await
     }
 
     /// Component bytes by digest, checked against it
     /// ([`StoreError::CorruptComponent`] if they no longer match).
-    pub fn get_component(&self, digest: &str) -> Result<Option<Vec<u8>>> {
+    pub fn get_component(&self, digest: &Digest) -> Result<Option<Vec<u8>>> {
         read::get_component(&self.read()?, digest)
     }
 
-    /// Stores a compiled artifact for (component digest, engine key),
-    /// replacing any previous one.
-    pub async fn put_artifact(
-        &self,
-        component_digest: &str,
-        engine_key: &str,
-        bytes: Vec<u8>,
-    ) -> Result<()> {
-        self.submit(ops::PutArtifact {
-            component_digest: component_digest.to_owned(),
-            engine_key: engine_key.to_owned(),
-            bytes,
+    /// Stores an API token (its hash only); a hash already stored is
+    /// [`StoreError::TokenConflict`]. `audit` is recorded in the same
+    /// transaction, with the new token's id as its target.
+    pub async fn put_token(&self, token: NewToken, audit: NewAudit) -> Result<TokenRecord> {
+        self.submit(ops::Audited {
+            op: ops::PutToken { token },
+            audit,
+            describe: |record: &TokenRecord, entry| {
+                entry.target = record.id.to_string();
+                true
+            },
         })
         .await
-    }
-
-    /// A compiled artifact.
-    pub fn get_artifact(
-        &self,
-        component_digest: &str,
-        engine_key: &str,
-    ) -> Result<Option<Vec<u8>>> {
-        read::get_artifact(&self.read()?, component_digest, engine_key)
-    }
-
-    /// Stores an API token (its hash only); a hash already stored is
-    /// [`StoreError::TokenConflict`].
-    pub async fn put_token(&self, token: NewToken) -> Result<TokenRecord> {
-        self.submit(ops::PutToken { token }).await
     }
 
     /// The token whose secret hashes to `hash`.
@@ -524,9 +577,15 @@ impl Store {
         read::list_tokens(&self.read()?, tenant)
     }
 
-    /// Deletes a token; false if there was none.
-    pub async fn delete_token(&self, id: TokenId) -> Result<bool> {
-        self.submit(ops::DeleteToken { id }).await
+    /// Deletes a token; false if there was none. `audit` is recorded in the
+    /// same transaction when a token was deleted.
+    pub async fn delete_token(&self, id: TokenId, audit: NewAudit) -> Result<bool> {
+        self.submit(ops::Audited {
+            op: ops::DeleteToken { id },
+            audit,
+            describe: |deleted, _| *deleted,
+        })
+        .await
     }
 
     /// Records an operator action.
@@ -591,14 +650,23 @@ fn migrate_idempotency(db: &Database, batch: usize) -> Result<()> {
                     break;
                 };
                 let (tenant, component_digest, config_digest, input_digest) = k.value();
+                moved += 1;
+                let parsed = (
+                    Digest::parse_lenient(component_digest),
+                    Digest::parse_lenient(config_digest),
+                    Digest::parse_lenient(input_digest),
+                );
+                // A key that is not three digests could never be looked up.
+                let (Ok(component_digest), Ok(config_digest), Ok(input_digest)) = parsed else {
+                    continue;
+                };
                 let key = crate::IdemKey {
-                    component_digest: component_digest.to_owned(),
-                    config_digest: config_digest.to_owned(),
-                    input_digest: input_digest.to_owned(),
+                    component_digest,
+                    config_digest,
+                    input_digest,
                 };
                 let record: IdemRecord = decode("idempotency record", v.value())?;
                 new.insert(idem_key(tenant, &key), encode_binary(&record).as_slice())?;
-                moved += 1;
             }
         }
         txn.commit()?;
@@ -646,6 +714,15 @@ fn init(db: &Database) -> Result<()> {
     Ok(())
 }
 
+/// Adds `more` to an audit entry's detail, after what the caller wrote.
+fn append_detail(entry: &mut NewAudit, more: &str) {
+    if entry.detail.is_empty() {
+        entry.detail = more.to_owned();
+    } else {
+        entry.detail = format!("{}, {more}", entry.detail);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -658,10 +735,12 @@ mod tests {
     fn the_idempotency_migration_moves_every_record_across_batches() {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::create(dir.path().join("m.redb")).unwrap();
+        // Format 2 keyed records by the digests' text: the component's
+        // `sha256:` form, the config's and the input's bare hex.
         let key = |i: usize| crate::IdemKey {
-            component_digest: format!("c{i}"),
-            config_digest: "conf".to_owned(),
-            input_digest: format!("in{i}"),
+            component_digest: Digest::of(format!("c{i}").as_bytes()),
+            config_digest: Digest::of(b"conf"),
+            input_digest: Digest::of(format!("in{i}").as_bytes()),
         };
         let record = |i: usize| IdemRecord {
             job_id: crate::JobId::from_key(i as u128),
@@ -676,9 +755,9 @@ mod tests {
                 old.insert(
                     (
                         "acme",
-                        k.component_digest.as_str(),
-                        k.config_digest.as_str(),
-                        k.input_digest.as_str(),
+                        k.component_digest.to_string().as_str(),
+                        k.config_digest.hex().as_str(),
+                        k.input_digest.hex().as_str(),
                     ),
                     json.as_slice(),
                 )

@@ -126,7 +126,15 @@ pub(crate) fn idem_key(tenant: &str, key: &crate::IdemKey) -> (u128, u128) {
 pub(crate) fn idem_digest(key: &crate::IdemKey) -> [u8; 32] {
     let mut hash = Sha256::new();
     hash.update(b"reyna/idempotency/v3");
-    for field in [&key.component_digest, &key.config_digest, &key.input_digest] {
+    // The text each digest had when format 3 was written (the component's
+    // `sha256:` form, the config's and the input's bare hex), so records
+    // stored before digests had a type still match.
+    let fields = [
+        key.component_digest.to_string(),
+        key.config_digest.hex(),
+        key.input_digest.hex(),
+    ];
+    for field in &fields {
         hash.update((field.len() as u64).to_be_bytes());
         hash.update(field.as_bytes());
     }
@@ -154,9 +162,6 @@ pub(crate) const PLUGINS: TableDefinition<'static, (&str, &str), &[u8]> =
 /// sha256 hex → component bytes.
 pub(crate) const COMPONENTS: TableDefinition<'static, &str, &[u8]> =
     TableDefinition::new("components");
-/// (component digest, engine key) → compiled artifact bytes.
-pub(crate) const ARTIFACTS: TableDefinition<'static, (&str, &str), &[u8]> =
-    TableDefinition::new("artifacts");
 /// Token id → JSON [`TokenRecord`](crate::TokenRecord).
 pub(crate) const TOKENS: TableDefinition<'static, u128, &[u8]> = TableDefinition::new("tokens");
 /// Token hash → token id.
@@ -164,6 +169,10 @@ pub(crate) const TOKENS_BY_HASH: TableDefinition<'static, &str, u128> =
     TableDefinition::new("tokens_by_hash");
 /// seq → JSON [`AuditEntry`](crate::AuditEntry).
 pub(crate) const AUDIT: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("audit");
+/// (job id, attempt) → binary [`JobLog`](crate::JobLog): what the guest
+/// logged in that attempt (only attempts that logged something).
+pub(crate) const JOB_LOGS: TableDefinition<'static, (u128, u32), &[u8]> =
+    TableDefinition::new("job_logs");
 
 /// What an idempotency key maps to (binary since format 3, JSON before).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -6,7 +6,7 @@
 use redb::{MultimapTable, ReadableTable, Table, WriteTransaction};
 
 use crate::error::Result;
-use crate::model::{BlobId, BlobMeta, Event, Job, JobId, JobSpec, JobState};
+use crate::model::{BlobId, BlobMeta, Event, GuestLog, Job, JobId, JobSpec, JobState};
 use crate::tables::*;
 
 /// What a committed batch changed that waiters care about.
@@ -83,10 +83,10 @@ lazy_tables! {
     schemas: Table<'t, &'static str, &'static [u8]> = open_table(SCHEMAS);
     plugins: Table<'t, (&'static str, &'static str), &'static [u8]> = open_table(PLUGINS);
     components: Table<'t, &'static str, &'static [u8]> = open_table(COMPONENTS);
-    artifacts: Table<'t, (&'static str, &'static str), &'static [u8]> = open_table(ARTIFACTS);
     tokens: Table<'t, u128, &'static [u8]> = open_table(TOKENS);
     tokens_by_hash: Table<'t, &'static str, u128> = open_table(TOKENS_BY_HASH);
     audit: Table<'t, u64, &'static [u8]> = open_table(AUDIT);
+    job_logs: Table<'t, (u128, u32), &'static [u8]> = open_table(JOB_LOGS);
 }
 
 impl Tx<'_> {
@@ -120,6 +120,17 @@ impl Tx<'_> {
             Some(v) => Ok(Some(decode_binary("job", v.value())?)),
             None => Ok(None),
         }
+    }
+
+    /// Keeps what the guest logged in `attempt` of `job` (nothing when it
+    /// logged nothing).
+    pub(crate) fn put_job_log(&mut self, job: JobId, attempt: u32, log: &GuestLog) -> Result<()> {
+        if log.is_empty() {
+            return Ok(());
+        }
+        self.job_logs()?
+            .insert((job.key(), attempt), encode_binary(log).as_slice())?;
+        Ok(())
     }
 
     pub(crate) fn put_job(&mut self, job: &Job) -> Result<()> {

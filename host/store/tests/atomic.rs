@@ -11,9 +11,10 @@ mod common;
 
 use common::*;
 use reyna_store::{
-    BlobId, Completion, Cost, EffectCall, FailOutcome, Failure, IdemKey, JobId, JobState,
-    StoreError,
+    BlobId, Completion, Cost, EffectCall, FailOutcome, FailedRun, IdemKey, JobId, JobState,
+    NewAudit, StoreError,
 };
+use reyna_store::{Digest, EffectOutcome};
 
 #[tokio::test]
 async fn create_blob_stores_meta_bytes_event_and_jobs_together() {
@@ -31,7 +32,7 @@ async fn create_blob_stores_meta_bytes_event_and_jobs_together() {
 
     assert_eq!(meta.tenant, TENANT);
     assert_eq!(meta.size, 5);
-    assert_eq!(meta.digest, reyna_store::sha256_hex(b"hello"));
+    assert_eq!(meta.digest, Digest::of(b"hello"));
     assert_eq!(meta.hop, 0);
     assert!(meta.producer.is_none());
     assert_eq!(store.get_blob(TENANT, meta.id).unwrap(), Some(meta.clone()));
@@ -293,10 +294,10 @@ async fn complete_job_stores_outputs_lineage_events_next_jobs_and_done() {
     let effect = EffectCall {
         effect: "llm".to_owned(),
         version: "1.0.0".to_owned(),
-        request_digest: "aa".to_owned(),
-        response_digest: "bb".to_owned(),
+        request_digest: Digest::of(b"request"),
+        response_digest: Some(Digest::of(b"response")),
         duration_us: 1200,
-        outcome: "ok".to_owned(),
+        outcome: EffectOutcome::Ok,
     };
     let cost = Cost {
         wall_us: 900,
@@ -312,7 +313,7 @@ async fn complete_job_stores_outputs_lineage_events_next_jobs_and_done() {
         output("expanded-v1", b"out-1"),
     ]);
     c.next_jobs = vec![vec![spec("summarize", "expanded-v1")], vec![]];
-    c.cost = cost.clone();
+    c.cost = cost;
     c.effect_calls = vec![effect.clone()];
     let outputs = store.complete_job(job.id, c).await.unwrap();
 
@@ -324,7 +325,7 @@ async fn complete_job_stores_outputs_lineage_events_next_jobs_and_done() {
         let p = out.producer.as_ref().unwrap();
         assert_eq!((p.plugin.as_str(), p.version.as_str()), ("expand", "1.0.0"));
         assert_eq!((p.job_id, p.attempt), (job.id, 1));
-        assert_eq!(p.component_digest, "c0ffee");
+        assert_eq!(p.component_digest, Digest::of(b"component"));
         assert_eq!(p.cost, cost);
         assert_eq!(p.effect_calls, vec![effect.clone()]);
         assert_eq!(store.get_blob(TENANT, out.id).unwrap().as_ref(), Some(out));
@@ -514,10 +515,11 @@ async fn fail_with_retry_requeues_the_next_attempt_at_the_retry_time() {
     let outcome = store
         .fail_job(
             job.id,
-            Failure {
+            FailedRun {
                 reason: "timeout after 2s".to_owned(),
                 cost: Cost::default(),
                 retry_at: Some(retry_at),
+                log: Default::default(),
             },
         )
         .await
@@ -568,10 +570,11 @@ async fn fail_without_retry_dead_letters_and_replay_runs_it_again() {
     let outcome = store
         .fail_job(
             job.id,
-            Failure {
+            FailedRun {
                 reason: "invalid input: not json".to_owned(),
-                cost: cost.clone(),
+                cost,
                 retry_at: None,
+                log: Default::default(),
             },
         )
         .await
@@ -623,12 +626,15 @@ async fn fail_without_retry_dead_letters_and_replay_runs_it_again() {
         "{err}"
     );
     let err = store
-        .fail_job(job.id, Failure::default())
+        .fail_job(job.id, FailedRun::default())
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::JobState { .. }), "{err}");
 
-    let replayed = store.replay_dead_letter(id).await.unwrap();
+    let replayed = store
+        .replay_dead_letter(id, NewAudit::default())
+        .await
+        .unwrap();
     assert_eq!(
         (replayed.id, replayed.attempt, replayed.state),
         (job.id, 2, JobState::Pending)
@@ -641,7 +647,10 @@ async fn fail_without_retry_dead_letters_and_replay_runs_it_again() {
             .replayed_at
             .is_some()
     );
-    let err = store.replay_dead_letter(id).await.unwrap_err();
+    let err = store
+        .replay_dead_letter(id, NewAudit::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::AlreadyReplayed { .. }), "{err}");
     let counts = store.counts().unwrap();
     assert_eq!(
@@ -670,9 +679,9 @@ async fn idempotency_key_finds_the_stored_outputs_within_the_tenant() {
         .unwrap();
     let job = store.claim_due_jobs(LATER, 1).await.unwrap().remove(0);
     let key = IdemKey {
-        component_digest: "c0ffee".to_owned(),
-        config_digest: "c0nf16".to_owned(),
-        input_digest: input.digest.clone(),
+        component_digest: Digest::of(b"component"),
+        config_digest: Digest::of(b"config"),
+        input_digest: input.digest,
     };
     assert_eq!(store.find_idempotent(TENANT, &key).unwrap(), None);
     let outputs = store
@@ -785,10 +794,10 @@ async fn a_format_1_file_with_json_records_opens_and_is_upgraded() {
             let bytes = redb::TableDefinition::<u128, &[u8]>::new;
             let mut t = txn.open_table(bytes("blobs")).unwrap();
             let json = serde_json::to_vec(&blob).unwrap();
-            t.insert(blob.id.0.0, json.as_slice()).unwrap();
+            t.insert(blob.id.key(), json.as_slice()).unwrap();
             let mut t = txn.open_table(bytes("jobs")).unwrap();
             let json = serde_json::to_vec(&job).unwrap();
-            t.insert(job.id.0.0, json.as_slice()).unwrap();
+            t.insert(job.id.key(), json.as_slice()).unwrap();
             let mut t = txn
                 .open_table(redb::TableDefinition::<u64, &[u8]>::new("events"))
                 .unwrap();
@@ -820,9 +829,9 @@ async fn a_format_2_idempotency_record_is_rekeyed_when_the_file_opens() {
     let path = dir.path().join("reyna.redb");
     let store = reyna_store::Store::open(&path).unwrap();
     let key = |input: &[u8]| IdemKey {
-        component_digest: "c0ffee".to_owned(),
-        config_digest: "c0nf16".to_owned(),
-        input_digest: reyna_store::sha256_hex(input),
+        component_digest: Digest::of(b"component"),
+        config_digest: Digest::of(b"config"),
+        input_digest: Digest::of(input),
     };
     let mut outputs = Vec::new();
     for (input, idem) in [(&b"moved"[..], true), (&b"legacy"[..], false)] {
@@ -865,12 +874,12 @@ async fn a_format_2_idempotency_record_is_rekeyed_when_the_file_opens() {
             let json =
                 serde_json::to_vec(&serde_json::json!({ "job_id": job, "outputs": ids })).unwrap();
             let legacy = key(b"legacy");
-            let k = (
-                TENANT,
-                legacy.component_digest.as_str(),
-                legacy.config_digest.as_str(),
-                legacy.input_digest.as_str(),
+            let (component, config, input) = (
+                legacy.component_digest.to_string(),
+                legacy.config_digest.hex(),
+                legacy.input_digest.hex(),
             );
+            let k = (TENANT, component.as_str(), config.as_str(), input.as_str());
             t.insert(k, json.as_slice()).unwrap();
             set_format(&txn, 2);
         }

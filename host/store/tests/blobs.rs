@@ -166,7 +166,7 @@ async fn a_corrupted_payload_is_reported_not_returned() {
                     "blob_data",
                 ))
                 .unwrap();
-            data.insert((bad.id.0.0, 0), b"0riginal".as_slice())
+            data.insert((bad.id.key(), 0), b"0riginal".as_slice())
                 .unwrap();
         }
         txn.commit().unwrap();
@@ -222,7 +222,7 @@ async fn payloads_of_any_size_round_trip_and_a_missing_chunk_is_corruption() {
                     "blob_data",
                 ))
                 .unwrap();
-            data.remove((big.0.0, 1)).unwrap().unwrap();
+            data.remove((big.key(), 1)).unwrap().unwrap();
         }
         txn.commit().unwrap();
     }

@@ -350,10 +350,11 @@ async fn work(store: &Store, rng: &mut Rng, job: Job) {
     let mut queue = vec![job];
     while let Some(job) = queue.pop() {
         if job.plugin == "upper" && job.attempt == 1 && rng.below(5) == 0 {
-            let failure = reyna_store::Failure {
+            let failure = reyna_store::FailedRun {
                 reason: "retryable: flaky".to_owned(),
                 cost: Default::default(),
                 retry_at: Some(now_ms()),
+                log: Default::default(),
             };
             store.fail_job(job.id, failure).await.unwrap();
             continue;

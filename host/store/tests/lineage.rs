@@ -142,7 +142,10 @@ async fn fan_in_four_chapters_to_one_book() {
 
     // The compile job of the last chapter queries every chapter (fan-in)
     // and names the others as extra parents.
-    let found = store.query_blobs(TENANT, "chapter-v1", 100).unwrap();
+    let found = store
+        .list_blobs(TENANT, Some("chapter-v1"), None, 100)
+        .unwrap()
+        .items;
     assert_eq!(sorted(ids(&found)), sorted(ids(&chapters)));
     let last = &chapters[3];
     let compile = store.jobs_for_blob(TENANT, last.id).unwrap().remove(0);

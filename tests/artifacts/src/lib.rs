@@ -1,6 +1,7 @@
 //! The example plugins and test programs as built components, and the
-//! fixtures tests run them against: a real `nats-server` ([`NatsServer`]) and
-//! a model server for the `llm` effect ([`ChatServer`]).
+//! fixtures tests run them against: a real `nats-server` ([`NatsServer`]), a
+//! model server for the `llm` effect ([`ChatServer`]), and [`with_manifest`],
+//! which makes distinct plugins out of one built component.
 //!
 //! Depending on this crate (usually as a dev-dependency) builds every plugin in
 //! `plugins/` and every test program in `tests/programs/` for wasm32-wasip2 and
@@ -16,9 +17,11 @@
 use std::path::PathBuf;
 
 mod chat;
+mod manifest_edit;
 mod nats;
 
 pub use chat::{ChatServer, Received};
+pub use manifest_edit::{ManifestEditError, with_manifest};
 pub use nats::NatsServer;
 
 mod generated {

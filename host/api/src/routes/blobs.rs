@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use reyna_engine::reyna_store::{self as store, JobState};
+use reyna_engine::{BlobMeta, JobState, TenantId};
 
 use super::{blob_id, page_size};
 use crate::AppState;
@@ -42,7 +42,7 @@ pub(crate) async fn create(
     let data = body.data.get().as_bytes().to_vec();
     let meta = state
         .engine()
-        .create_blob(&caller.tenant, &body.schema, data, body.parents)
+        .create_blob(caller.tenant.as_str(), &body.schema, data, body.parents)
         .await?;
     let location = format!("/v1/blobs/{}", meta.id);
     let mut response = (StatusCode::CREATED, Json(Blob::from(meta))).into_response();
@@ -65,24 +65,23 @@ pub(crate) async fn list(
     QueryParams(q): QueryParams<ListBlobs>,
 ) -> ApiResult<Json<BlobPage>> {
     let limit = page_size(&state, q.limit)?;
-    let page = state.engine().store().list_blobs(
-        &caller.tenant,
-        q.schema.as_deref(),
-        q.cursor.as_deref(),
-        limit,
-    )?;
+    let page = state
+        .engine()
+        .tenant(&caller.tenant)
+        .blobs(q.schema, q.cursor, limit)
+        .await?;
     Ok(Json(BlobPage {
         items: page.items.into_iter().map(Into::into).collect(),
         next_cursor: page.next_cursor,
     }))
 }
 
-fn find(state: &AppState, tenant: &str, id: &str) -> ApiResult<store::BlobMeta> {
+fn find(state: &AppState, tenant: &TenantId, id: &str) -> ApiResult<BlobMeta> {
     let parsed = blob_id(id)?;
     state
         .engine()
-        .store()
-        .get_blob(tenant, parsed)?
+        .tenant(tenant)
+        .blob(parsed)?
         .ok_or_else(|| ApiError::NotFound(format!("blob {id} not found")))
 }
 
@@ -115,8 +114,8 @@ pub(crate) async fn data(
 ) -> ApiResult<Response> {
     let (meta, bytes) = state
         .engine()
-        .store()
-        .get_blob_with_data(&caller.tenant, blob_id(&id)?)?
+        .tenant(&caller.tenant)
+        .blob_with_data(blob_id(&id)?)?
         .ok_or_else(|| ApiError::NotFound(format!("blob {id} not found")))?;
     let mut response = bytes.into_response();
     let headers = response.headers_mut();
@@ -158,8 +157,9 @@ pub(crate) async fn lineage(
     let direction = q.direction.unwrap_or(Direction::Both);
     let graph = state
         .engine()
-        .store()
-        .lineage(&caller.tenant, parsed, direction.into(), depth)?
+        .tenant(&caller.tenant)
+        .lineage(parsed, direction.into(), depth)
+        .await?
         .ok_or_else(|| ApiError::NotFound(format!("blob {id} not found")))?;
     Ok(Json(graph.into()))
 }
@@ -198,7 +198,7 @@ pub(crate) async fn rerun(
     let job = state
         .engine()
         .rerun(
-            &caller.tenant,
+            caller.tenant.as_str(),
             &id,
             &body.plugin,
             &body.version,
@@ -233,8 +233,8 @@ pub(crate) async fn derived(
         .unwrap_or_default()
         .min(state.config().max_wait);
     let deadline = tokio::time::Instant::now() + wait;
-    let store = state.engine().store();
-    let mut events = store.watch_events();
+    let view = state.engine().tenant(&caller.tenant);
+    let mut events = state.engine().watch_events();
     let mut finished = state.engine().watch_finished();
     let mut shutdown = state.shutdown_signal();
     loop {
@@ -242,12 +242,12 @@ pub(crate) async fn derived(
         // lands after the read wakes the wait below.
         events.borrow_and_update();
         finished.borrow_and_update();
-        let jobs = store.jobs_for_blob(&caller.tenant, meta.id)?;
+        let jobs = view.jobs_for_blob(meta.id).await?;
         let settled = jobs
             .iter()
             .all(|j| matches!(j.state, JobState::Done | JobState::Dead));
         if settled || tokio::time::Instant::now() >= deadline || *shutdown.borrow() {
-            let children = store.children(&caller.tenant, meta.id)?;
+            let children = view.children(meta.id).await?;
             return Ok(Json(Derived {
                 blob: meta.id.to_string(),
                 derived: children.into_iter().map(Into::into).collect(),

@@ -68,22 +68,22 @@ pub(crate) async fn stream(
         ),
         None => q.after,
     };
-    let store = state.engine().store().clone();
+    let engine = state.engine().clone();
+    let view = engine.tenant(&caller.tenant);
     // Without a position, start at the newest event: the stream is live.
-    let start = resume.unwrap_or_else(|| *store.watch_events().borrow());
+    let start = resume.unwrap_or_else(|| *engine.watch_events().borrow());
 
     let capacity = state.config().sse_buffer.max(1);
     let (tx, rx) = mpsc::channel::<SseEvent>(capacity);
     let last_word: Arc<Mutex<Option<SseEvent>>> = Arc::new(Mutex::new(None));
-    let tenant = caller.tenant.clone();
     let mut shutdown = state.shutdown_signal();
     let final_slot = Arc::clone(&last_word);
     tokio::spawn(async move {
-        let mut watch = store.watch_events();
+        let mut watch = engine.watch_events();
         let mut after = start;
         loop {
             watch.borrow_and_update();
-            let batch = match store.events_after(Some(&tenant), after, BATCH) {
+            let batch = match view.events_after(after, BATCH) {
                 Ok(batch) => batch,
                 Err(e) => {
                     tracing::error!(error = %e, "reading events for a live stream");

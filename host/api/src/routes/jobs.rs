@@ -2,13 +2,14 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use reyna_engine::{EngineError, StoreError, TenantId};
 
 use super::{blob_id, dead_letter_id, job_id, page_size};
 use crate::AppState;
 use crate::auth::{Admin, Reader};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::QueryParams;
-use crate::wire::{self, DeadLetterPage, Job, ListDeadLetters, ListJobs};
+use crate::wire::{self, DeadLetterPage, Job, JobLog, ListDeadLetters, ListJobs};
 
 /// The caller's tenant's jobs, optionally of one input blob and one state.
 #[utoipa::path(get, path = "/v1/jobs", tag = "jobs", security(("bearer" = [])),
@@ -28,10 +29,11 @@ pub(crate) async fn list(
         let wanted = q.state.map(store_state);
         let page = state
             .engine()
-            .store()
-            .list_jobs(&caller.tenant, wanted, q.cursor.as_deref(), limit)
+            .tenant(&caller.tenant)
+            .jobs(wanted, q.cursor, limit)
+            .await
             .map_err(|e| match e {
-                reyna_engine::reyna_store::StoreError::BadCursor => ApiError::bad_request(
+                EngineError::Store(StoreError::BadCursor) => ApiError::bad_request(
                     "invalid-cursor",
                     "cursor is not from a previous page of this listing",
                 ),
@@ -54,7 +56,11 @@ pub(crate) async fn list(
         ));
     }
     let blob = blob_id(&blob)?;
-    let mut jobs = state.engine().store().jobs_for_blob(&caller.tenant, blob)?;
+    let mut jobs = state
+        .engine()
+        .tenant(&caller.tenant)
+        .jobs_for_blob(blob)
+        .await?;
     if let Some(wanted) = q.state {
         jobs.retain(|j| wire::JobState::from(j.state) == wanted);
     }
@@ -62,13 +68,40 @@ pub(crate) async fn list(
     Ok((headers, Json(jobs.into_iter().map(Into::into).collect())))
 }
 
-fn store_state(s: wire::JobState) -> reyna_engine::reyna_store::JobState {
-    use reyna_engine::reyna_store::JobState as S;
+fn store_state(s: wire::JobState) -> reyna_engine::JobState {
+    use reyna_engine::JobState as S;
     match s {
         wire::JobState::Pending => S::Pending,
         wire::JobState::Running => S::Running,
         wire::JobState::Done => S::Done,
         wire::JobState::Dead => S::Dead,
+    }
+}
+
+/// What a job's plugin logged, per attempt (only attempts that logged
+/// something), oldest first: its `log` calls and its stdout and stderr,
+/// bounded by the plugin's log limit and with secret config values
+/// redacted. Another tenant's job is a 404.
+#[utoipa::path(get, path = "/v1/jobs/{id}/logs", tag = "jobs", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "The job's logs, one entry per attempt that logged", body = Vec<JobLog>),
+        (status = "4XX", description = "Not found or refused", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn logs(
+    Reader(caller): Reader,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<JobLog>>> {
+    let parsed = job_id(&id)?;
+    match state
+        .engine()
+        .tenant(&caller.tenant)
+        .job_logs(parsed)
+        .await?
+    {
+        Some(logs) => Ok(Json(logs.into_iter().map(Into::into).collect())),
+        None => Err(ApiError::NotFound(format!("job {id} not found"))),
     }
 }
 
@@ -85,9 +118,9 @@ pub(crate) async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Job>> {
     let parsed = job_id(&id)?;
-    match state.engine().store().get_job(parsed)? {
-        Some(job) if job.tenant == caller.tenant => Ok(Json(job.into())),
-        _ => Err(ApiError::NotFound(format!("job {id} not found"))),
+    match state.engine().tenant(&caller.tenant).job(parsed)? {
+        Some(job) => Ok(Json(job.into())),
+        None => Err(ApiError::NotFound(format!("job {id} not found"))),
     }
 }
 
@@ -108,18 +141,21 @@ pub(crate) async fn dead_letters(
     let tenant = if caller.is_admin() {
         q.tenant
     } else {
-        if q.tenant.as_ref().is_some_and(|t| *t != caller.tenant) {
+        if q.tenant
+            .as_ref()
+            .is_some_and(|t| t != caller.tenant.as_str())
+        {
             return Err(ApiError::Forbidden(
                 "only admins may list another tenant's dead letters".into(),
             ));
         }
-        Some(caller.tenant.clone())
+        Some(caller.tenant.to_string())
     };
-    let page =
-        state
-            .engine()
-            .store()
-            .list_dead_letters(tenant.as_deref(), q.cursor.as_deref(), limit)?;
+    let tenant = tenant
+        .map(|t| TenantId::parse(&t))
+        .transpose()
+        .map_err(|e| ApiError::bad_request("invalid-tenant", e.to_string()))?;
+    let page = state.engine().dead_letters(tenant, q.cursor, limit).await?;
     Ok(Json(DeadLetterPage {
         items: page.items.into_iter().map(Into::into).collect(),
         next_cursor: page.next_cursor,

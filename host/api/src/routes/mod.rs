@@ -1,7 +1,7 @@
 //! The handlers, one module per resource.
 
 use reyna_engine::EngineError;
-use reyna_engine::reyna_store::{BlobId, DeadLetterId, JobId};
+use reyna_engine::{BlobId, DeadLetterId, JobId, TenantId};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -47,18 +47,6 @@ pub(crate) fn dead_letter_id(id: &str) -> Result<DeadLetterId, ApiError> {
 }
 
 /// Tenants are one NATS subject token and a directory-safe name.
-pub(crate) fn check_tenant(tenant: &str) -> Result<(), ApiError> {
-    let ok = !tenant.is_empty()
-        && tenant.len() <= 64
-        && tenant
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(
-            "invalid-tenant",
-            format!("tenant `{tenant}` must be 1 to 64 characters of a-z, 0-9, `-` and `_`"),
-        ))
-    }
+pub(crate) fn check_tenant(tenant: &str) -> Result<TenantId, ApiError> {
+    TenantId::parse(tenant).map_err(|e| ApiError::bad_request("invalid-tenant", e.to_string()))
 }

@@ -31,7 +31,6 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Heal
     }
     state
         .engine()
-        .store()
         .counts()
         .map_err(|e| ApiError::Unavailable(format!("the store does not answer: {e}")))?;
     // Scale-out: without NATS the host still accepts blobs (they are

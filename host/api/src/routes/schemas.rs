@@ -31,13 +31,9 @@ pub(crate) async fn create(
         .engine()
         .register_schema(&body.id, &text, &caller.actor())
         .await?;
-    let record = state
-        .engine()
-        .store()
-        .get_schema(&body.id)?
-        .ok_or_else(|| {
-            ApiError::Internal(format!("schema {} missing after registration", body.id))
-        })?;
+    let record = state.engine().schema(&body.id)?.ok_or_else(|| {
+        ApiError::Internal(format!("schema {} missing after registration", body.id))
+    })?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -59,7 +55,7 @@ pub(crate) async fn create(
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn list(_: Reader, State(state): State<AppState>) -> ApiResult<Json<Vec<Schema>>> {
-    let records = state.engine().store().list_schemas()?;
+    let records = state.engine().schemas()?;
     Ok(Json(
         records
             .into_iter()
@@ -82,8 +78,7 @@ pub(crate) async fn get(
 ) -> ApiResult<Json<Schema>> {
     let record = state
         .engine()
-        .store()
-        .get_schema(&id)?
+        .schema(&id)?
         .ok_or_else(|| ApiError::NotFound(format!("schema `{id}` not found")))?;
     Ok(Json(Schema::from_record(record, true)))
 }

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use reyna_engine::reyna_store::{NewAudit, NewToken, TokenId};
+use reyna_engine::{NewToken, TokenId};
 
 use super::{check_tenant, page_size};
 use crate::AppState;
@@ -24,28 +24,19 @@ pub(crate) async fn create(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<CreateToken>,
 ) -> ApiResult<(StatusCode, Json<TokenCreated>)> {
-    check_tenant(&body.tenant)?;
+    let tenant = check_tenant(&body.tenant)?;
     let secret = generate_token()?;
-    let store = state.engine().store();
-    let record = store
-        .put_token(NewToken {
-            tenant: body.tenant,
-            role: body.role.into(),
-            name: body.name,
-            hash: hash_token(&secret),
-        })
-        .await?;
-    store
-        .append_audit(NewAudit {
-            actor: caller.actor(),
-            action: "token.create".into(),
-            target: record.id.to_string(),
-            detail: format!(
-                "tenant {} role {:?} name {:?}",
-                record.tenant, record.role, record.name
-            )
-            .to_lowercase(),
-        })
+    let record = state
+        .engine()
+        .create_token(
+            NewToken {
+                tenant: tenant.to_string(),
+                role: body.role.into(),
+                name: body.name,
+                hash: hash_token(&secret),
+            },
+            &caller.actor(),
+        )
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -63,7 +54,7 @@ pub(crate) async fn create(
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn list(_: Admin, State(state): State<AppState>) -> ApiResult<Json<Vec<Token>>> {
-    let mut tokens = state.engine().store().list_tokens(None)?;
+    let mut tokens = state.engine().list_tokens(None)?;
     tokens.sort_by_key(|t| t.created_at);
     Ok(Json(tokens.into_iter().map(Into::into).collect()))
 }
@@ -88,18 +79,9 @@ pub(crate) async fn delete(
             "a token cannot revoke itself; use another admin token".into(),
         ));
     }
-    let store = state.engine().store();
-    if !store.delete_token(parsed).await? {
+    if !state.engine().delete_token(&id, &caller.actor()).await? {
         return Err(ApiError::NotFound(format!("token {id} not found")));
     }
-    store
-        .append_audit(NewAudit {
-            actor: caller.actor(),
-            action: "token.delete".into(),
-            target: id,
-            detail: String::new(),
-        })
-        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -116,9 +98,6 @@ pub(crate) async fn audit(
     QueryParams(q): QueryParams<ListAudit>,
 ) -> ApiResult<Json<Vec<AuditEntry>>> {
     let limit = page_size(&state, q.limit)?;
-    let entries = state
-        .engine()
-        .store()
-        .list_audit(q.after.unwrap_or(0), limit)?;
+    let entries = state.engine().audit_log(q.after.unwrap_or(0), limit)?;
     Ok(Json(entries.into_iter().map(Into::into).collect()))
 }

@@ -77,17 +77,16 @@ pub async fn api_with_transport(
             .await
             .unwrap_or_else(|e| panic!("upload {name}: {e}"));
     }
-    let store = engine.store();
-    ensure_token(store, ADMIN, TENANT, Role::Admin, "admin")
+    ensure_token(&engine, ADMIN, TENANT, Role::Admin, "admin")
         .await
         .unwrap();
-    ensure_token(store, WRITER, TENANT, Role::Writer, "writer")
+    ensure_token(&engine, WRITER, TENANT, Role::Writer, "writer")
         .await
         .unwrap();
-    ensure_token(store, READER, TENANT, Role::Reader, "reader")
+    ensure_token(&engine, READER, TENANT, Role::Reader, "reader")
         .await
         .unwrap();
-    ensure_token(store, STRANGER, OTHER, Role::Writer, "stranger")
+    ensure_token(&engine, STRANGER, OTHER, Role::Writer, "stranger")
         .await
         .unwrap();
     if let Some(transport) = transport {

@@ -276,3 +276,62 @@ async fn an_admin_reruns_a_plugin_on_a_stored_blob_and_bad_requests_change_nothi
     assert_eq!(derived["derived"].as_array().unwrap().len(), 2, "{derived}");
     api.engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jobs_guest_log_is_kept_bounded_and_readable_by_its_tenant_only() {
+    let api = api_with_plugins(&["hostile-log-flood", "word-count"]).await;
+    let id = api.put_text("one two three").await;
+    api.get(&format!("/v1/blobs/{id}/derived?wait=30"), READER)
+        .await
+        .ok(200);
+    let jobs = api
+        .get(&format!("/v1/jobs?blob={id}"), READER)
+        .await
+        .ok(200);
+    let job_of = |plugin: &str| {
+        jobs.as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["plugin"] == plugin)
+            .unwrap_or_else(|| panic!("a {plugin} job in {jobs}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    // The flood logged megabytes; what is kept is its first lines, within
+    // the plugin's log limit, and says that the rest was dropped.
+    let flood = job_of("hostile-log-flood");
+    let logs = api
+        .get(&format!("/v1/jobs/{flood}/logs"), READER)
+        .await
+        .ok(200);
+    let attempts = logs.as_array().unwrap();
+    assert_eq!(attempts.len(), 1, "{logs}");
+    assert_eq!(attempts[0]["attempt"], 1);
+    assert_eq!(attempts[0]["truncated"], true);
+    let lines = attempts[0]["lines"].as_array().unwrap();
+    assert!(!lines.is_empty());
+    assert_eq!(lines[0]["level"], "info");
+    assert!(lines[0]["message"].as_str().unwrap().starts_with("yyyy"));
+    let kept: usize = lines
+        .iter()
+        .map(|l| l["message"].as_str().unwrap().len())
+        .sum();
+    // The runtime's default log limit is 64 KiB (lines count their newline).
+    assert!(kept <= 64 * 1024, "{kept} bytes of log kept");
+    // A job that logged nothing has no entries; another tenant sees none.
+    let quiet = job_of("word-count");
+    assert_eq!(
+        api.get(&format!("/v1/jobs/{quiet}/logs"), READER)
+            .await
+            .ok(200),
+        json!([])
+    );
+    api.get(&format!("/v1/jobs/{flood}/logs"), STRANGER)
+        .await
+        .problem(404);
+    api.get("/v1/jobs/not-a-job/logs", READER)
+        .await
+        .problem(400);
+    api.engine.shutdown().await;
+}

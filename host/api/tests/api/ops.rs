@@ -28,8 +28,12 @@ impl reyna_engine::Transport for Unreachable {
     fn publish<'a>(
         &'a self,
         _job: &'a reyna_engine::RemoteJob,
-    ) -> reyna_engine::TransportFuture<'a, Result<(), String>> {
-        Box::pin(async { Err("connection refused".to_owned()) })
+    ) -> reyna_engine::TransportFuture<'a, Result<(), reyna_engine::TransportError>> {
+        Box::pin(async {
+            Err(reyna_engine::TransportError::Unavailable(
+                "connection refused".to_owned(),
+            ))
+        })
     }
 
     fn connected(&self) -> bool {
@@ -142,6 +146,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/blobs/{id}/rerun"),
     ("get", "/v1/jobs"),
     ("get", "/v1/jobs/{id}"),
+    ("get", "/v1/jobs/{id}/logs"),
     ("get", "/v1/dead-letters"),
     ("post", "/v1/dead-letters/{id}/replay"),
     ("post", "/v1/tokens"),

@@ -30,7 +30,7 @@ async fn text_flows_through_expand_and_stats_and_the_expansion_is_measured_again
         (producer.plugin.as_str(), producer.version.as_str()),
         ("text-expand", "1.0.0")
     );
-    assert!(producer.component_digest.starts_with("sha256:"));
+    assert!(producer.component_digest.to_string().starts_with("sha256:"));
     assert!(producer.cost.wall_us > 0 && producer.cost.bytes_in > 0 && producer.cost.outputs == 1);
     let text = json(&engine, expanded.id);
     assert_eq!(text["method"], "deterministic");

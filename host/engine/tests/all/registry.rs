@@ -1,8 +1,7 @@
 //! Registry refusals: each is a distinct error with a message a person can
 //! act on, and stores nothing.
 
-use reyna_engine::{Engine, EngineError};
-use sha2::{Digest, Sha256};
+use reyna_engine::{Digest, Engine, EngineError};
 
 use crate::common::*;
 
@@ -26,7 +25,7 @@ fn patched(name: &str, from: &str, to: &str) -> Vec<u8> {
 /// Uploads `bytes`, expects a refusal, and checks nothing was stored.
 async fn refused(engine: &Engine, bytes: Vec<u8>) -> EngineError {
     let plugins_before = engine.store().list_plugins().unwrap().len();
-    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+    let digest = Digest::of(&bytes);
     let err = engine
         .upload_plugin(bytes, "test")
         .await
@@ -37,11 +36,7 @@ async fn refused(engine: &Engine, bytes: Vec<u8>) -> EngineError {
         "a plugin record was stored"
     );
     assert!(
-        engine
-            .store()
-            .get_component(digest.trim_start_matches("sha256:"))
-            .unwrap()
-            .is_none(),
+        engine.store().get_component(&digest).unwrap().is_none(),
         "component bytes were stored"
     );
     assert!(err.is_client_error());

@@ -1,7 +1,7 @@
 //! Helpers shared by the store's tests.
 #![allow(dead_code)]
 
-use reyna_store::{BlobMeta, Completion, JobSpec, NewBlob, NewOutput, Store};
+use reyna_store::{BlobMeta, Completion, Digest, JobSpec, NewBlob, NewOutput, Store};
 
 pub const TENANT: &str = "acme";
 
@@ -40,8 +40,8 @@ pub fn output(schema: &str, data: &[u8]) -> NewOutput {
 pub fn completion(outputs: Vec<NewOutput>) -> Completion {
     Completion {
         outputs,
-        component_digest: "c0ffee".to_owned(),
-        config_digest: "c0nf16".to_owned(),
+        component_digest: Digest::of(b"component"),
+        config_digest: Digest::of(b"config"),
         ..Completion::default()
     }
 }

@@ -1,0 +1,109 @@
+//! Admission: whether a claimed job may run, and what it runs on. Loads the
+//! job's plugin, checks it is enabled and the hop limit, reads the input,
+//! looks for a stored result of the same component, config and input
+//! content, and builds the event; or refuses with the reason that goes to
+//! the dead letters. Reads only; writes nothing.
+
+use std::sync::Arc;
+
+use reyna_runtime::{Blob, Event};
+use reyna_store::{BlobMeta, IdemKey, Job, StoreError};
+
+use crate::executor::Work;
+use crate::host::recorded_effects;
+use crate::inner::Inner;
+use crate::plugins::Loaded;
+
+/// What admission decided.
+pub(crate) enum Admission {
+    /// The job's plugin version is not registered: dead-letter it, counted
+    /// against no plugin.
+    Unregistered(String),
+    /// The job must not run: dead-letter it with this reason (the input's
+    /// fault, not the plugin's).
+    Refused(Arc<Loaded>, String),
+    /// Run it, unless `prior` (an earlier result under the same key) can
+    /// be reused.
+    Run {
+        work: Box<Work>,
+        key: IdemKey,
+        prior: Option<Vec<BlobMeta>>,
+    },
+}
+
+pub(crate) fn admit(inner: &Inner, job: &Job) -> Result<Admission, StoreError> {
+    let Some(p) = inner.plugins.get(&job.plugin, &job.version) else {
+        return Ok(Admission::Unregistered(format!(
+            "plugin {}@{} is not registered",
+            job.plugin, job.version
+        )));
+    };
+    if !p.record.enabled {
+        let why = inner
+            .plugins
+            .paused_reason(&p)
+            .map(|r| format!(" (paused: {r})"))
+            .unwrap_or_default();
+        let reason = format!("plugin {} is disabled{why}", p.id());
+        return Ok(Admission::Refused(p, reason));
+    }
+    if job.hop >= inner.config.max_hops {
+        let reason = format!(
+            "hop limit reached: the input is {} derivations deep and the limit is {} (a subscription cycle?)",
+            job.hop, inner.config.max_hops
+        );
+        return Ok(Admission::Refused(p, reason));
+    }
+    let (meta, data) = match inner.store.get_blob_with_data(&job.tenant, job.blob_id) {
+        Ok(Some(input)) => input,
+        Ok(None) => {
+            let reason = format!("input blob {} no longer exists", job.blob_id);
+            return Ok(Admission::Refused(p, reason));
+        }
+        Err(StoreError::Corrupt { .. }) => {
+            let reason = format!("input blob {} is corrupt (digest mismatch)", job.blob_id);
+            return Ok(Admission::Refused(p, reason));
+        }
+        Err(e) => return Err(e),
+    };
+    let key = IdemKey {
+        component_digest: p.record.digest,
+        config_digest: p.config_digest,
+        input_digest: meta.digest,
+    };
+    let prior = inner.store.find_idempotent(&job.tenant, &key)?;
+    let replay = if job.replay_effects {
+        Some(Arc::new(recorded_effects(
+            &inner.store,
+            &job.tenant,
+            job.blob_id,
+            &job.plugin,
+        )?))
+    } else {
+        None
+    };
+    let event = Event {
+        subject: job.subject.clone(),
+        blob: Blob {
+            id: meta.id.to_string(),
+            tenant: meta.tenant.clone(),
+            schema: meta.schema.clone(),
+            data,
+            parents: meta.parents.iter().map(ToString::to_string).collect(),
+        },
+    };
+    let work = Work {
+        job: job.clone(),
+        plugin: p,
+        event,
+        input_digest: meta.digest,
+        input_size: meta.size,
+        seed: job.id.seed(),
+        replay,
+    };
+    Ok(Admission::Run {
+        work: Box::new(work),
+        key,
+        prior,
+    })
+}

@@ -1,0 +1,90 @@
+//! The state every part of the engine shares: the store, the sandbox, the
+//! registries, the dispatcher's slots and the transport. Below every module
+//! that runs jobs; imports none of them.
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use reyna_runtime::Runtime;
+use reyna_store::{Job, Store, StoreError};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+
+use crate::config::EngineConfig;
+use crate::error::EngineError;
+use crate::plugins::{PausePolicy, PluginRegistry};
+use crate::remote::Remote;
+use crate::schemas::SchemaRegistry;
+use crate::slots::Slots;
+
+pub(crate) struct Inner {
+    pub config: EngineConfig,
+    pub store: Store,
+    pub runtime: Runtime,
+    pub schemas: SchemaRegistry,
+    pub plugins: PluginRegistry,
+    /// Changes each time a job's outcome is recorded.
+    pub job_finished: watch::Sender<u64>,
+    /// Jobs claimed and not yet fully recorded (store outcome and counters).
+    pub in_flight: AtomicUsize,
+    /// The transport pure processor jobs go to, when one is set.
+    pub remote: OnceLock<Remote>,
+    /// The dispatcher's worker slots, once it has started.
+    pub slots: OnceLock<Slots>,
+    /// Turns true when the engine stops dispatching.
+    pub shutdown: watch::Sender<bool>,
+    pub dispatcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Store scans and walks running at once on the blocking pool.
+    pub blocking_reads: Semaphore,
+}
+
+/// Longest a scan or walk on the blocking pool may take before its caller
+/// gets an error (the scan itself is bounded by its caps and ends on its own).
+const BLOCKING_DEADLINE: Duration = Duration::from_secs(30);
+
+impl Inner {
+    /// Runs a store scan or walk on the blocking pool, at most
+    /// [`EngineConfig::max_blocking_reads`] at once, so it never holds an
+    /// async executor thread; waits for it at most 30 s.
+    pub(crate) async fn blocking<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, EngineError> {
+        let _slot = self
+            .blocking_reads
+            .acquire()
+            .await
+            .map_err(|_| EngineError::Internal("the engine is stopping".into()))?;
+        let store = self.store.clone();
+        let task = tokio::task::spawn_blocking(move || read(&store));
+        match tokio::time::timeout(BLOCKING_DEADLINE, task).await {
+            Ok(Ok(result)) => Ok(result?),
+            Ok(Err(e)) => Err(EngineError::Internal(format!("a store read failed: {e}"))),
+            Err(_) => Err(EngineError::Internal(format!(
+                "a store read took longer than {} s",
+                BLOCKING_DEADLINE.as_secs()
+            ))),
+        }
+    }
+
+    /// Takes up to `n` free claim slots (none before the dispatcher starts
+    /// or once it stops).
+    pub(crate) fn reserve(&self, n: usize) -> Vec<OwnedSemaphorePermit> {
+        self.slots.get().map(|s| s.reserve(n)).unwrap_or_default()
+    }
+
+    /// Hands jobs claimed in another commit to the dispatcher.
+    pub(crate) fn hand_over(&self, jobs: Vec<Job>, permits: Vec<OwnedSemaphorePermit>) {
+        if let Some(slots) = self.slots.get() {
+            slots.hand_over(jobs, permits);
+        }
+    }
+
+    pub(crate) fn pause_policy(&self) -> PausePolicy {
+        PausePolicy {
+            window: self.config.pause_window,
+            min_calls: self.config.pause_min_calls,
+            failure_ratio: self.config.pause_failure_ratio,
+        }
+    }
+}

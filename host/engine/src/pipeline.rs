@@ -1,0 +1,259 @@
+//! The job pipeline. The dispatcher claims due jobs (and receives those
+//! claimed at ingest or completion) and gives each to one task, which owns
+//! it from claim to commit: it holds the job's slot and its in-flight count
+//! the whole time and carries it through three steps, each a module below
+//! this one:
+//!
+//! 1. **admit** (`admit`): load the plugin, the input and the limits, or
+//!    refuse with a reason;
+//! 2. **execute** (`executor`): the local sandbox, or the transport to
+//!    remote workers, whose arriving result only wakes this task;
+//! 3. **commit** (`commit`): record the outcome in one store operation.
+//!
+//! Then the task counts the outcome in the plugin's statistics and pauses
+//! the plugin when its recent calls mostly failed. Nothing calls back up.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use reyna_store::{Cost, GuestLog, Job, StoreError};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::admit::{Admission, admit};
+use crate::commit;
+use crate::executor::{Executor, Local, Transported};
+use crate::inner::Inner;
+use crate::plugins::{Loaded, Outcome};
+use crate::remote::RemoteOutcome;
+use crate::slots::Claimed;
+
+/// Counts a job in flight from claim until its task ends, whatever path it
+/// takes; waiters for idleness are told when it ends.
+struct InFlight(Arc<Inner>);
+
+impl InFlight {
+    fn enter(inner: &Arc<Inner>) -> Self {
+        inner.in_flight.fetch_add(1, Ordering::SeqCst);
+        Self(inner.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.0.job_finished.send_modify(|n| *n += 1);
+    }
+}
+
+/// Starts the task that owns a claimed job.
+fn spawn_job(inner: &Arc<Inner>, tasks: &mut JoinSet<()>, (job, claim): Claimed) {
+    let in_flight = InFlight::enter(inner);
+    tasks.spawn(run_job(inner.clone(), job, claim, in_flight));
+}
+
+/// Runs until `shutdown` turns true, then waits for the jobs in flight to
+/// commit. Runs the jobs it claims and those handed over through
+/// `handoff`, each holding one claim slot.
+pub(crate) async fn dispatch(
+    inner: Arc<Inner>,
+    mut handoff: mpsc::UnboundedReceiver<Claimed>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut jobs_changed = inner.store.watch_jobs();
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        while tasks.try_join_next().is_some() {}
+        while let Ok(claimed) = handoff.try_recv() {
+            spawn_job(&inner, &mut tasks, claimed);
+        }
+        // Marked seen before looking, so a job made pending after the look
+        // wakes the wait below.
+        jobs_changed.borrow_and_update();
+        let now = reyna_store::now_ms();
+        let next_due = inner.store.next_due_at();
+        // Only claim when a job is due: most jobs are claimed as they are
+        // created (`Slots::reserve`), and a claim costs a commit.
+        let due_now = match next_due {
+            Ok(Some(due)) => due <= now,
+            Ok(None) => false,
+            Err(_) => true,
+        };
+        if due_now {
+            // Slots first, then as many jobs: ingest and completions take
+            // free slots too, so counting them is not enough to hold them.
+            let reserved = inner.reserve(inner.config.claim_batch);
+            if !reserved.is_empty() {
+                match inner.store.claim_due_jobs(now, reserved.len()).await {
+                    Ok(jobs) if !jobs.is_empty() => {
+                        for claimed in jobs.into_iter().zip(reserved) {
+                            spawn_job(&inner, &mut tasks, claimed);
+                        }
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot claim jobs; retrying shortly");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                }
+            }
+        }
+        // Nothing to claim (or no free slot): wait for a new job, a handed
+        // over or finished one, the next due time, or shutdown.
+        let wait = match next_due {
+            Ok(Some(due)) => Duration::from_millis(due.saturating_sub(now).max(1)),
+            _ => Duration::from_secs(60),
+        };
+        tokio::select! {
+            _ = jobs_changed.changed() => {}
+            Some(claimed) = handoff.recv() => spawn_job(&inner, &mut tasks, claimed),
+            _ = tasks.join_next(), if !tasks.is_empty() => {}
+            _ = tokio::time::sleep(wait.min(Duration::from_secs(60))) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    // Jobs already handed over run too; later ones wait for the next start.
+    handoff.close();
+    while let Some(claimed) = handoff.recv().await {
+        spawn_job(&inner, &mut tasks, claimed);
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// One job, from claim to commit.
+async fn run_job(inner: Arc<Inner>, job: Job, claim: OwnedSemaphorePermit, _in_flight: InFlight) {
+    let started = Instant::now();
+    match carry(&inner, &job, claim).await {
+        Ok(Some(Carried {
+            plugin,
+            outcome,
+            remote_wall_us,
+        })) => {
+            // A remote call's own time; locally, the job's time here.
+            let wall_us = remote_wall_us.unwrap_or_else(|| started.elapsed().as_micros() as u64);
+            count(&inner, &plugin, outcome, wall_us).await;
+        }
+        Ok(None) => {}
+        Err(e) => {
+            // The store failed while recording the outcome: the job stays
+            // running and is made due again at the next start.
+            tracing::error!(job = %job.id, error = %e, "cannot record job outcome");
+        }
+    }
+}
+
+/// What a job's statistics count.
+struct Carried {
+    plugin: Arc<Loaded>,
+    outcome: Outcome,
+    /// Wall time of a call run remotely.
+    remote_wall_us: Option<u64>,
+}
+
+impl Carried {
+    fn local(plugin: Arc<Loaded>, outcome: Outcome) -> Option<Self> {
+        Some(Self {
+            plugin,
+            outcome,
+            remote_wall_us: None,
+        })
+    }
+}
+
+/// Admits, executes and commits `job`; returns what its statistics count
+/// (`None`: nothing).
+async fn carry(
+    inner: &Arc<Inner>,
+    job: &Job,
+    claim: OwnedSemaphorePermit,
+) -> Result<Option<Carried>, StoreError> {
+    let (work, key, prior) = match admit(inner, job)? {
+        Admission::Unregistered(reason) => {
+            commit::dead(inner, job, reason, Cost::default(), GuestLog::default()).await?;
+            return Ok(None);
+        }
+        Admission::Refused(p, reason) => {
+            commit::dead(inner, job, reason, Cost::default(), GuestLog::default()).await?;
+            return Ok(Carried::local(p, Outcome::InputRejected));
+        }
+        Admission::Run { work, key, prior } => (work, key, prior),
+    };
+    let p = work.plugin.clone();
+    let remote = Transported::takes(inner, &p, work.replay.is_some());
+    // Locally the claim is traded for a running slot, given back once the
+    // call returns (`commit`); remotely the claim is held until the
+    // result is committed.
+    let (mut slot, _held) = match (remote, inner.slots.get()) {
+        (false, Some(slots)) => (Some(slots.start_running(claim).await), None),
+        (false, None) => (Some(claim), None),
+        (true, _) => (None, Some(claim)),
+    };
+    if let Some(prior) = prior
+        && commit::reuse(inner, &p, job, prior, key.clone(), &mut slot).await?
+    {
+        return Ok(Carried::local(p, Outcome::Reused));
+    }
+    let executed = if remote {
+        Transported {
+            inner: inner.clone(),
+        }
+        .execute(*work)
+        .await
+    } else {
+        Local {
+            inner: inner.clone(),
+        }
+        .execute(*work)
+        .await
+    };
+    let Some(mut executed) = executed else {
+        return Ok(None);
+    };
+    let reply = executed.reply.take();
+    let remote_wall_us = remote.then_some(executed.cost.wall_us);
+    let committed = commit::executed(inner, &p, job, executed, key, &mut slot).await;
+    if remote && let Some(transport) = inner.remote.get() {
+        transport.finish(job.id);
+    }
+    if let Some(reply) = reply {
+        let _ = reply.send(match &committed {
+            Ok(_) => Ok(RemoteOutcome::Committed),
+            Err(e) => Err(e.clone().into()),
+        });
+    }
+    committed.map(|outcome| {
+        Some(Carried {
+            plugin: p,
+            outcome,
+            remote_wall_us,
+        })
+    })
+}
+
+/// Counts a finished job in metrics and plugin stats, pausing the plugin
+/// when its recent calls mostly failed.
+async fn count(inner: &Inner, p: &Loaded, outcome: Outcome, wall_us: u64) {
+    metrics::counter!("reyna_jobs_total", "plugin" => p.record.name.clone(), "outcome" => outcome.as_str())
+        .increment(1);
+    metrics::histogram!("reyna_job_duration_seconds", "plugin" => p.record.name.clone())
+        .record(wall_us as f64 / 1e6);
+    if let Some(reason) = inner
+        .plugins
+        .record(p, outcome, wall_us, inner.pause_policy())
+    {
+        tracing::warn!(plugin = %p.id(), %reason, "pausing plugin");
+        if let Err(e) = inner
+            .plugins
+            .pause(&p.record.name, &p.record.version, reason)
+            .await
+        {
+            tracing::error!(plugin = %p.id(), error = %e, "cannot pause plugin");
+        }
+    }
+}
