@@ -179,6 +179,30 @@ async fn the_quickstart_commands_create_a_blob_and_show_derived_blobs_and_lineag
         tree.contains("── ") && tree.contains("word-stats-v1 by word-stats@1.0.0"),
         "{tree}"
     );
+    // What text-expand logged for that blob, through the CLI.
+    let jobs = get_json(&client(), format!("{}/v1/jobs?blob={id}", host.url), &token).await;
+    let expand = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["plugin"] == "text-expand")
+        .unwrap_or_else(|| panic!("a text-expand job in {jobs}"));
+    let out = reyna()
+        .args([
+            "job",
+            "logs",
+            expand["id"].as_str().unwrap(),
+            "--url",
+            &host.url,
+            "--token",
+            &token,
+        ])
+        .output()
+        .unwrap();
+    let logs = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{logs}");
+    assert!(logs.starts_with("-- attempt 1\n"), "{logs}");
+    assert!(logs.contains("info  expanded 3 words to "), "{logs}");
     // A re-run of the newest word-stats on the same blob, replaying effects.
     let out = reyna()
         .args([
