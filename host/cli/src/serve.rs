@@ -363,12 +363,50 @@ async fn register_examples(engine: &Engine) {
     }
 }
 
-/// Makes sure an admin token exists and says where it is.
+/// Makes sure an admin token exists and says where it is. The token file
+/// and `--admin-token` only bootstrap an empty token table: once tokens
+/// exist they add nothing, so a revoked token stays revoked across restarts.
 async fn admin_token_setup(
     engine: &Engine,
     data_dir: &Path,
     given: Option<String>,
 ) -> anyhow::Result<String> {
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    let stored = engine
+        .list_tokens(None)
+        .map_err(|e| anyhow::anyhow!("cannot read the tokens: {e}"))?;
+    if !stored.is_empty() {
+        let (secret, source) = match &given {
+            Some(secret) => (
+                Some(secret.trim().to_owned()),
+                "--admin-token / REYNA_ADMIN_TOKEN".to_owned(),
+            ),
+            None => (
+                std::fs::read_to_string(&path)
+                    .ok()
+                    .map(|s| s.trim().to_owned()),
+                path.display().to_string(),
+            ),
+        };
+        let Some(secret) = secret else {
+            return Ok(format!(
+                "admin token: none created ({} tokens exist; {} is missing and only bootstraps an empty token table)",
+                stored.len(),
+                path.display()
+            ));
+        };
+        let known = engine
+            .find_token(&reyna_api::hash_token(&secret))
+            .map_err(|e| anyhow::anyhow!("cannot read the tokens: {e}"))?
+            .is_some();
+        return Ok(if known {
+            format!("admin token: {source}")
+        } else {
+            format!(
+                "admin token: {source} is revoked or unknown and is not stored again (it only bootstraps an empty token table)"
+            )
+        });
+    }
     if let Some(secret) = given {
         if secret.trim().len() < 16 {
             bail!("--admin-token / REYNA_ADMIN_TOKEN must be at least 16 characters");
@@ -384,7 +422,6 @@ async fn admin_token_setup(
         .map_err(|e| anyhow::anyhow!("cannot store the admin token: {e}"))?;
         return Ok("admin token: the one given by --admin-token / REYNA_ADMIN_TOKEN".to_owned());
     }
-    let path = data_dir.join(ADMIN_TOKEN_FILE);
     if path.exists() {
         let secret = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;

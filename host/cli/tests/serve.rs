@@ -544,3 +544,54 @@ async fn an_admin_token_from_the_environment_and_a_config_file_are_used() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The admin token file only bootstraps an empty token table: an admin token
+/// revoked through the API stays revoked after a restart, though its file is
+/// still in the data directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_admin_token_stays_revoked_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut host = Host::start(dir.path(), &[]);
+    let first = host.token();
+    let http = client();
+    let created = http
+        .post(format!("{}/v1/tokens", host.url))
+        .bearer_auth(&first)
+        .json(&json!({ "tenant": "default", "role": "admin", "name": "second" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    let second = created["secret"].as_str().unwrap().to_owned();
+    let tokens = get_json(&http, format!("{}/v1/tokens", host.url), &second).await;
+    let first_id = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] != created["token"]["id"])
+        .unwrap_or_else(|| panic!("the bootstrap token in {tokens}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoked = http
+        .delete(format!("{}/v1/tokens/{first_id}", host.url))
+        .bearer_auth(&second)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 204);
+    host.stop();
+
+    let mut host = Host::start(dir.path(), &[]);
+    assert_eq!(host.token(), first, "the token file is still there");
+    let status = |token: String| {
+        let request = http
+            .get(format!("{}/v1/tokens", host.url))
+            .bearer_auth(token);
+        async move { request.send().await.unwrap().status() }
+    };
+    assert_eq!(status(first.clone()).await, 401, "revoked stays revoked");
+    assert_eq!(status(second.clone()).await, 200);
+    host.stop();
+}

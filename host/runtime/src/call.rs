@@ -91,7 +91,10 @@ impl Runtime {
             log_truncated: false,
             effect_calls: Vec::new(),
         };
-        report.result = self.run(plugin, event, ctx, started, &mut report).await;
+        report.result = self
+            .run(plugin, event, ctx, started, &mut report)
+            .await
+            .map_err(Failure::bounded);
         if let Ok(outputs) = &report.result {
             report.cost.outputs = u32::try_from(outputs.len()).unwrap_or(u32::MAX);
             report.cost.bytes_out = outputs.iter().map(|o| o.data.len() as u64).sum();

@@ -153,7 +153,8 @@ impl Runtime {
         };
         report.result = self
             .effect_result(plugin, invocation, tenant, ctx, started, &mut report)
-            .await;
+            .await
+            .map_err(Failure::bounded);
         if let Ok(bytes) = &report.result {
             report.cost.bytes_out = bytes.len() as u64;
         }

@@ -148,7 +148,51 @@ impl Failure {
             Failure::Host(_) => "host",
         }
     }
+
+    /// The failure with every message cut to [`MAX_FAILURE_MESSAGE`] bytes
+    /// (on a character boundary, saying how long it was): a guest's error
+    /// text is stored with its job and dead letter and shown in listings,
+    /// so it must not be able to make them megabytes long.
+    pub fn bounded(self) -> Failure {
+        let cut = |m: String| {
+            if m.len() <= MAX_FAILURE_MESSAGE {
+                return m;
+            }
+            let mut end = MAX_FAILURE_MESSAGE;
+            while !m.is_char_boundary(end) {
+                end -= 1;
+            }
+            format!("{}... ({} bytes in all)", &m[..end], m.len())
+        };
+        match self {
+            Failure::Trap { code, message } => Failure::Trap {
+                code,
+                message: cut(message),
+            },
+            Failure::InvalidInput(m) => Failure::InvalidInput(cut(m)),
+            Failure::Retryable(m) => Failure::Retryable(cut(m)),
+            Failure::Fatal(m) => Failure::Fatal(cut(m)),
+            Failure::Host(m) => Failure::Host(cut(m)),
+            Failure::OutputLimit { reason } => Failure::OutputLimit {
+                reason: cut(reason),
+            },
+            Failure::InvalidOutput { reason } => Failure::InvalidOutput {
+                reason: cut(reason),
+            },
+            Failure::EffectDenied { effect } => Failure::EffectDenied {
+                effect: cut(effect),
+            },
+            Failure::HostDenied { host, reason } => Failure::HostDenied {
+                host: cut(host),
+                reason,
+            },
+            other => other,
+        }
+    }
 }
+
+/// Longest message a [`Failure`] carries out of the runtime, in bytes.
+pub const MAX_FAILURE_MESSAGE: usize = 4096;
 
 /// Why a component could not be loaded. Nothing is kept when loading fails.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -246,6 +290,24 @@ mod tests {
             }
             .retryable()
         );
+    }
+
+    #[test]
+    fn a_guests_long_message_is_cut_and_says_how_long_it_was() {
+        let long = "é".repeat(3 * MAX_FAILURE_MESSAGE);
+        let bounded = Failure::Fatal(long.clone()).bounded();
+        assert_eq!(bounded.kind(), "fatal", "the variant is kept");
+        let cut = match bounded {
+            Failure::Fatal(m) => m,
+            other => other.to_string(),
+        };
+        assert!(cut.len() <= MAX_FAILURE_MESSAGE + 40, "{}", cut.len());
+        assert!(cut.ends_with(&format!("... ({} bytes in all)", long.len())));
+        assert_eq!(
+            Failure::Retryable("short".into()).bounded(),
+            Failure::Retryable("short".into())
+        );
+        assert_eq!(Failure::Timeout.bounded(), Failure::Timeout);
     }
 
     #[test]

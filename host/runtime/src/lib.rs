@@ -98,7 +98,7 @@ mod types;
 pub use call::{CallContext, CallReport};
 pub use config::{Limits, RuntimeConfig};
 pub use effect::{EffectContext, EffectReport};
-pub use error::{DenyReason, Failure, GuestError, LoadError, RuntimeError};
+pub use error::{DenyReason, Failure, GuestError, LoadError, MAX_FAILURE_MESSAGE, RuntimeError};
 pub use host::{
     EffectAnswer, EffectFn, EffectFuture, HostApi, HostFuture, MemoryHost, NoHost, matches_filter,
 };

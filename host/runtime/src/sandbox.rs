@@ -175,14 +175,17 @@ impl LogBuffer {
     }
 
     pub fn push(&mut self, level: LogLevel, message: &str) {
-        let granted = self.take_budget(message.len());
-        if granted == 0 && !message.is_empty() {
+        // A line costs its bytes and one for its end, as a printed line
+        // does: an empty line is not free, so no number of them is.
+        let granted = self.take_budget(message.len() + 1);
+        if granted == 0 {
             return;
         }
+        let kept = granted.min(message.len());
         // Redact before cutting, so a cut never leaves part of a secret.
         let redacted = self.secrets.redact(message);
-        let message = if granted < message.len() {
-            truncate_str(&redacted, granted)
+        let message = if kept < message.len() {
+            truncate_str(&redacted, kept)
         } else {
             &redacted
         };
@@ -525,6 +528,17 @@ impl effects::Host for CallState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn empty_log_lines_count_against_the_budget() {
+        let mut log = LogBuffer::new(1000);
+        for _ in 0..100_000 {
+            log.push(LogLevel::Info, "");
+        }
+        let (lines, truncated) = log.finish();
+        assert!(truncated);
+        assert_eq!(lines.len(), 1000, "one byte of budget per empty line");
+    }
 
     #[test]
     fn log_is_split_into_lines_and_bounded() {
