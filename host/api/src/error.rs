@@ -167,6 +167,9 @@ fn classify_engine(e: &EngineError) -> (StatusCode, &'static str, &'static str) 
             "Unknown parent blob",
         ),
         EngineError::InvalidBlobId { .. } => (S::BAD_REQUEST, "invalid-blob-id", "Invalid blob id"),
+        EngineError::TooManyParents { .. } => {
+            (S::BAD_REQUEST, "too-many-parents", "Too many parents")
+        }
         EngineError::NotAPlugin(_) => (
             S::UNPROCESSABLE_ENTITY,
             "not-a-plugin",

@@ -303,6 +303,14 @@ fn check_outputs(
             .schemas
             .validate(&output.schema, &output.data)
             .map_err(|e| format!("output {i} ({}): {e}", output.schema))?;
+        // The input is a parent too.
+        let max = inner.config.max_parents;
+        if output.extra_parents.len() >= max {
+            return Err(format!(
+                "output {i} names {} extra parents; a blob may have at most {max} parents, its input included",
+                output.extra_parents.len()
+            ));
+        }
         let mut extra = Vec::with_capacity(output.extra_parents.len());
         for parent in &output.extra_parents {
             let id = parent.parse::<BlobId>().map_err(|_| {

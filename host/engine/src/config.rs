@@ -26,6 +26,8 @@ pub struct EngineConfig {
     pub max_hops: u32,
     /// Largest blob accepted, in bytes.
     pub max_blob_bytes: usize,
+    /// Most parents one blob may name (a derived blob's input counts too).
+    pub max_parents: usize,
     /// The store's page cache, in bytes (most of the store's memory once the
     /// database outgrows it).
     pub store_cache_bytes: usize,
@@ -122,6 +124,7 @@ impl EngineConfig {
             claim_batch: 128,
             max_hops: 16,
             max_blob_bytes: 16 * 1024 * 1024,
+            max_parents: 256,
             store_cache_bytes: reyna_store::DEFAULT_CACHE_BYTES,
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(300),

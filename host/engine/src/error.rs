@@ -75,6 +75,14 @@ pub enum EngineError {
         /// The id given.
         id: String,
     },
+    /// A blob names more parents than allowed.
+    #[error("a blob may name at most {limit} parents; this one names {count}")]
+    TooManyParents {
+        /// Parents named.
+        count: usize,
+        /// The limit ([`EngineConfig::max_parents`](crate::EngineConfig::max_parents)).
+        limit: usize,
+    },
     /// An id is not a valid blob id.
     #[error("`{id}` is not a valid blob id")]
     InvalidBlobId {

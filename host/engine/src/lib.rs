@@ -472,6 +472,13 @@ impl Engine {
                 limit,
             });
         }
+        let max_parents = self.inner.config.max_parents;
+        if parents.len() > max_parents {
+            return Err(EngineError::TooManyParents {
+                count: parents.len(),
+                limit: max_parents,
+            });
+        }
         self.inner.schemas.validate(schema, &data)?;
         let mut parent_ids = Vec::with_capacity(parents.len());
         for p in &parents {

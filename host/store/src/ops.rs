@@ -58,8 +58,9 @@ pub(crate) trait WriteOp: Send + 'static {
 /// Parents deduplicated in order, each checked to exist in `tenant`.
 fn checked_parents(tx: &mut Tx<'_>, tenant: &str, parents: &[BlobId]) -> OpResult<Vec<BlobId>> {
     let mut out: Vec<BlobId> = Vec::with_capacity(parents.len());
+    let mut seen = std::collections::HashSet::with_capacity(parents.len());
     for &p in parents {
-        if out.contains(&p) {
+        if !seen.insert(p) {
             continue;
         }
         match tx.blob(p)? {

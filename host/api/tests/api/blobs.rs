@@ -55,6 +55,44 @@ async fn a_blob_is_created_read_and_its_bytes_are_kept_exactly() {
 }
 
 #[tokio::test]
+async fn parents_are_bounded_and_deduplicated() {
+    let api = api().await;
+    let id = api.put_text("the one parent").await;
+    // Many copies of one parent are one parent.
+    let child = api
+        .post_json(
+            "/v1/blobs",
+            WRITER,
+            json!({ "schema": "text-input-v1", "data": { "text": "child" }, "parents": vec![&id; 200] }),
+        )
+        .await
+        .ok(201);
+    assert_eq!(child["parents"], json!([id]));
+    // Past the limit (256) is refused before anything is looked up or stored.
+    let before = api.engine.counts().unwrap().blobs;
+    let problem = api
+        .post_json(
+            "/v1/blobs",
+            WRITER,
+            json!({ "schema": "text-input-v1", "data": { "text": "child" }, "parents": vec![&id; 257] }),
+        )
+        .await
+        .problem(400);
+    assert_eq!(
+        problem["type"],
+        "https://reyna.dev/problems/too-many-parents"
+    );
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("at most 256 parents"),
+        "{problem}"
+    );
+    assert_eq!(api.engine.counts().unwrap().blobs, before, "nothing stored");
+}
+
+#[tokio::test]
 async fn listing_pages_with_cursors_and_filters_by_schema() {
     let api = api().await;
     let mut ids = Vec::new();
