@@ -154,7 +154,7 @@ impl Failure {
     /// text is stored with its job and dead letter and shown in listings,
     /// so it must not be able to make them megabytes long.
     pub fn bounded(self) -> Failure {
-        let cut = |m: String| {
+        self.map_messages(|m| {
             if m.len() <= MAX_FAILURE_MESSAGE {
                 return m;
             }
@@ -163,27 +163,26 @@ impl Failure {
                 end -= 1;
             }
             format!("{}... ({} bytes in all)", &m[..end], m.len())
-        };
+        })
+    }
+
+    /// The failure with `f` applied to every text it carries (messages,
+    /// reasons, names a guest chose); its kind is kept.
+    pub(crate) fn map_messages(self, f: impl Fn(String) -> String) -> Failure {
         match self {
             Failure::Trap { code, message } => Failure::Trap {
                 code,
-                message: cut(message),
+                message: f(message),
             },
-            Failure::InvalidInput(m) => Failure::InvalidInput(cut(m)),
-            Failure::Retryable(m) => Failure::Retryable(cut(m)),
-            Failure::Fatal(m) => Failure::Fatal(cut(m)),
-            Failure::Host(m) => Failure::Host(cut(m)),
-            Failure::OutputLimit { reason } => Failure::OutputLimit {
-                reason: cut(reason),
-            },
-            Failure::InvalidOutput { reason } => Failure::InvalidOutput {
-                reason: cut(reason),
-            },
-            Failure::EffectDenied { effect } => Failure::EffectDenied {
-                effect: cut(effect),
-            },
+            Failure::InvalidInput(m) => Failure::InvalidInput(f(m)),
+            Failure::Retryable(m) => Failure::Retryable(f(m)),
+            Failure::Fatal(m) => Failure::Fatal(f(m)),
+            Failure::Host(m) => Failure::Host(f(m)),
+            Failure::OutputLimit { reason } => Failure::OutputLimit { reason: f(reason) },
+            Failure::InvalidOutput { reason } => Failure::InvalidOutput { reason: f(reason) },
+            Failure::EffectDenied { effect } => Failure::EffectDenied { effect: f(effect) },
             Failure::HostDenied { host, reason } => Failure::HostDenied {
-                host: cut(host),
+                host: f(host),
                 reason,
             },
             other => other,

@@ -81,24 +81,7 @@ impl Secrets {
         if self.is_empty() {
             return failure;
         }
-        let r = |m: String| self.redact(&m).into_owned();
-        match failure {
-            Failure::Trap { code, message } => Failure::Trap {
-                code,
-                message: r(message),
-            },
-            Failure::InvalidInput(m) => Failure::InvalidInput(r(m)),
-            Failure::Retryable(m) => Failure::Retryable(r(m)),
-            Failure::Fatal(m) => Failure::Fatal(r(m)),
-            Failure::Host(m) => Failure::Host(r(m)),
-            Failure::OutputLimit { reason } => Failure::OutputLimit { reason: r(reason) },
-            Failure::InvalidOutput { reason } => Failure::InvalidOutput { reason: r(reason) },
-            Failure::HostDenied { host, reason } => Failure::HostDenied {
-                host: r(host),
-                reason,
-            },
-            other => other,
-        }
+        failure.map_messages(|m| self.redact(&m).into_owned())
     }
 }
 
