@@ -154,6 +154,8 @@ struct Uploads {
     killed: AtomicBool,
     /// Told when the first upload request goes out.
     started: Notify,
+    /// Told when this life's uploads are over (all answered, or one failed).
+    done: Notify,
 }
 
 /// Uploads new versions one after another, [`PER_LIFE`] at most, until the
@@ -166,13 +168,26 @@ async fn upload_until_killed(
     next: Arc<AtomicUsize>,
     uploads: Arc<Uploads>,
 ) {
+    upload_versions(&http, &url, &token, &variants, &next, &uploads).await;
+    uploads.done.notify_one();
+}
+
+/// The uploads of [`upload_until_killed`], until one fails.
+async fn upload_versions(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    variants: &[Vec<u8>],
+    next: &AtomicUsize,
+    uploads: &Uploads,
+) {
     for _ in 0..PER_LIFE {
         let n = next.fetch_add(1, Ordering::SeqCst);
         let body = variants[n].clone();
         let version = version(n);
         *uploads.in_flight.lock().unwrap() = Some(version.clone());
         uploads.started.notify_one();
-        let sent = upload(&http, &url, &token, body).await;
+        let sent = upload(http, url, token, body).await;
         match sent {
             Ok(response) if response.status() == 201 => {
                 *uploads.in_flight.lock().unwrap() = None;
@@ -306,9 +321,10 @@ async fn a_sigkill_during_uploads_never_leaves_a_partial_upload() {
         tokio::time::timeout(WAIT, uploads.started.notified())
             .await
             .expect("no upload started within 60 s");
-        // A deliberate random delay: where the kill lands is the point.
+        // The kill lands at a random moment of this life's uploads: when
+        // they are over, or after the random bound, whichever is first.
         let delay = Duration::from_millis(prng.next() % (MAX_DELAY_MS + 1));
-        tokio::time::sleep(delay).await;
+        let _ = tokio::time::timeout(delay, uploads.done.notified()).await;
         uploads.killed.store(true, Ordering::SeqCst);
         let cut = uploads.in_flight.lock().unwrap().clone();
         host.kill();
