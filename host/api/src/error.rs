@@ -195,6 +195,16 @@ fn classify_engine(e: &EngineError) -> (StatusCode, &'static str, &'static str) 
             "plugin-load",
             "Plugin cannot be loaded",
         ),
+        EngineError::PluginTooExpensive { .. } => (
+            S::UNPROCESSABLE_ENTITY,
+            "plugin-too-expensive",
+            "Plugin is too expensive to compile",
+        ),
+        EngineError::CompileBusy { .. } => (
+            S::SERVICE_UNAVAILABLE,
+            "compile-busy",
+            "Every compile slot is taken",
+        ),
         EngineError::PluginNotFound(_) | EngineError::NotFound(_) => {
             (S::NOT_FOUND, "not-found", "Not found")
         }

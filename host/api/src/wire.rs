@@ -58,7 +58,9 @@ pub struct Producer {
     pub version: String,
     /// sha256 of the component that ran.
     pub component_digest: String,
-    /// sha256 of the config the run saw.
+    /// HMAC-SHA256 of the config the run saw, keyed per installation
+    /// (`<data-dir>/config-digest.key`): tells configs apart, confirms no
+    /// guessed secret.
     pub config_digest: String,
     /// The job whose run made it.
     pub job_id: String,
@@ -214,6 +216,9 @@ pub struct Job {
     pub subject: String,
     /// The input's hop count.
     pub hop: u32,
+    /// The ingested blob whose tree of derivations the job belongs to; the
+    /// tree's derived blobs count against one budget (`max-tree-blobs`).
+    pub tree: String,
     /// 1 for the first run.
     pub attempt: u32,
     /// Current state.
@@ -394,7 +399,8 @@ pub struct Plugin {
     /// The embedded manifest.
     #[schema(value_type = Object)]
     pub manifest: serde_json::Value,
-    /// Digest of its operator config (values are not shown).
+    /// HMAC-SHA256 of its operator config, keyed per installation (values
+    /// are not shown, and a guessed value cannot be confirmed from this).
     pub config_digest: String,
     /// Upload time, unix ms.
     pub created_at: u64,
@@ -658,6 +664,7 @@ impl From<store::Job> for Job {
             last_error: j.last_error,
             outputs: j.outputs.iter().map(ToString::to_string).collect(),
             replay_effects: j.replay_effects,
+            tree: j.tree.to_string(),
         }
     }
 }

@@ -40,7 +40,8 @@ pub struct ServeArgs {
     pub data_dir: Option<PathBuf>,
     /// TOML file with any of: listen, data-dir, log, workers, max-body,
     /// max-plugin, max-blob, max-page, max-wait, sse-buffer, sse-heartbeat,
-    /// store-cache, and the tables [effects] and [nats].
+    /// store-cache, max-parents, max-hops, max-tree-blobs, and the tables
+    /// [compile], [effects] and [nats].
     #[arg(long, env = "REYNA_CONFIG")]
     pub config: Option<PathBuf>,
     /// Admin token to accept (instead of the one created in <data-dir>/admin-token).
@@ -80,12 +81,40 @@ struct FileConfig {
     sse_heartbeat: Option<String>,
     /// The store's page cache, e.g. "256MiB" (default 1GiB).
     store_cache: Option<String>,
+    /// Most parents one blob may name (default 256).
+    max_parents: Option<usize>,
+    /// Derivation depth at which a job is dead-lettered (default 16).
+    max_hops: Option<u32>,
+    /// Most derived blobs one ingested blob's tree may hold (default 10000).
+    max_tree_blobs: Option<u64>,
+    /// What compiling one upload may cost.
+    #[serde(default)]
+    compile: CompileFile,
     /// Outbound policy for effect plugins.
     #[serde(default)]
     effects: EffectsFile,
     /// Scale-out on NATS JetStream.
     #[serde(default)]
     nats: NatsFile,
+}
+
+/// `[compile]`: what compiling one plugin upload may cost (checked before
+/// and while wasmtime compiles it).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct CompileFile {
+    /// Largest function body, e.g. "4MiB".
+    max_function_size: Option<String>,
+    /// Deepest nesting of blocks in one function.
+    max_nesting: Option<usize>,
+    /// Most functions in one component.
+    max_functions: Option<usize>,
+    /// Most locals in one function.
+    max_locals: Option<u64>,
+    /// Longest one compile may take, e.g. "60s".
+    timeout: Option<String>,
+    /// Compiles running at once.
+    max_compiles: Option<usize>,
 }
 
 /// `[nats]`: scale-out on NATS JetStream (`--nats` overrides `url`).
@@ -181,6 +210,46 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
     }
     if let Some(text) = &file.store_cache {
         engine.store_cache_bytes = bytes("store-cache", text)?;
+    }
+    if let Some(n) = file.max_parents {
+        if n == 0 {
+            bail!("`max-parents` must be at least 1");
+        }
+        engine.max_parents = n;
+    }
+    if let Some(n) = file.max_hops {
+        if n == 0 {
+            bail!("`max-hops` must be at least 1");
+        }
+        engine.max_hops = n;
+    }
+    if let Some(n) = file.max_tree_blobs {
+        if n == 0 {
+            bail!("`max-tree-blobs` must be at least 1");
+        }
+        engine.max_tree_blobs = n;
+    }
+    let compile = &mut engine.runtime.compile;
+    if let Some(text) = &file.compile.max_function_size {
+        compile.max_function_bytes = bytes("compile.max-function-size", text)?;
+    }
+    if let Some(n) = file.compile.max_nesting {
+        compile.max_nesting = n;
+    }
+    if let Some(n) = file.compile.max_functions {
+        compile.max_functions = n;
+    }
+    if let Some(n) = file.compile.max_locals {
+        compile.max_locals = n;
+    }
+    if let Some(text) = &file.compile.timeout {
+        compile.timeout = duration("compile.timeout", text)?;
+    }
+    if let Some(n) = file.compile.max_compiles {
+        if n == 0 {
+            bail!("`compile.max-compiles` must be at least 1");
+        }
+        compile.max_concurrent = n;
     }
     for (effect, hosts) in &file.effects.approved_hosts {
         for host in hosts {

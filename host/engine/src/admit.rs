@@ -1,5 +1,5 @@
 //! Admission: whether a claimed job may run, and what it runs on. Loads the
-//! job's plugin, checks it is enabled and the hop limit, reads the input,
+//! job's plugin, checks it is enabled, the hop limit and the tree budget, reads the input,
 //! looks for a stored result of the same component, config and input
 //! content, and builds the event; or refuses with the reason that goes to
 //! the dead letters. Reads only; writes nothing.
@@ -51,6 +51,14 @@ pub(crate) fn admit(inner: &Inner, job: &Job) -> Result<Admission, StoreError> {
         let reason = format!(
             "hop limit reached: the input is {} derivations deep and the limit is {} (a subscription cycle?)",
             job.hop, inner.config.max_hops
+        );
+        return Ok(Admission::Refused(p, reason));
+    }
+    let tree_size = inner.store.tree_size(job.tree)?;
+    if tree_size >= inner.config.max_tree_blobs {
+        let reason = format!(
+            "tree-budget: blob {}'s tree already holds {tree_size} derived blobs of at most {} (max-tree-blobs)",
+            job.tree, inner.config.max_tree_blobs
         );
         return Ok(Admission::Refused(p, reason));
     }

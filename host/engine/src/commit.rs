@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use reyna_runtime::{Failure, HttpRecord, Output};
 use reyna_store::{
-    BlobId, BlobMeta, Completion, Cost, Digest, EffectCall, EffectOutcome, FailOutcome, FailedRun,
-    GuestLog, IdemKey, Job, JobSpec, NewOutput, StoreError,
+    BlobId, BlobMeta, Completed, Completion, Cost, Digest, EffectCall, EffectOutcome, FailOutcome,
+    FailedRun, GuestLog, IdemKey, Job, JobSpec, NewOutput, StoreError,
 };
 
 use crate::executor::{Executed, Ran};
@@ -133,9 +133,10 @@ async fn outputs(
         reused_from: None,
         idempotency_key,
         log: log.clone(),
+        ..Completion::default()
     };
     match complete(inner, job, completion, slot).await {
-        Ok(()) => Ok(Outcome::Succeeded),
+        Ok(outcome) => Ok(outcome),
         Err(StoreError::ParentNotFound { id, .. }) => {
             let failure = Failure::InvalidOutput {
                 reason: format!("extra parent {id} does not exist in this tenant"),
@@ -209,13 +210,13 @@ async fn receipt_of(
         reused_from: None,
         idempotency_key: None,
         log,
+        ..Completion::default()
     };
-    complete(inner, job, completion, slot).await?;
-    Ok(Outcome::Succeeded)
+    complete(inner, job, completion, slot).await
 }
 
 /// Completes `job` from a stored result of the same component, config and
-/// input content. Returns false when the stored result cannot be read.
+/// input content. Returns `None` when the stored result cannot be read.
 pub(crate) async fn reuse(
     inner: &Inner,
     p: &Arc<Loaded>,
@@ -223,13 +224,13 @@ pub(crate) async fn reuse(
     prior: Vec<BlobMeta>,
     key: IdemKey,
     slot: &mut Slot,
-) -> Result<bool, StoreError> {
+) -> Result<Option<Outcome>, StoreError> {
     let mut outputs = Vec::with_capacity(prior.len());
     let mut next_jobs = Vec::with_capacity(prior.len());
     let mut reused_from = None;
     for meta in &prior {
         let Some(data) = inner.store.get_blob_data(&job.tenant, meta.id)? else {
-            return Ok(false);
+            return Ok(None);
         };
         if let Some(producer) = &meta.producer {
             reused_from.get_or_insert(producer.job_id);
@@ -251,20 +252,26 @@ pub(crate) async fn reuse(
         reused_from,
         idempotency_key: Some(key),
         log: GuestLog::default(),
+        ..Completion::default()
     };
-    complete(inner, job, completion, slot).await?;
-    Ok(true)
+    Ok(Some(match complete(inner, job, completion, slot).await? {
+        Outcome::Succeeded => Outcome::Reused,
+        other => other,
+    }))
 }
 
 /// Completes `job`, claiming in the same transaction as many of its next
 /// jobs as there are free slots and handing them to the dispatcher. The
-/// job's running slot is given back first: its call is over.
+/// job's running slot is given back first: its call is over. Outputs that
+/// would pass the tree budget dead-letter the job instead (not counted
+/// against the plugin: the tree, not this call, is over).
 async fn complete(
     inner: &Inner,
     job: &Job,
-    completion: Completion,
+    mut completion: Completion,
     slot: &mut Slot,
-) -> Result<(), StoreError> {
+) -> Result<Outcome, StoreError> {
+    completion.max_tree_blobs = Some(inner.config.max_tree_blobs);
     let output_bytes = completion.outputs.iter().map(|o| o.data.len()).sum();
     let _awaiting = match inner.slots.get() {
         Some(slots) => slots.release_for_commit(slot, output_bytes).await,
@@ -272,12 +279,20 @@ async fn complete(
     };
     let next = completion.next_jobs.iter().map(Vec::len).sum();
     let permits = inner.reserve(next);
-    let (_, claimed) = inner
+    match inner
         .store
         .complete_job_and_claim(job.id, completion, permits.len())
-        .await?;
-    inner.hand_over(claimed, permits);
-    Ok(())
+        .await?
+    {
+        Completed::Stored { claimed, .. } => {
+            inner.hand_over(claimed, permits);
+            Ok(Outcome::Succeeded)
+        }
+        Completed::OverTreeBudget { reason, .. } => {
+            tracing::info!(job = %job.id, plugin = %job.plugin, %reason, "dead letter");
+            Ok(Outcome::InputRejected)
+        }
+    }
 }
 
 fn check_outputs(

@@ -24,6 +24,11 @@ pub struct EngineConfig {
     pub claim_batch: usize,
     /// Derivation depth at which a job is dead-lettered (stops cycles).
     pub max_hops: u32,
+    /// Most derived blobs one ingested blob's tree of derivations may hold
+    /// (bounds its breadth as `max_hops` bounds its depth). A job whose tree
+    /// is full, or whose outputs would pass the budget, is dead-lettered
+    /// with a `tree-budget` reason and stores nothing.
+    pub max_tree_blobs: u64,
     /// Largest blob accepted, in bytes.
     pub max_blob_bytes: usize,
     /// Most parents one blob may name (a derived blob's input counts too).
@@ -123,6 +128,7 @@ impl EngineConfig {
             workers: (cores * 16).clamp(16, 256),
             claim_batch: 128,
             max_hops: 16,
+            max_tree_blobs: 10_000,
             max_blob_bytes: 16 * 1024 * 1024,
             max_parents: 256,
             store_cache_bytes: reyna_store::DEFAULT_CACHE_BYTES,

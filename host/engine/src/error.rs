@@ -132,6 +132,23 @@ pub enum EngineError {
         /// The runtime's message.
         reason: String,
     },
+    /// The component passes a compile limit (shape or compile time); the
+    /// reason names the limit and its config key.
+    #[error("plugin {plugin} is too expensive to compile: {reason}")]
+    PluginTooExpensive {
+        /// `name@version`.
+        plugin: String,
+        /// Which limit, with its config key.
+        reason: String,
+    },
+    /// Every compile slot stayed taken for the whole compile timeout.
+    #[error("plugin {plugin} was not compiled: {reason}")]
+    CompileBusy {
+        /// `name@version`.
+        plugin: String,
+        /// The runtime's message.
+        reason: String,
+    },
     /// No such plugin (version).
     #[error("plugin {0} not found")]
     PluginNotFound(String),
@@ -175,6 +192,9 @@ fn summary(violations: &[Violation], total: usize) -> String {
 impl EngineError {
     /// Whether the request was at fault (a 4xx), as opposed to the host.
     pub fn is_client_error(&self) -> bool {
-        !matches!(self, EngineError::Store(_) | EngineError::Internal(_))
+        !matches!(
+            self,
+            EngineError::Store(_) | EngineError::Internal(_) | EngineError::CompileBusy { .. }
+        )
     }
 }

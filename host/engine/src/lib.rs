@@ -116,7 +116,8 @@ impl Engine {
             .map_err(|e| EngineError::Internal(e.to_string()))?;
         let schemas = SchemaRegistry::new(store.clone());
         schemas.load_all()?;
-        let plugins = PluginRegistry::new(store.clone(), runtime.clone());
+        let config_key = plugins::ConfigKey::load_or_create(&config.data_dir)?;
+        let plugins = PluginRegistry::new(store.clone(), runtime.clone(), config_key);
         // Startup work: loads from the artifact cache, compiles only what is missing.
         for problem in plugins.load_all()? {
             tracing::error!(%problem, "plugin not loaded");

@@ -195,9 +195,9 @@ async fn carry(
         (true, _) => (None, Some(claim)),
     };
     if let Some(prior) = prior
-        && commit::reuse(inner, &p, job, prior, key.clone(), &mut slot).await?
+        && let Some(outcome) = commit::reuse(inner, &p, job, prior, key.clone(), &mut slot).await?
     {
-        return Ok(Carried::local(p, Outcome::Reused));
+        return Ok(Carried::local(p, outcome));
     }
     let executed = if remote {
         Transported {

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 
 use reyna_manifest::{Kind, Manifest, Subject};
-use reyna_runtime::{Plugin, Runtime};
+use reyna_runtime::{LoadError, Plugin, Runtime};
 use reyna_store::{Digest, JobSpec, NewAudit, PluginChange, PluginRecord, Store, StoreError};
 use reyna_types::PluginRef;
 use serde::Serialize;
@@ -89,13 +89,71 @@ struct State {
 pub(crate) struct PluginRegistry {
     store: Store,
     runtime: Runtime,
+    /// Keys every `config_digest`.
+    config_key: ConfigKey,
     state: RwLock<State>,
     stats: Mutex<HashMap<(String, String), PluginStats>>,
 }
 
-fn config_digest(config: &BTreeMap<String, String>) -> Digest {
-    let text = serde_json::to_string(config).unwrap_or_default();
-    Digest::of(text.as_bytes())
+/// The key of [`ConfigKey::digest`]: 32 random bytes made once per
+/// installation and kept in the data directory, readable by the host only.
+pub(crate) struct ConfigKey([u8; 32]);
+
+/// File name of the [`ConfigKey`] in the data directory.
+pub(crate) const CONFIG_KEY_FILE: &str = "config-digest.key";
+
+impl ConfigKey {
+    /// Reads the key in `data_dir`, or makes it (mode 0600) when there is
+    /// none. A key file that is not 64 hex digits is an error, never
+    /// silently replaced: every recorded `config_digest` depends on it.
+    pub(crate) fn load_or_create(data_dir: &std::path::Path) -> Result<Self, EngineError> {
+        let path = data_dir.join(CONFIG_KEY_FILE);
+        let fail = |what: &str, e: &dyn std::fmt::Display| {
+            EngineError::Internal(format!("{what} {}: {e}", path.display()))
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let mut key = [0u8; 32];
+                hex::decode_to_slice(text.trim(), &mut key)
+                    .map_err(|e| fail("malformed config-digest key in", &e))?;
+                return Ok(Self(key));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(fail("cannot read", &e)),
+        }
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(|e| fail("no randomness for", &e))?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let written = options.open(&path).and_then(|mut file| {
+            use std::io::Write;
+            file.write_all(hex::encode(key).as_bytes())?;
+            file.sync_all()
+        });
+        match written {
+            Ok(()) => Ok(Self(key)),
+            // Another host process on the same directory made it first.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Self::load_or_create(data_dir)
+            }
+            Err(e) => Err(fail("cannot write", &e)),
+        }
+    }
+
+    /// HMAC-SHA256 of the config under this key: the same config always
+    /// gives the same digest on this installation (lineage and stored
+    /// results can tell configs apart), but a reader who sees the digest
+    /// cannot confirm a guessed secret without the key.
+    pub(crate) fn digest(&self, config: &BTreeMap<String, String>) -> Digest {
+        use hmac::Mac;
+        let text = serde_json::to_string(config).unwrap_or_default();
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        mac.update(text.as_bytes());
+        Digest::from_bytes(mac.finalize().into_bytes().into())
+    }
 }
 
 /// The audit entry of an operator action on a plugin version.
@@ -117,10 +175,11 @@ pub(crate) struct PausePolicy {
 }
 
 impl PluginRegistry {
-    pub(crate) fn new(store: Store, runtime: Runtime) -> Self {
+    pub(crate) fn new(store: Store, runtime: Runtime, config_key: ConfigKey) -> Self {
         Self {
             store,
             runtime,
+            config_key,
             state: RwLock::new(State::default()),
             stats: Mutex::new(HashMap::new()),
         }
@@ -141,7 +200,7 @@ impl PluginRegistry {
         let manifest = plugin.manifest().clone();
         let config = Arc::new(record.config.clone());
         Ok(Loaded {
-            config_digest: config_digest(&config),
+            config_digest: self.config_key.digest(&config),
             record,
             manifest,
             plugin,
@@ -236,9 +295,15 @@ impl PluginRegistry {
         let plugin = tokio::task::spawn_blocking(move || runtime.load(&compile_bytes))
             .await
             .map_err(|e| EngineError::Internal(format!("compile task failed: {e}")))?
-            .map_err(|e| EngineError::PluginLoad {
-                plugin: id.clone(),
-                reason: e.to_string(),
+            .map_err(|e| {
+                let (plugin, reason) = (id.clone(), e.to_string());
+                match e {
+                    LoadError::TooExpensive(_) | LoadError::CompileTimeout { .. } => {
+                        EngineError::PluginTooExpensive { plugin, reason }
+                    }
+                    LoadError::CompileBusy { .. } => EngineError::CompileBusy { plugin, reason },
+                    _ => EngineError::PluginLoad { plugin, reason },
+                }
             })?;
         // One transaction: the component, the record, the name's other
         // versions disabled (one live version per name) and the audit entry.
@@ -267,7 +332,7 @@ impl PluginRegistry {
         if change.changed {
             let config = Arc::new(change.record.config.clone());
             let loaded = Loaded {
-                config_digest: config_digest(&config),
+                config_digest: self.config_key.digest(&config),
                 manifest: plugin.manifest().clone(),
                 record: change.record.clone(),
                 plugin,
@@ -295,7 +360,7 @@ impl PluginRegistry {
             if let Some(old) = state.versions.get(&key) {
                 let config = Arc::new(record.config.clone());
                 let loaded = Loaded {
-                    config_digest: config_digest(&config),
+                    config_digest: self.config_key.digest(&config),
                     manifest: old.manifest.clone(),
                     plugin: old.plugin.clone(),
                     record: record.clone(),
@@ -589,4 +654,50 @@ fn build_routes(
         }
     }
     routes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(secret: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([("api_key".to_owned(), secret.to_owned())])
+    }
+
+    #[test]
+    fn the_config_digest_is_keyed_per_installation_and_stable_within_one() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let key_a = ConfigKey::load_or_create(a.path()).unwrap();
+        let key_b = ConfigKey::load_or_create(b.path()).unwrap();
+        let guess = config("sk-guess");
+        // Identifies a config on this installation...
+        assert_eq!(key_a.digest(&guess), key_a.digest(&config("sk-guess")));
+        assert_ne!(key_a.digest(&guess), key_a.digest(&config("sk-other")));
+        // ...but a guess hashed without the key confirms nothing.
+        let unkeyed = Digest::of(serde_json::to_string(&guess).unwrap().as_bytes());
+        assert_ne!(key_a.digest(&guess), unkeyed);
+        assert_ne!(key_a.digest(&guess), key_b.digest(&guess));
+        // The key is kept: reopening gives the same digests.
+        let again = ConfigKey::load_or_create(a.path()).unwrap();
+        assert_eq!(again.digest(&guess), key_a.digest(&guess));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(a.path().join(CONFIG_KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "only the host reads the key");
+        }
+    }
+
+    #[test]
+    fn a_damaged_key_file_is_an_error_not_a_new_key() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_KEY_FILE), "not hex").unwrap();
+        let Err(e) = ConfigKey::load_or_create(dir.path()) else {
+            panic!("a damaged key must not be replaced");
+        };
+        assert!(e.to_string().contains("malformed config-digest key"), "{e}");
+    }
 }

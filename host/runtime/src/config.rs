@@ -8,6 +8,7 @@ use std::time::Duration;
 use reyna_manifest::LimitsRequest;
 
 use crate::error::RuntimeError;
+use crate::shape::CompileLimits;
 
 const MIB: u64 = 1 << 20;
 
@@ -54,6 +55,8 @@ pub struct RuntimeConfig {
     /// How long a call waits for a free concurrency slot before it fails with
     /// [`Failure::Busy`](crate::Failure::Busy).
     pub concurrency_wait: Duration,
+    /// What compiling one upload may cost, and how many compile at once.
+    pub compile: CompileLimits,
     /// Where compiled components are cached. `None` compiles every load.
     /// Must be writable only by the host: artifacts are checksummed against
     /// corruption, not signed against someone who can write there.
@@ -77,6 +80,7 @@ impl Default for RuntimeConfig {
             fuel: None,
             max_instances: 256,
             concurrency_wait: Duration::from_secs(5),
+            compile: CompileLimits::default(),
             cache_dir: None,
         }
     }
@@ -103,6 +107,9 @@ impl RuntimeConfig {
         }
         if self.default_concurrency == 0 {
             return fail("default_concurrency must be at least 1");
+        }
+        if self.compile.max_concurrent == 0 || self.compile.timeout.is_zero() {
+            return fail("compile.max_concurrent and compile.timeout must be non-zero");
         }
         if self.fuel == Some(0) {
             return fail("fuel must be positive when set");

@@ -204,6 +204,26 @@ pub enum LoadError {
     /// wasmtime could not compile the component.
     #[error("cannot compile the component: {0}")]
     Compile(String),
+    /// The component passes a compile limit ([`CompileLimits`](crate::CompileLimits)),
+    /// checked before compiling.
+    #[error("the component is too expensive to compile: {0}")]
+    TooExpensive(#[from] crate::shape::ShapeError),
+    /// Compiling took longer than the compile timeout.
+    #[error("compiling the component took longer than {timeout:?} (compile.timeout)")]
+    CompileTimeout {
+        /// The limit.
+        timeout: std::time::Duration,
+    },
+    /// No compile slot came free within the compile timeout.
+    #[error(
+        "{max_concurrent} other components were compiling for longer than {timeout:?} (compile.max-compiles, compile.timeout); try again later"
+    )]
+    CompileBusy {
+        /// The timeout.
+        timeout: std::time::Duration,
+        /// The limit on compiles at once.
+        max_concurrent: usize,
+    },
     /// The component's imports cannot be satisfied by the host.
     #[error("cannot link the component: {0}")]
     Link(String),

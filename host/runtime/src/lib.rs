@@ -93,6 +93,7 @@ mod plugin;
 mod runtime;
 mod sandbox;
 mod secrets;
+mod shape;
 mod types;
 
 pub use call::{CallContext, CallReport};
@@ -109,6 +110,7 @@ pub use plugin::Plugin;
 pub use reyna_types::{Cost, EffectCall, EffectOutcome, LogLevel, LogLine};
 pub use runtime::{Runtime, RuntimeStats};
 pub use secrets::{REDACTED, is_secret_key};
+pub use shape::{CompileLimits, ShapeError};
 pub use types::{Blob, Event, Output};
 
 /// An entry of an effect's `allowed-hosts`, or of an operator's approvals

@@ -3,9 +3,9 @@
 
 use std::hash::Hash as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reyna_manifest::Kind;
 use reyna_types::Digest;
@@ -23,6 +23,7 @@ use crate::error::{LoadError, RuntimeError};
 use crate::plugin::Plugin;
 use crate::plugin::{PluginInner, Pre};
 use crate::sandbox::{CallState, TABLE_ELEMENTS};
+use crate::shape;
 
 /// Memory a freed pool slot keeps resident (reset with `memset` instead of
 /// `madvise`): a small plugin's next instance in that slot takes no page
@@ -36,6 +37,45 @@ const TABLE_KEEP_RESIDENT: usize = 1 << 20;
 /// Decommits batched per flush (per shard), amortising the `madvise` and the
 /// lock around it.
 const DECOMMIT_BATCH: usize = 64;
+
+/// How many compiles run now ([`crate::CompileLimits::max_concurrent`]).
+#[derive(Debug, Default)]
+struct CompileSlots {
+    running: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// A compile slot, freed when dropped.
+struct CompileSlot(Arc<CompileSlots>);
+
+impl CompileSlots {
+    /// Takes a slot, waiting until `deadline` at most.
+    fn acquire(slots: &Arc<Self>, max: usize, deadline: Instant) -> Option<CompileSlot> {
+        let mut running = slots.running.lock().unwrap_or_else(PoisonError::into_inner);
+        while *running >= max.max(1) {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            running = slots
+                .freed
+                .wait_timeout(running, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        *running += 1;
+        Some(CompileSlot(Arc::clone(slots)))
+    }
+}
+
+impl Drop for CompileSlot {
+    fn drop(&mut self) {
+        let mut running = self
+            .0
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *running -= 1;
+        self.0.freed.notify_one();
+    }
+}
 
 /// Counters of the artifact cache, for tests and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -113,6 +153,8 @@ pub(crate) struct Inner {
     effect_linker: Linker<CallState>,
     cache: Option<ArtifactCache>,
     counters: Counters,
+    /// Compiles running now, at most `config.compile.max_concurrent`.
+    compiles: Arc<CompileSlots>,
     /// One permit per pool slot: a call waits here (bounded) instead of
     /// failing on an exhausted pool.
     pub instances: Arc<Semaphore>,
@@ -202,6 +244,7 @@ impl Runtime {
                 effect_linker,
                 cache,
                 counters: Counters::default(),
+                compiles: Arc::default(),
                 instances,
                 ticks,
                 _ticker: ticker,
@@ -302,9 +345,7 @@ impl Runtime {
                 Lookup::Missing => {}
             }
         }
-        inner.counters.compiles.fetch_add(1, Ordering::Relaxed);
-        let component = Component::new(&inner.engine, bytes)
-            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let component = self.compile(bytes)?;
         if let Some(cache) = &inner.cache {
             // A cache that cannot be written costs a compile next start, not
             // this load.
@@ -320,6 +361,40 @@ impl Runtime {
             }
         }
         Ok(component)
+    }
+
+    /// Compiles `bytes` under [`crate::CompileLimits`]: its shape checked first,
+    /// then compiled on a thread of its own once a compile slot is free,
+    /// waited for at most the compile timeout in all.
+    fn compile(&self, bytes: &[u8]) -> Result<Component, LoadError> {
+        let limits = &self.inner.config.compile;
+        shape::check(bytes, limits).map_err(LoadError::TooExpensive)?;
+        let deadline = Instant::now() + limits.timeout;
+        let slot = CompileSlots::acquire(&self.inner.compiles, limits.max_concurrent, deadline)
+            .ok_or(LoadError::CompileBusy {
+                timeout: limits.timeout,
+                max_concurrent: limits.max_concurrent,
+            })?;
+        self.inner.counters.compiles.fetch_add(1, Ordering::Relaxed);
+        let (done, result) = mpsc::sync_channel(1);
+        let engine = self.inner.engine.clone();
+        let bytes = bytes.to_vec();
+        std::thread::Builder::new()
+            .name("reyna-compile".into())
+            .spawn(move || {
+                let compiled = Component::new(&engine, &bytes);
+                // The slot is held until the compile really ends, even one
+                // whose caller stopped waiting.
+                drop(slot);
+                let _ = done.send(compiled);
+            })
+            .map_err(|e| LoadError::Compile(format!("cannot start a compile thread: {e}")))?;
+        match result.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(compiled) => compiled.map_err(|e| LoadError::Compile(format!("{e:#}"))),
+            Err(_) => Err(LoadError::CompileTimeout {
+                timeout: limits.timeout,
+            }),
+        }
     }
 
     /// Where the compiled artifact of a component with `digest` is cached, if

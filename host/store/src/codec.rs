@@ -115,7 +115,19 @@ impl Reader<'_> {
         if self.0.is_empty() {
             return Some(false);
         }
-        (self.u8()? == 1).then_some(true)
+        match self.u8()? {
+            0 => Some(false),
+            1 => Some(true),
+            _ => None,
+        }
+    }
+
+    /// An id at the end of a record, absent in records written before it.
+    fn trailing_id(&mut self) -> Option<Option<u128>> {
+        if self.0.is_empty() {
+            return Some(None);
+        }
+        Some(Some(self.id()?))
     }
 
     fn u64(&mut self) -> Option<u64> {
@@ -397,19 +409,24 @@ impl Binary for Job {
         for o in &self.outputs {
             put_id(out, o.key());
         }
-        // A trailing field: records written before it end here.
-        if self.replay_effects {
-            out.push(1);
-        }
+        // Trailing fields: records written before them end here (format 2
+        // and 3 jobs end after the outputs or the replay flag).
+        out.push(u8::from(self.replay_effects));
+        put_id(out, self.tree.key());
     }
 
     fn take(r: &mut Reader<'_>) -> Option<Self> {
+        let id = JobId::from_key(r.id()?);
+        let tenant = r.string()?;
+        let plugin = r.string()?;
+        let version = r.string()?;
+        let blob_id = BlobId::from_key(r.id()?);
         Some(Self {
-            id: JobId::from_key(r.id()?),
-            tenant: r.string()?,
-            plugin: r.string()?,
-            version: r.string()?,
-            blob_id: BlobId::from_key(r.id()?),
+            id,
+            tenant,
+            plugin,
+            version,
+            blob_id,
             subject: r.string()?,
             hop: r.u32()?,
             attempt: r.u32()?,
@@ -420,6 +437,8 @@ impl Binary for Job {
             last_error: r.opt_string()?,
             outputs: r.list(|r| Some(BlobId::from_key(r.id()?)))?,
             replay_effects: r.trailing_flag()?,
+            // A job stored before trees were counted is a tree of its own.
+            tree: r.trailing_id()?.map_or(blob_id, BlobId::from_key),
         })
     }
 }
@@ -518,6 +537,7 @@ mod tests {
             last_error: Some("boom".into()),
             outputs: vec![BlobId::generate()],
             replay_effects: false,
+            tree: BlobId::generate(),
         };
         let bytes = to_vec(&job);
         assert_eq!(from_slice::<Job>(&bytes), Some(job.clone()));
@@ -525,13 +545,19 @@ mod tests {
             replay_effects: true,
             ..job.clone()
         };
-        let flagged = to_vec(&replaying);
-        assert_eq!(from_slice::<Job>(&flagged), Some(replaying));
-        // A record without the trailing flag (written before it existed)
-        // reads as not replaying; any other trailing byte is malformed.
-        assert_eq!(flagged.len(), bytes.len() + 1);
-        let mut bad = bytes.clone();
-        bad.push(7);
+        assert_eq!(from_slice::<Job>(&to_vec(&replaying)), Some(replaying));
+        // Records written before the trailing fields: without the tree (it
+        // reads as the job's input), and without the replay flag too.
+        let before_tree = &bytes[..bytes.len() - 16];
+        let old = Job {
+            tree: job.blob_id,
+            ..job.clone()
+        };
+        assert_eq!(from_slice::<Job>(before_tree), Some(old.clone()));
+        assert_eq!(from_slice::<Job>(&bytes[..bytes.len() - 17]), Some(old));
+        // A replay flag other than 0 or 1 is malformed.
+        let mut bad = before_tree.to_vec();
+        *bad.last_mut().unwrap() = 7;
         assert_eq!(from_slice::<Job>(&bad), None);
         let idem = crate::tables::IdemRecord {
             job_id: JobId::generate(),

@@ -151,6 +151,13 @@ pub struct Job {
     pub subject: String,
     /// The input blob's hop count.
     pub hop: u32,
+    /// The ingested blob whose tree of derivations this job belongs to: the
+    /// input itself for a job on an ingested blob, else the tree of the job
+    /// that produced the input. Every derived blob of a tree counts against
+    /// one budget (`EngineConfig::max_tree_blobs`). Jobs stored before the
+    /// field existed read as the root of a tree of their own.
+    #[serde(default = "unset_tree")]
+    pub tree: BlobId,
     /// 1 for the first run; raised by every retry and replay.
     pub attempt: u32,
     /// Current state.
@@ -170,6 +177,12 @@ pub struct Job {
     /// instead of calling out. Stored, so a restart keeps it.
     #[serde(default)]
     pub replay_effects: bool,
+}
+
+/// The tree of a job decoded from a record older than the field; the
+/// store's decoder replaces it with the job's input.
+fn unset_tree() -> BlobId {
+    BlobId::from_key(0)
 }
 
 /// One output of a plugin run.
@@ -205,6 +218,31 @@ pub struct Completion {
     pub idempotency_key: Option<IdemKey>,
     /// What the guest logged in this attempt, kept with the job.
     pub log: GuestLog,
+    /// The most derived blobs the job's tree may hold; a completion that
+    /// would pass it dead-letters the job instead, storing nothing of it.
+    /// `None`: no budget.
+    pub max_tree_blobs: Option<u64>,
+}
+
+/// What [`Store::complete_job_and_claim`](crate::Store::complete_job_and_claim) did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Completed {
+    /// The outputs are stored (or were, by an earlier completion of the same
+    /// job) and the job is done.
+    Stored {
+        /// The outputs' metadata.
+        outputs: Vec<BlobMeta>,
+        /// The next jobs stored already claimed (running).
+        claimed: Vec<Job>,
+    },
+    /// The outputs would have passed the tree's budget: nothing of them is
+    /// stored and the job is dead, with this dead letter.
+    OverTreeBudget {
+        /// The dead letter.
+        dead_letter: DeadLetterId,
+        /// Its reason.
+        reason: String,
+    },
 }
 
 /// A failed run, committed by [`Store::fail_job`](crate::Store::fail_job).

@@ -106,7 +106,7 @@ impl WriteOp for CreateBlob {
         let mut claimed = Vec::with_capacity(self.claim.min(self.jobs.len()));
         for (i, spec) in self.jobs.iter().enumerate() {
             let claim = i < self.claim;
-            let job = tx.insert_job(&meta, spec, claim)?;
+            let job = tx.insert_job(&meta, meta.id, spec, claim)?;
             if claim {
                 claimed.push(job);
             }
@@ -128,8 +128,7 @@ pub(crate) struct CompleteJob {
 }
 
 impl WriteOp for CompleteJob {
-    /// The outputs, and the next jobs stored claimed (running).
-    type Output = (Vec<BlobMeta>, Vec<Job>);
+    type Output = Completed;
 
     fn weight(&self) -> usize {
         self.completion.outputs.iter().map(|o| o.data.len()).sum()
@@ -149,7 +148,10 @@ impl WriteOp for CompleteJob {
                         metas.push(meta);
                     }
                 }
-                return Ok((metas, Vec::new()));
+                return Ok(Completed::Stored {
+                    outputs: metas,
+                    claimed: Vec::new(),
+                });
             }
             JobState::Dead => {
                 return reject(StoreError::JobState {
@@ -169,6 +171,22 @@ impl WriteOp for CompleteJob {
         let Some(input) = tx.blob(job.blob_id)? else {
             return reject(StoreError::BlobNotFound { id: job.blob_id });
         };
+        let tree_size = tx.tree_size(job.tree)?;
+        let grown = tree_size.saturating_add(c.outputs.len() as u64);
+        if let Some(limit) = c.max_tree_blobs.filter(|&limit| grown > limit) {
+            let reason = format!(
+                "tree-budget: the {} outputs would pass the budget of blob {}'s tree, which holds \
+                 {tree_size} derived blobs of at most {limit} (max-tree-blobs)",
+                c.outputs.len(),
+                job.tree,
+            );
+            let dead_letter = dead_letter(tx, &mut job, &reason, c.cost)?;
+            tx.put_job_log(job.id, job.attempt, &c.log)?;
+            return Ok(Completed::OverTreeBudget {
+                dead_letter,
+                reason,
+            });
+        }
         let mut metas = Vec::with_capacity(c.outputs.len());
         for (index, (output, digest)) in c.outputs.iter().zip(&self.digests).enumerate() {
             // The input was read above; only extra parents need a lookup.
@@ -214,12 +232,15 @@ impl WriteOp for CompleteJob {
             tx.insert_blob(meta, &output.data, true)?;
             for spec in c.next_jobs.get(i).map(Vec::as_slice).unwrap_or_default() {
                 let claim = enqueued < self.claim;
-                let job = tx.insert_job(meta, spec, claim)?;
+                let job = tx.insert_job(meta, job.tree, spec, claim)?;
                 enqueued += 1;
                 if claim {
                     claimed.push(job);
                 }
             }
+        }
+        if !metas.is_empty() {
+            tx.set_tree_size(job.tree, grown)?;
         }
         tx.put_job_log(job.id, job.attempt, &c.log)?;
         job.outputs = metas.iter().map(|m| m.id).collect();
@@ -238,7 +259,10 @@ impl WriteOp for CompleteJob {
                     .insert(key, encode_binary(&record).as_slice())?;
             }
         }
-        Ok((metas, claimed))
+        Ok(Completed::Stored {
+            outputs: metas,
+            claimed,
+        })
     }
 }
 
@@ -273,26 +297,39 @@ impl WriteOp for FailJob {
                 })
             }
             None => {
-                let due = job.due_at;
-                tx.move_job(&mut job, JobState::Dead, due)?;
-                let letter = DeadLetter {
-                    id: DeadLetterId::generate(),
-                    job: job.clone(),
-                    reason: self.failure.reason.clone(),
-                    cost: self.failure.cost,
-                    created_at: tx.now,
-                    replayed_at: None,
-                };
-                tx.dead_letters()?
-                    .insert(letter.id.key(), encode("dead letter", &letter)?.as_slice())?;
-                tx.dead_letters_by_tenant()?
-                    .insert((job.tenant.as_str(), letter.id.key()), ())?;
-                let subject = format!("job.failed.{}", job.plugin);
-                tx.append_event(&job.tenant, subject, Some(job.blob_id), Some(job.id))?;
-                Ok(FailOutcome::DeadLettered { id: letter.id })
+                let id = dead_letter(tx, &mut job, &self.failure.reason, self.failure.cost)?;
+                Ok(FailOutcome::DeadLettered { id })
             }
         }
     }
+}
+
+/// Moves `job` to the dead letters with `reason` and announces it with a
+/// `job.failed.<plugin>` event.
+fn dead_letter(
+    tx: &mut Tx<'_>,
+    job: &mut Job,
+    reason: &str,
+    cost: Cost,
+) -> crate::error::Result<DeadLetterId> {
+    job.last_error = Some(reason.to_owned());
+    let due = job.due_at;
+    tx.move_job(job, JobState::Dead, due)?;
+    let letter = DeadLetter {
+        id: DeadLetterId::generate(),
+        job: job.clone(),
+        reason: reason.to_owned(),
+        cost,
+        created_at: tx.now,
+        replayed_at: None,
+    };
+    tx.dead_letters()?
+        .insert(letter.id.key(), encode("dead letter", &letter)?.as_slice())?;
+    tx.dead_letters_by_tenant()?
+        .insert((job.tenant.as_str(), letter.id.key()), ())?;
+    let subject = format!("job.failed.{}", job.plugin);
+    tx.append_event(&job.tenant, subject, Some(job.blob_id), Some(job.id))?;
+    Ok(letter.id)
 }
 
 pub(crate) struct ClaimDue {
@@ -400,7 +437,8 @@ impl WriteOp for EnqueueJob {
             Some(meta) if meta.tenant == self.tenant => meta,
             _ => return reject(StoreError::BlobNotFound { id: self.blob }),
         };
-        let mut job = tx.insert_job(&meta, &self.spec, false)?;
+        let tree = tx.tree_of(&meta)?;
+        let mut job = tx.insert_job(&meta, tree, &self.spec, false)?;
         if self.replay_effects {
             job.replay_effects = true;
             tx.put_job(&job)?;

@@ -281,7 +281,7 @@ impl<T: ReadableTable<u128, &'static [u8]>> Walk<'_, T> {
 pub(crate) fn job(txn: &ReadTransaction, id: JobId) -> Result<Option<Job>> {
     let t = txn.open_table(JOBS)?;
     match t.get(id.key())? {
-        Some(v) => Ok(Some(decode_binary("job", v.value())?)),
+        Some(v) => Ok(Some(decode_job(v.value())?)),
         None => Ok(None),
     }
 }
@@ -297,7 +297,7 @@ pub(crate) fn jobs_for_blob(
     for id in by_blob.get(blob_id.key())? {
         let id = id?.value();
         if let Some(v) = jobs.get(id)? {
-            let job: Job = decode_binary("job", v.value())?;
+            let job: Job = decode_job(v.value())?;
             if job.tenant == tenant {
                 out.push(job);
             }
@@ -353,7 +353,7 @@ pub(crate) fn list_jobs(
     let mut items = Vec::with_capacity(keys.len());
     for (_, id) in keys {
         if let Some(v) = jobs.get(id)? {
-            items.push(decode_binary("job", v.value())?);
+            items.push(decode_job(v.value())?);
         }
     }
     Ok(Page { items, next_cursor })
@@ -581,6 +581,13 @@ fn counter(txn: &ReadTransaction, name: &str) -> Result<u64> {
     Ok(t.get(name)?.map_or(0, |v| v.value()))
 }
 
+pub(crate) fn tree_size(txn: &ReadTransaction, tree: BlobId) -> Result<u64> {
+    Ok(txn
+        .open_table(TREES)?
+        .get(tree.key())?
+        .map_or(0, |v| v.value()))
+}
+
 pub(crate) fn counts(txn: &ReadTransaction) -> Result<Counts> {
     Ok(Counts {
         blobs: txn.open_table(BLOBS)?.len()?,
@@ -738,9 +745,10 @@ pub(crate) fn check(txn: &ReadTransaction) -> Result<CheckReport> {
     // Jobs: state agrees with the queue, the running set and the counters;
     // outputs exist and nothing else claims to come from the job.
     let mut by_state: HashMap<JobState, u64> = HashMap::new();
+    let mut tree_sizes: HashMap<BlobId, u64> = HashMap::new();
     for entry in jobs.iter()? {
         let (_, v) = entry?;
-        let job: Job = decode_binary("job", v.value())?;
+        let job: Job = decode_job(v.value())?;
         let id = job.id.key();
         *by_state.entry(job.state).or_default() += 1;
         let in_due = due.get((job.due_at, id))?.is_some();
@@ -764,6 +772,9 @@ pub(crate) fn check(txn: &ReadTransaction) -> Result<CheckReport> {
             problems.push(format!("job {} missing from its blob's job index", job.id));
         }
         let mut produced = outputs_by_job.remove(&job.id).unwrap_or_default();
+        if !produced.is_empty() {
+            *tree_sizes.entry(job.tree).or_default() += produced.len() as u64;
+        }
         produced.sort();
         let mut expected = if job.state == JobState::Done {
             job.outputs.clone()
@@ -785,6 +796,23 @@ pub(crate) fn check(txn: &ReadTransaction) -> Result<CheckReport> {
         if let Some(reused) = blobs.first() {
             problems.push(format!("blob {reused} names missing job {job} as producer"));
         }
+    }
+    // Trees: each count is what its jobs produced.
+    for entry in txn.open_table(TREES)?.iter()? {
+        let (k, v) = entry?;
+        let tree = BlobId::from_key(k.value());
+        let produced = tree_sizes.remove(&tree).unwrap_or(0);
+        if produced != v.value() {
+            problems.push(format!(
+                "tree {tree} counts {} derived blobs but its jobs produced {produced}",
+                v.value()
+            ));
+        }
+    }
+    for (tree, produced) in tree_sizes {
+        problems.push(format!(
+            "tree {tree} is not counted but its jobs produced {produced} blobs"
+        ));
     }
     let state_counts = [
         (JobState::Pending, counts.jobs_pending),

@@ -33,6 +33,8 @@ struct Inner {
     path: PathBuf,
     queue: Option<std::sync::mpsc::Sender<Box<dyn Queued>>>,
     slots: Arc<Semaphore>,
+    /// [`writer::QUEUE_BYTES`], one permit a byte.
+    queued_bytes: Arc<Semaphore>,
     writer: Option<JoinHandle<()>>,
     events: watch::Receiver<u64>,
     jobs: watch::Receiver<u64>,
@@ -104,6 +106,7 @@ impl Store {
                 path,
                 queue: Some(queue),
                 slots: Arc::new(Semaphore::new(writer::QUEUE_DEPTH)),
+                queued_bytes: Arc::new(Semaphore::new(writer::QUEUE_BYTES)),
                 writer: Some(writer),
                 events,
                 jobs,
@@ -123,7 +126,14 @@ impl Store {
             .acquire_owned()
             .await
             .map_err(|_| StoreError::Closed)?;
-        let (request, reply) = Request::queue(op, slot);
+        // Bounded by count and by bytes; the semaphores are fair, so a large
+        // write waits its turn without being overtaken forever.
+        let weight = op.weight().clamp(1, writer::QUEUE_BYTES) as u32;
+        let bytes = Arc::clone(&self.inner.queued_bytes)
+            .acquire_many_owned(weight)
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let (request, reply) = Request::queue(op, (slot, bytes));
         queue.send(request).map_err(|_| StoreError::Closed)?;
         reply.await.map_err(|_| StoreError::Closed)?
     }
@@ -244,8 +254,16 @@ impl Store {
     /// A pending job may be completed too (a worker that finished after a
     /// restart made its job pending again); a dead one cannot
     /// ([`StoreError::JobState`]).
+    /// With [`Completion::max_tree_blobs`] set, outputs that would pass the
+    /// tree's budget are not stored and the job is dead instead
+    /// ([`Completed::OverTreeBudget`]; this method then returns no outputs).
     pub async fn complete_job(&self, job: JobId, completion: Completion) -> Result<Vec<BlobMeta>> {
-        Ok(self.complete_job_and_claim(job, completion, 0).await?.0)
+        Ok(
+            match self.complete_job_and_claim(job, completion, 0).await? {
+                Completed::Stored { outputs, .. } => outputs,
+                Completed::OverTreeBudget { .. } => Vec::new(),
+            },
+        )
     }
 
     /// [`Self::complete_job`], with the first `claim` next jobs (in output
@@ -257,7 +275,7 @@ impl Store {
         job: JobId,
         completion: Completion,
         claim: usize,
-    ) -> Result<(Vec<BlobMeta>, Vec<Job>)> {
+    ) -> Result<Completed> {
         let digests = completion
             .outputs
             .iter()
@@ -294,6 +312,12 @@ impl Store {
     /// before any worker runs. Returns how many were recovered.
     pub async fn recover_running(&self) -> Result<usize> {
         self.submit(ops::RecoverRunning).await
+    }
+
+    /// How many derived blobs descend from the ingested blob `tree` (the
+    /// count its budget is checked against; see [`Job::tree`]).
+    pub fn tree_size(&self, tree: BlobId) -> Result<u64> {
+        read::tree_size(&self.read()?, tree)
     }
 
     /// When the earliest pending job is due.
@@ -676,11 +700,32 @@ fn migrate_idempotency(db: &Database, batch: usize) -> Result<()> {
     }
 }
 
+/// Format 4: counts each tree's derived blobs from the jobs that produced
+/// them. Jobs stored before trees existed are each the root of their own
+/// (their input), as they decode. Runs in the transaction that raises the
+/// version; holds one count per tree in memory.
+fn count_trees(txn: &redb::WriteTransaction) -> Result<()> {
+    use crate::tables::{JOBS, TREES, decode_job};
+    let mut sizes: BTreeMap<u128, u64> = BTreeMap::new();
+    for entry in txn.open_table(JOBS)?.iter()? {
+        let (_, v) = entry?;
+        let job = decode_job(v.value())?;
+        if job.state == JobState::Done && !job.outputs.is_empty() {
+            *sizes.entry(job.tree.key()).or_default() += job.outputs.len() as u64;
+        }
+    }
+    let mut trees = txn.open_table(TREES)?;
+    for (tree, size) in sizes {
+        trees.insert(tree, size)?;
+    }
+    Ok(())
+}
+
 /// Creates missing tables and checks (or writes) the format version,
 /// migrating an older file first.
 fn init(db: &Database) -> Result<()> {
     let txn = db.begin_write()?;
-    let migrate = {
+    let found = {
         let mut meta = txn.open_table(META)?;
         let found = meta.get(META_FORMAT)?.map(|v| v.value());
         match found {
@@ -690,13 +735,14 @@ fn init(db: &Database) -> Result<()> {
                     supported: FORMAT_VERSION,
                 });
             }
-            Some(found) => found < FORMAT_VERSION,
+            Some(found) => found,
             None => {
                 meta.insert(META_FORMAT, FORMAT_VERSION)?;
-                false
+                FORMAT_VERSION
             }
         }
     };
+    let migrate = found < FORMAT_VERSION;
     // Opening every table creates the missing ones, so reads never meet an
     // absent table.
     crate::tx::Tx::new(&txn, crate::now_ms()).create_all()?;
@@ -708,6 +754,9 @@ fn init(db: &Database) -> Result<()> {
         migrate_idempotency(db, MIGRATE_BATCH)?;
         let txn = db.begin_write()?;
         txn.delete_table(crate::tables::IDEMPOTENCY_V2)?;
+        if found < 4 {
+            count_trees(&txn)?;
+        }
         txn.open_table(META)?.insert(META_FORMAT, FORMAT_VERSION)?;
         txn.commit()?;
     }
@@ -730,6 +779,47 @@ mod tests {
     use super::*;
     use crate::tables::{IDEMPOTENCY, IDEMPOTENCY_V2, IdemRecord, decode_binary, idem_key};
     use redb::{ReadableDatabase, ReadableTableMetadata};
+
+    #[tokio::test]
+    async fn queued_writes_are_bounded_by_bytes_as_well_as_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("q.redb")).unwrap();
+        // Writes already queued hold all but 1 KiB of the byte budget.
+        let queued = Arc::clone(&store.inner.queued_bytes)
+            .acquire_many_owned((writer::QUEUE_BYTES - 1024) as u32)
+            .await
+            .unwrap();
+        let blob = |size: usize| NewBlob {
+            tenant: "t".into(),
+            schema: "s".into(),
+            data: vec![b'x'; size],
+            parents: vec![],
+            hop: 0,
+        };
+        // A small write still fits...
+        store.create_blob(blob(512), vec![]).await.unwrap();
+        // ...a 2 KiB one waits for room, holding no queue slot's bytes.
+        let waiting = tokio::spawn({
+            let store = store.clone();
+            async move { store.create_blob(blob(2048), vec![]).await }
+        });
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            !waiting.is_finished(),
+            "the write must wait for queue bytes"
+        );
+        assert_eq!(store.counts().unwrap().blobs, 1);
+        drop(queued);
+        let stored = tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+            .await
+            .expect("the write proceeds once bytes are free")
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.size, 2048);
+        assert_eq!(store.counts().unwrap().blobs, 2);
+    }
 
     #[test]
     fn the_idempotency_migration_moves_every_record_across_batches() {

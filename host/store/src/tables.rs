@@ -29,7 +29,11 @@ use crate::error::{Result, StoreError};
 ///   [`IDEMPOTENCY`]; opening a format 1 or 2 file moves its
 ///   [`IDEMPOTENCY_V2`] records there in batches, then drops the old table
 ///   and raises the version (`Store::open`).
-pub(crate) const FORMAT_VERSION: u64 = 3;
+/// - 4: jobs end with their tree ([`crate::Job::tree`], read as the job's
+///   input when absent) and [`TREES`] counts each tree's derived blobs.
+///   Nothing is rewritten; the version is raised so a format 3 build, which
+///   would reject the longer job records, refuses the file instead.
+pub(crate) const FORMAT_VERSION: u64 = 4;
 /// Key of the format version in [`META`].
 pub(crate) const META_FORMAT: &str = "format";
 
@@ -90,6 +94,10 @@ pub(crate) const JOBS_BY_STATE: TableDefinition<'static, (&str, u8, u128), ()> =
 pub(crate) const COUNTERS: TableDefinition<'static, &str, u64> = TableDefinition::new("counters");
 pub(crate) const JOBS_DONE: &str = "jobs.done";
 pub(crate) const JOBS_DEAD: &str = "jobs.dead";
+
+/// Tree (the ingested blob at its root) → how many derived blobs descend
+/// from it, checked against the tree budget by every completion.
+pub(crate) const TREES: TableDefinition<'static, u128, u64> = TableDefinition::new("trees");
 
 /// Dead letter id → JSON [`DeadLetter`](crate::DeadLetter).
 pub(crate) const DEAD_LETTERS: TableDefinition<'static, u128, &[u8]> =
@@ -201,6 +209,16 @@ pub(crate) fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> R
 /// Encodes a record that has a binary form.
 pub(crate) fn encode_binary<T: Binary>(value: &T) -> Vec<u8> {
     codec::to_vec(value)
+}
+
+/// Decodes a job record (binary, or format 1's JSON, which has no tree: the
+/// job is then the root of a tree of its own, as in the binary form).
+pub(crate) fn decode_job(bytes: &[u8]) -> Result<crate::Job> {
+    let mut job: crate::Job = decode_binary("job", bytes)?;
+    if job.tree.key() == 0 {
+        job.tree = job.blob_id;
+    }
+    Ok(job)
 }
 
 /// Decodes a record that has a binary form, or the JSON that format 1 wrote.

@@ -87,6 +87,7 @@ lazy_tables! {
     tokens_by_hash: Table<'t, &'static str, u128> = open_table(TOKENS_BY_HASH);
     audit: Table<'t, u64, &'static [u8]> = open_table(AUDIT);
     job_logs: Table<'t, (u128, u32), &'static [u8]> = open_table(JOB_LOGS);
+    trees: Table<'t, u128, u64> = open_table(TREES);
 }
 
 impl Tx<'_> {
@@ -117,9 +118,29 @@ impl Tx<'_> {
 
     pub(crate) fn job(&mut self, id: JobId) -> Result<Option<Job>> {
         match self.jobs()?.get(id.key())? {
-            Some(v) => Ok(Some(decode_binary("job", v.value())?)),
+            Some(v) => Ok(Some(decode_job(v.value())?)),
             None => Ok(None),
         }
+    }
+
+    /// How many derived blobs the tree rooted at `tree` holds.
+    pub(crate) fn tree_size(&mut self, tree: BlobId) -> Result<u64> {
+        Ok(self.trees()?.get(tree.key())?.map_or(0, |v| v.value()))
+    }
+
+    /// Sets how many derived blobs the tree rooted at `tree` holds.
+    pub(crate) fn set_tree_size(&mut self, tree: BlobId, size: u64) -> Result<()> {
+        self.trees()?.insert(tree.key(), size)?;
+        Ok(())
+    }
+
+    /// The tree `blob` belongs to: that of the job that produced it, or its
+    /// own for an ingested blob.
+    pub(crate) fn tree_of(&mut self, blob: &BlobMeta) -> Result<BlobId> {
+        Ok(match &blob.producer {
+            Some(p) => self.job(p.job_id)?.map_or(blob.id, |job| job.tree),
+            None => blob.id,
+        })
     }
 
     /// Keeps what the guest logged in `attempt` of `job` (nothing when it
@@ -216,6 +237,7 @@ impl Tx<'_> {
     pub(crate) fn insert_job(
         &mut self,
         input: &BlobMeta,
+        tree: BlobId,
         spec: &JobSpec,
         claimed: bool,
     ) -> Result<Job> {
@@ -239,6 +261,7 @@ impl Tx<'_> {
             last_error: None,
             outputs: Vec::new(),
             replay_effects: false,
+            tree,
         };
         self.put_job(&job)?;
         if claimed {

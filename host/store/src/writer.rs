@@ -36,6 +36,10 @@ const MAX_BATCH_OPS: usize = 4096;
 const MAX_BATCH_BYTES: usize = 64 << 20;
 /// Queue depth before `submit` waits (back-pressure on async callers).
 pub(crate) const QUEUE_DEPTH: usize = 8192;
+/// Payload bytes queued (and not yet answered) before `submit` waits, so
+/// many large writes cannot pile up in memory behind the single writer. An
+/// operation heavier than this waits until it is alone in the queue.
+pub(crate) const QUEUE_BYTES: usize = 256 << 20;
 /// Longest commit delay.
 const MAX_DELAY: Duration = Duration::from_millis(2);
 
@@ -52,14 +56,15 @@ pub(crate) struct Request<O: WriteOp> {
     op: O,
     result: Option<Result<O::Output>>,
     reply: oneshot::Sender<Result<O::Output>>,
-    /// A queue slot, freed when the caller is answered.
-    _slot: OwnedSemaphorePermit,
+    /// A queue slot and the op's share of the queue's bytes, freed when
+    /// the caller is answered.
+    _slot: (OwnedSemaphorePermit, OwnedSemaphorePermit),
 }
 
 impl<O: WriteOp> Request<O> {
     pub(crate) fn queue(
         op: O,
-        slot: OwnedSemaphorePermit,
+        slot: (OwnedSemaphorePermit, OwnedSemaphorePermit),
     ) -> (Box<dyn Queued>, oneshot::Receiver<Result<O::Output>>) {
         let (reply, rx) = oneshot::channel();
         (

@@ -11,8 +11,8 @@ mod common;
 
 use common::*;
 use reyna_store::{
-    BlobId, Completion, Cost, EffectCall, FailOutcome, FailedRun, IdemKey, JobId, JobState,
-    NewAudit, StoreError,
+    BlobId, BlobMeta, Completed, Completion, Cost, EffectCall, FailOutcome, FailedRun, IdemKey,
+    Job, JobId, JobState, NewAudit, StoreError,
 };
 use reyna_store::{Digest, EffectOutcome};
 
@@ -231,24 +231,18 @@ async fn a_rejected_create_claims_nothing_and_claiming_more_than_exist_claims_al
 #[tokio::test]
 async fn complete_job_and_claim_stores_the_first_next_jobs_running() {
     let (_dir, store) = open();
-    let (_, mut claimed) = store
-        .create_blob_and_claim(
-            new_blob("text-input-v1", b"in"),
-            vec![spec("split", "text-input-v1")],
-            1,
-        )
-        .await
-        .unwrap();
-    let job = claimed.remove(0);
+    let (_, job) = split_job(&store).await;
     let mut c = completion(vec![output("part-v1", b"a"), output("part-v1", b"b")]);
     c.next_jobs = vec![
         vec![spec("upper", "part-v1"), spec("count", "part-v1")],
         vec![spec("upper", "part-v1")],
     ];
-    let (outputs, next) = store
-        .complete_job_and_claim(job.id, c.clone(), 2)
-        .await
-        .unwrap();
+    let (outputs, next) = stored(
+        store
+            .complete_job_and_claim(job.id, c.clone(), 2)
+            .await
+            .unwrap(),
+    );
 
     // Output order, then spec order: the first output's two jobs.
     assert_eq!(outputs.len(), 2);
@@ -270,7 +264,7 @@ async fn complete_job_and_claim_stores_the_first_next_jobs_running() {
     assert_eq!(pending[0].blob_id, outputs[1].id);
 
     // Completing again changes nothing and claims nothing.
-    let (again, none) = store.complete_job_and_claim(job.id, c, 2).await.unwrap();
+    let (again, none) = stored(store.complete_job_and_claim(job.id, c, 2).await.unwrap());
     assert_eq!(ids(&again), ids(&outputs));
     assert!(none.is_empty());
     assert_eq!(store.counts().unwrap().jobs_running, 3);
@@ -700,6 +694,7 @@ async fn idempotency_key_finds_the_stored_outputs_within_the_tenant() {
 
 /// The store's format-version table, as the tests write and read it directly.
 const META: redb::TableDefinition<'static, &str, u64> = redb::TableDefinition::new("meta");
+const TREES: redb::TableDefinition<'static, u128, u64> = redb::TableDefinition::new("trees");
 
 /// Sets the file's format version inside `txn`, as an older or newer build
 /// would have left it.
@@ -765,7 +760,7 @@ async fn a_store_reopens_with_everything_and_refuses_a_newer_format() {
             err,
             StoreError::UnsupportedFormat {
                 found: 99,
-                supported: 3
+                supported: 4
             }
         ),
         "{err}"
@@ -820,7 +815,7 @@ async fn a_format_1_file_with_json_records_opens_and_is_upgraded() {
 
     let db = redb::Database::open(&path).unwrap();
     let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
-    assert_eq!(format_of(&txn), 3);
+    assert_eq!(format_of(&txn), 4);
 }
 
 #[tokio::test]
@@ -899,7 +894,7 @@ async fn a_format_2_idempotency_record_is_rekeyed_when_the_file_opens() {
 
     let db = redb::Database::open(&path).unwrap();
     let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
-    assert_eq!(format_of(&txn), 3);
+    assert_eq!(format_of(&txn), 4);
     let names: Vec<String> = txn
         .list_tables()
         .unwrap()
@@ -941,4 +936,118 @@ async fn concurrent_writes_share_commits_and_wake_job_watchers() {
         "new pending jobs wake the dispatcher"
     );
     assert_eq!(store.counts().unwrap().jobs_pending, 256);
+}
+
+/// An ingested blob and its `split` job, stored claimed.
+async fn split_job(store: &reyna_store::Store) -> (BlobMeta, Job) {
+    let (blob, mut claimed) = store
+        .create_blob_and_claim(
+            new_blob("text-input-v1", b"in"),
+            vec![spec("split", "text-input-v1")],
+            1,
+        )
+        .await
+        .unwrap();
+    (blob, claimed.remove(0))
+}
+
+fn stored(completed: Completed) -> (Vec<BlobMeta>, Vec<Job>) {
+    match completed {
+        Completed::Stored { outputs, claimed } => (outputs, claimed),
+        other => panic!("not stored: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_completion_past_the_tree_budget_stores_nothing_and_dead_letters_the_job() {
+    let (_dir, store) = open();
+    let (root, job) = split_job(&store).await;
+    assert_eq!(
+        job.tree, root.id,
+        "a job on an ingested blob roots its tree"
+    );
+    let mut c = completion(vec![output("part-v1", b"a"), output("part-v1", b"b")]);
+    c.next_jobs = vec![vec![spec("upper", "part-v1")]; 2];
+    c.max_tree_blobs = Some(3);
+    let (outputs, next) = stored(store.complete_job_and_claim(job.id, c, 2).await.unwrap());
+    assert_eq!(store.tree_size(root.id).unwrap(), 2);
+    for j in &next {
+        assert_eq!(j.tree, root.id, "next jobs inherit the tree");
+    }
+
+    // One more fits (3 of 3); then the tree is full.
+    let mut one = completion(vec![output("final-v1", b"A")]);
+    one.max_tree_blobs = Some(3);
+    stored(
+        store
+            .complete_job_and_claim(next[0].id, one.clone(), 0)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(store.tree_size(root.id).unwrap(), 3);
+    let before = store.counts().unwrap();
+    let Completed::OverTreeBudget {
+        dead_letter,
+        reason,
+    } = store
+        .complete_job_and_claim(next[1].id, one, 0)
+        .await
+        .unwrap()
+    else {
+        panic!("the budget must refuse the fourth blob");
+    };
+    assert!(reason.starts_with("tree-budget: "), "{reason}");
+    assert!(
+        reason.contains(&root.id.to_string()) && reason.contains("at most 3"),
+        "{reason}"
+    );
+    let after = store.counts().unwrap();
+    assert_eq!(
+        after.blobs, before.blobs,
+        "nothing of the outputs is stored"
+    );
+    assert_eq!(after.jobs_dead, before.jobs_dead + 1);
+    assert_eq!(store.tree_size(root.id).unwrap(), 3);
+    let letter = store.get_dead_letter(dead_letter).unwrap().unwrap();
+    assert_eq!(letter.reason, reason);
+    assert_eq!(letter.job.state, JobState::Dead);
+    assert_eq!(
+        store
+            .get_job(next[1].id)
+            .unwrap()
+            .unwrap()
+            .last_error
+            .as_deref(),
+        Some(reason.as_str())
+    );
+    assert_eq!(outputs.len(), 2);
+    assert_consistent(&store);
+}
+
+#[tokio::test]
+async fn a_format_3_file_has_its_trees_counted_when_it_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reyna.redb");
+    let root = {
+        let store = reyna_store::Store::open(&path).unwrap();
+        let (root, job) = split_job(&store).await;
+        let c = completion(vec![output("part-v1", b"a"), output("part-v1", b"b")]);
+        store.complete_job(job.id, c).await.unwrap();
+        root.id
+    };
+    // As format 3 left it: no tree counts.
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        set_format(&txn, 3);
+        assert!(txn.delete_table(TREES).unwrap());
+        txn.commit().unwrap();
+    }
+    let store = reyna_store::Store::open(&path).unwrap();
+    assert_eq!(store.tree_size(root).unwrap(), 2);
+    assert!(store.check().unwrap().problems.is_empty());
+    drop(store);
+    let db = redb::Database::open(&path).unwrap();
+    let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+    assert_eq!(format_of(&txn), 4);
 }

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reyna_store::{
-    BlobId, Completion, Job, JobId, JobSpec, JobState, NewBlob, NewOutput, Store, now_ms,
+    BlobId, Completed, Completion, Job, JobId, JobSpec, JobState, NewBlob, NewOutput, Store, now_ms,
 };
 
 const CHILD_ENV: &str = "REYNA_STORE_CRASH_CHILD";
@@ -383,10 +383,13 @@ async fn work(store: &Store, rng: &mut Rng, job: Job) {
         };
         // Zero, one or both next jobs claimed in the completing commit.
         let claim = rng.below(3) as usize;
-        let (outputs, claimed) = store
+        let Completed::Stored { outputs, claimed } = store
             .complete_job_and_claim(job.id, completion, claim)
             .await
-            .unwrap();
+            .unwrap()
+        else {
+            panic!("no tree budget was set");
+        };
         for out in outputs {
             ack("O", out.id);
         }

@@ -17,10 +17,12 @@
 use std::path::PathBuf;
 
 mod chat;
+mod expensive;
 mod manifest_edit;
 mod nats;
 
 pub use chat::{ChatServer, Received};
+pub use expensive::{nested_module, with_extra_module};
 pub use manifest_edit::{ManifestEditError, with_manifest};
 pub use nats::NatsServer;
 

@@ -52,7 +52,7 @@ fn read_leb(bytes: &[u8], pos: &mut usize) -> Result<usize, ManifestEditError> {
     }
 }
 
-fn write_leb(out: &mut Vec<u8>, mut value: usize) {
+pub(crate) fn write_leb(out: &mut Vec<u8>, mut value: usize) {
     loop {
         // The mask keeps the value below 0x80.
         let byte = (value & 0x7f) as u8;

@@ -244,3 +244,85 @@ async fn identical_input_reuses_the_stored_result_and_records_it() {
     assert_eq!((stats.calls, stats.reused), (1, 1));
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tree_budget_stops_a_fan_out_while_another_tenants_job_completes() {
+    // `fan-out` answers every text with 16 new texts, which it receives
+    // again: 16^16 blobs within the hop limit. The tree budget cuts each
+    // ingested blob's tree at 100 derived blobs (word-count's included).
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.max_tree_blobs = 100;
+    let engine = engine_with(config).await;
+    upload(&engine, "fan-out").await;
+    upload(&engine, "word-count").await;
+    engine.start();
+    let wide = put(&engine, "text-input-v1", json!({ "text": "wide" })).await;
+    let other = engine
+        .create_blob(
+            "other",
+            "text-input-v1",
+            json!({ "text": "mine alone" }).to_string().into_bytes(),
+            vec![],
+        )
+        .await
+        .unwrap();
+    // The other tenant's word count completes even while its own tree and
+    // acme's are at their budget.
+    wait_until(&engine, "the other tenant's word count", || {
+        engine
+            .store()
+            .children("other", other.id)
+            .unwrap()
+            .iter()
+            .any(|c| c.schema == "word-count-v1")
+    })
+    .await;
+    idle(&engine).await;
+
+    for (tenant, root) in [(TENANT, wide.id), ("other", other.id)] {
+        let size = engine.store().tree_size(root).unwrap();
+        assert!(
+            (84..=100).contains(&size),
+            "{tenant}'s tree stops within one completion of the budget: {size}"
+        );
+        let derived = engine
+            .store()
+            .lineage(tenant, root, reyna_engine::reyna_store::Direction::Down, 16)
+            .unwrap()
+            .unwrap()
+            .nodes
+            .len()
+            - 1;
+        assert_eq!(
+            derived as u64, size,
+            "{tenant}: the count is what the lineage holds"
+        );
+    }
+    let dead = engine
+        .store()
+        .list_dead_letters(Some(TENANT), None, 1000)
+        .unwrap()
+        .items;
+    assert!(!dead.is_empty());
+    for letter in &dead {
+        assert!(
+            letter.reason.starts_with("tree-budget: ") && letter.reason.contains("at most 100"),
+            "{}",
+            letter.reason
+        );
+        assert_eq!(letter.job.tree, wide.id);
+        assert!(letter.job.outputs.is_empty(), "nothing of it was stored");
+    }
+    // Every stored blob is accounted for: two roots and two bounded trees.
+    let counts = engine.store().counts().unwrap();
+    assert_eq!(
+        counts.blobs,
+        2 + engine.store().tree_size(wide.id).unwrap()
+            + engine.store().tree_size(other.id).unwrap()
+    );
+    assert!(engine.store().check().unwrap().problems.is_empty());
+    // The budget is not the plugin's failure: it stays enabled.
+    assert!(engine.plugin("fan-out", "0.1.0").unwrap().enabled);
+    engine.shutdown().await;
+}

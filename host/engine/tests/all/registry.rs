@@ -289,3 +289,47 @@ async fn invalid_blobs_are_refused_with_pointer_and_rule_and_store_nothing() {
     );
     assert_eq!(engine.store().counts().unwrap().blobs, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_too_expensive_to_compile_is_refused_naming_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    // 400 KB that nest 200,000 blocks deep: cheap to send, and without the
+    // check wasmtime would compile it (the module sits in a valid component
+    // with a valid manifest).
+    let word_count = reyna_artifacts::bytes("word-count").unwrap();
+    let deep = reyna_artifacts::with_extra_module(
+        &word_count,
+        &reyna_artifacts::nested_module(1, 200_000),
+    );
+    let err = refused(&engine, deep).await;
+    let EngineError::PluginTooExpensive { reason, .. } = &err else {
+        panic!("wrong refusal: {err}");
+    };
+    assert!(
+        reason.contains("nests blocks more than 1024 deep (compile.max-nesting)"),
+        "{reason}"
+    );
+    // The host goes on: the plain component uploads at once.
+    upload(&engine, "word-count").await;
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compile_past_its_timeout_is_refused_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    // No real component compiles in a millisecond.
+    config.runtime.compile.timeout = std::time::Duration::from_millis(1);
+    let engine = engine_with(config).await;
+    let err = refused(&engine, reyna_artifacts::bytes("word-count").unwrap()).await;
+    let EngineError::PluginTooExpensive { reason, .. } = &err else {
+        panic!("wrong refusal: {err}");
+    };
+    assert!(reason.contains("(compile.timeout)"), "{reason}");
+    // Nor is its artifact cached for a later upload to pick up.
+    let runtime_dir = dir.path().join("artifacts");
+    let cached = std::fs::read_dir(&runtime_dir).map_or(0, |d| d.count());
+    assert_eq!(cached, 0, "a timed-out compile leaves no artifact");
+    engine.shutdown().await;
+}
