@@ -43,7 +43,9 @@ impl<'a> Context<'a> {
         &self.event.blob
     }
 
-    /// Writes a log line into the call's log.
+    /// Writes a log line into the call's log. The host keeps at most 64 KiB
+    /// (a line costs its length plus one) and 1,000 lines per call by
+    /// default, stdout and stderr included, and drops the rest.
     pub fn log(&mut self, level: LogLevel, message: &str) {
         self.host.log(level, message);
     }
@@ -86,7 +88,10 @@ impl<'a> Context<'a> {
     }
 
     /// Lists the tenant's blobs of `schema` whose top-level fields equal those
-    /// of `filter` (a JSON object; `{}` matches all), oldest first.
+    /// of `filter` (a JSON object; `{}` matches all), oldest first. A query
+    /// matching more than the host's bounds (1,000 blobs or 16 MiB of data by
+    /// default) is [`Error::Fatal`] saying which, with no blobs: narrow the
+    /// filter.
     pub fn query_blobs(
         &mut self,
         schema: &str,
@@ -101,6 +106,9 @@ impl<'a> Context<'a> {
     }
 
     /// Calls an effect the manifest declares in `effects` (processors only).
+    /// One call of the processor makes at most `max-effect-calls` of these
+    /// (manifest `[limits]`, capped by the operator; 64 by default); the
+    /// one past it fails the whole call with `too-many-effect-calls`.
     pub fn call_effect(&mut self, name: &str, request: &[u8]) -> Result<Vec<u8>, Error> {
         self.host.call_effect(name, request)
     }

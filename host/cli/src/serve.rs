@@ -40,8 +40,9 @@ pub struct ServeArgs {
     pub data_dir: Option<PathBuf>,
     /// TOML file with any of: listen, data-dir, log, workers, max-body,
     /// max-plugin, max-blob, max-page, max-wait, sse-buffer, sse-heartbeat,
-    /// store-cache, max-parents, max-hops, max-tree-blobs, and the tables
-    /// [compile], [effects] and [nats].
+    /// store-cache, max-parents, max-hops, max-tree-blobs, max-log-lines,
+    /// max-effect-calls, max-query-bytes, and the tables [compile], [effects]
+    /// and [nats].
     #[arg(long, env = "REYNA_CONFIG")]
     pub config: Option<PathBuf>,
     /// Admin token to accept (instead of the one created in <data-dir>/admin-token).
@@ -90,6 +91,13 @@ struct FileConfig {
     /// What compiling one upload may cost.
     #[serde(default)]
     compile: CompileFile,
+    /// Log lines kept per plugin call (default 1000).
+    max_log_lines: Option<usize>,
+    /// Most effect calls per processor call; caps the manifests' requests
+    /// (default 64).
+    max_effect_calls: Option<u32>,
+    /// Most blob data one `query-blobs` returns, e.g. "16MiB" (the default).
+    max_query_bytes: Option<String>,
     /// Outbound policy for effect plugins.
     #[serde(default)]
     effects: EffectsFile,
@@ -250,6 +258,17 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
             bail!("`compile.max-compiles` must be at least 1");
         }
         compile.max_concurrent = n;
+    if let Some(n) = file.max_log_lines {
+        engine.runtime.max_log_lines = n;
+    }
+    if let Some(n) = file.max_effect_calls {
+        if n == 0 {
+            bail!("`max-effect-calls` must be at least 1");
+        }
+        engine.runtime.max_effect_calls = n;
+    }
+    if let Some(text) = &file.max_query_bytes {
+        engine.max_query_bytes = bytes("max-query-bytes", text)?;
     }
     for (effect, hosts) in &file.effects.approved_hosts {
         for host in hosts {
@@ -548,5 +567,40 @@ pub(crate) async fn stop_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod guest_limits {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn resolved(text: &str) -> anyhow::Result<Settings> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("reyna.toml");
+        std::fs::write(&path, text).unwrap();
+        resolve(&ServeArgs {
+            listen: None,
+            data_dir: None,
+            config: Some(path),
+            admin_token: None,
+            log: None,
+            nats: None,
+        })
+    }
+
+    #[test]
+    fn guest_limits_come_from_the_config_file() {
+        let s = resolved("max-log-lines = 10\nmax-effect-calls = 3\nmax-query-bytes = \"1MiB\"\n")
+            .unwrap();
+        assert_eq!(s.engine.runtime.max_log_lines, 10);
+        assert_eq!(s.engine.runtime.max_effect_calls, 3);
+        assert_eq!(s.engine.max_query_bytes, 1 << 20);
+        let defaults = resolved("").unwrap();
+        assert_eq!(defaults.engine.runtime.max_log_lines, 1000);
+        assert_eq!(defaults.engine.runtime.max_effect_calls, 64);
+        assert_eq!(defaults.engine.max_query_bytes, 16 << 20);
+        let e = resolved("max-effect-calls = 0\n").unwrap_err();
+        assert_eq!(e.to_string(), "`max-effect-calls` must be at least 1");
     }
 }

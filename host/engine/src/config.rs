@@ -44,6 +44,9 @@ pub struct EngineConfig {
     pub max_query_results: usize,
     /// Most blobs one `query-blobs` scans.
     pub max_query_scan: usize,
+    /// Most bytes of blob data one `query-blobs` returns; a query whose
+    /// matches hold more fails with `fatal` (nothing is returned).
+    pub max_query_bytes: usize,
     /// Store scans and lineage walks (API listings, `query-blobs`) running
     /// at once on the blocking pool; more wait their turn.
     pub max_blocking_reads: usize,
@@ -136,6 +139,7 @@ impl EngineConfig {
             backoff_max: Duration::from_secs(300),
             max_query_results: 1000,
             max_query_scan: 100_000,
+            max_query_bytes: 16 * 1024 * 1024,
             max_blocking_reads: (cores * 2).clamp(2, 16),
             pause_window: 20,
             pause_min_calls: 10,

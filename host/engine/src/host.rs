@@ -130,9 +130,21 @@ pub(crate) fn read_blob(inner: &Inner, tenant: &str, id: &str) -> Result<Option<
     }
 }
 
+/// Set when the guest's host call is dropped (its deadline passed): the scan
+/// it started on the blocking pool stops at the next blob instead of running
+/// on for nobody.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// `tenant`'s blobs of `schema` whose data matches `filter_json`, oldest
 /// first. A scan: it runs on the blocking pool, and the wait for it counts
-/// against the calling guest's deadline (its host call is dropped then).
+/// against the calling guest's deadline (the runtime drops the host call at
+/// the deadline, and the scan stops then).
 pub(crate) async fn query_blobs(
     inner: &Inner,
     tenant: &str,
@@ -146,12 +158,17 @@ pub(crate) async fn query_blobs(
     let limits = QueryLimits {
         results: inner.config.max_query_results,
         scan: inner.config.max_query_scan,
+        bytes: inner.config.max_query_bytes,
     };
     let (tenant, schema) = (tenant.to_owned(), schema.to_owned());
-    inner
-        .blocking(move |store| Ok(scan(store, &tenant, &schema, &filter, limits)))
+    let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
+    let stopped = stop.0.clone();
+    let found = inner
+        .blocking(move |store| Ok(scan(store, &tenant, &schema, &filter, limits, &stopped)))
         .await
-        .map_err(|e| GuestError::Retryable(format!("query failed: {e}")))?
+        .map_err(|e| GuestError::Retryable(format!("query failed: {e}")))?;
+    drop(stop);
+    found
 }
 
 #[derive(Clone, Copy)]
@@ -160,26 +177,38 @@ struct QueryLimits {
     results: usize,
     /// Most blobs scanned.
     scan: usize,
+    /// Most bytes of blob data returned.
+    bytes: usize,
 }
 
 /// Scans the tenant's blobs of this schema page by page (metadata only),
-/// reading payloads to apply the filter. Bounded: a query that would scan
-/// or return more than its limits is refused.
+/// reading payloads one at a time to apply the filter. Bounded: a query that
+/// would scan or return more than its limits (count or bytes) is refused
+/// before the blob past the limit is kept; a scan whose caller is gone
+/// (`stopped`) ends at the next blob.
 fn scan(
     store: &Store,
     tenant: &str,
     schema: &str,
     filter: &serde_json::Map<String, serde_json::Value>,
     limits: QueryLimits,
+    stopped: &AtomicBool,
 ) -> Result<Vec<Blob>, GuestError> {
     let mut out = Vec::new();
     let mut scanned = 0usize;
+    let mut bytes = 0usize;
     let mut cursor: Option<String> = None;
     loop {
+        if stopped.load(Ordering::Relaxed) {
+            return Err(GuestError::Retryable("query abandoned".to_owned()));
+        }
         let page = store
             .list_blobs(tenant, Some(schema), cursor.as_deref(), 500)
             .map_err(|e| GuestError::Retryable(format!("query failed: {e}")))?;
         for meta in &page.items {
+            if stopped.load(Ordering::Relaxed) {
+                return Err(GuestError::Retryable("query abandoned".to_owned()));
+            }
             scanned += 1;
             if scanned > limits.scan {
                 return Err(GuestError::Fatal(format!(
@@ -195,6 +224,13 @@ fn scan(
                     return Err(GuestError::Fatal(format!(
                         "query matched more than {} `{schema}` blobs; narrow the filter",
                         limits.results
+                    )));
+                }
+                bytes = bytes.saturating_add(blob.data.len());
+                if bytes > limits.bytes {
+                    return Err(GuestError::Fatal(format!(
+                        "query matched more than {} bytes of `{schema}` blobs; narrow the filter",
+                        limits.bytes
                     )));
                 }
                 out.push(blob);

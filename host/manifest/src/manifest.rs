@@ -115,6 +115,10 @@ pub struct LimitsRequest {
     /// How many times a `retryable` failure or a timeout is retried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_retries: Option<u32>,
+    /// Processors: most `effects.call` calls one call may make; the call past
+    /// it fails the whole call (`too-many-effect-calls`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_effect_calls: Option<u32>,
 }
 
 /// A plugin's declaration, embedded in its `.wasm` and read without running it.
@@ -394,6 +398,18 @@ impl Manifest {
         if l.max_concurrency == Some(0) {
             return Err(invalid("limits.max-concurrency", "must be at least 1"));
         }
+        if l.max_effect_calls == Some(0) {
+            return Err(invalid(
+                "limits.max-effect-calls",
+                "must be at least 1 (a processor that calls no effect lists none in `effects`)",
+            ));
+        }
+        if l.max_effect_calls.is_some() && self.kind == Kind::Effect {
+            return Err(invalid(
+                "limits.max-effect-calls",
+                "an effect plugin cannot call other effects",
+            ));
+        }
         if l.max_output_bytes.is_some_and(|b| b.0 == 0) {
             return Err(invalid(
                 "limits.max-output-bytes",
@@ -442,6 +458,7 @@ memory = "64MiB"
 timeout = "2s"
 max-concurrency = 4
 max-outputs = 16
+max-effect-calls = 8
 "#;
 
     #[test]
@@ -455,6 +472,7 @@ max-outputs = 16
             Some(HumanDuration(Duration::from_secs(2)))
         );
         assert_eq!(m.limits.max_concurrency, Some(4));
+        assert_eq!(m.limits.max_effect_calls, Some(8));
         // Round trip through TOML keeps every field.
         assert_eq!(Manifest::parse(&m.to_toml()).unwrap(), m);
     }
@@ -496,6 +514,18 @@ max-outputs = 16
         );
         let e = err(&TEXT_EXPAND.replace("max-concurrency = 4", "max-concurrency = 0"));
         assert_eq!(e, "invalid `limits.max-concurrency`: must be at least 1");
+        let e = err(&TEXT_EXPAND.replace("max-effect-calls = 8", "max-effect-calls = 0"));
+        assert!(
+            e.starts_with("invalid `limits.max-effect-calls`: must be at least 1"),
+            "{e}"
+        );
+        let e = err(
+            "name = \"x\"\nversion = \"0.1.0\"\nkind = \"effect\"\n[limits]\nmax-effect-calls = 2\n",
+        );
+        assert_eq!(
+            e,
+            "invalid `limits.max-effect-calls`: an effect plugin cannot call other effects"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use reyna_types::{Cost, EffectCall, LogLine};
+use reyna_types::{Cost, EffectCall, EffectOutcome, LogLine};
 
 use crate::bindings;
 use crate::error::Failure;
@@ -68,10 +68,59 @@ pub struct CallReport {
     pub instantiate_us: u64,
     /// The call's log: host `log` calls, stdout and stderr.
     pub logs: Vec<LogLine>,
-    /// Whether log lines were dropped for exceeding `max_log_bytes`.
+    /// Whether log lines were dropped for exceeding `max_log_bytes` or
+    /// `max_log_lines`.
     pub log_truncated: bool,
-    /// Every effect call the guest made, in order, as the host recorded it.
+    /// Every effect call the guest made, in order, as the host recorded it
+    /// (at most [`Limits::max_effect_calls`](crate::Limits::max_effect_calls)).
     pub effect_calls: Vec<EffectCall>,
+    /// Bytes this report holds for the call now that it has ended: its
+    /// outputs, log lines, effect-call records and failure message, each
+    /// with its fixed size and what it holds on the heap. At most
+    /// [`Limits::max_retained_bytes`](crate::Limits::max_retained_bytes),
+    /// whatever the guest did.
+    pub retained_bytes: u64,
+}
+
+impl CallReport {
+    /// What [`CallReport::retained_bytes`] says, counted from the report.
+    fn count_retained(&self) -> u64 {
+        use std::mem::size_of;
+        let outputs = match &self.result {
+            Ok(outputs) => outputs
+                .iter()
+                .map(|o| {
+                    size_of::<Output>()
+                        + o.schema.capacity()
+                        + o.data.capacity()
+                        + o.extra_parents.capacity() * size_of::<String>()
+                        + o.extra_parents.iter().map(String::capacity).sum::<usize>()
+                })
+                .sum(),
+            // Every text a failure holds appears in its message.
+            Err(failure) => size_of::<Failure>() + failure.to_string().len(),
+        };
+        let logs: usize = self.logs.capacity() * size_of::<LogLine>()
+            + self
+                .logs
+                .iter()
+                .map(|l| l.message.capacity())
+                .sum::<usize>();
+        let effect_calls: usize = self.effect_calls.capacity() * size_of::<EffectCall>()
+            + self
+                .effect_calls
+                .iter()
+                .map(|c| {
+                    c.effect.capacity()
+                        + c.version.capacity()
+                        + match &c.outcome {
+                            EffectOutcome::Failed(why) => why.capacity(),
+                            _ => 0,
+                        }
+                })
+                .sum::<usize>();
+        (outputs + logs + effect_calls) as u64
+    }
 }
 
 impl Runtime {
@@ -90,6 +139,7 @@ impl Runtime {
             logs: Vec::new(),
             log_truncated: false,
             effect_calls: Vec::new(),
+            retained_bytes: 0,
         };
         report.result = self
             .run(plugin, event, ctx, started, &mut report)
@@ -100,6 +150,10 @@ impl Runtime {
             report.cost.bytes_out = outputs.iter().map(|o| o.data.len() as u64).sum();
         }
         report.cost.wall_us = micros(started.elapsed());
+        // The lists grew by doubling: keep only what they hold.
+        report.logs.shrink_to_fit();
+        report.effect_calls.shrink_to_fit();
+        report.retained_bytes = report.count_retained();
         report
     }
 
@@ -127,8 +181,7 @@ impl Runtime {
             .collect();
         let secrets = Arc::new(Secrets::from_config(&ctx.config));
         let state = CallState::new(CallSetup {
-            memory_limit: p.limits.memory,
-            max_log_bytes: p.limits.max_log_bytes,
+            limits: p.limits,
             tenant: event.blob.tenant.clone(),
             config: ctx.config,
             host: ctx.host,
@@ -151,8 +204,8 @@ impl Runtime {
         let mut state = ran.state;
         report.effect_calls = std::mem::take(&mut state.effect_calls);
         // Even a guest that swallowed the refusal fails the call.
-        if let Some(effect) = state.denied_effect.take() {
-            return Err(Failure::EffectDenied { effect });
+        if let Some(failure) = state.refusal.take() {
+            return Err(failure);
         }
         let result = match ran.result.map_err(|f| secrets.redact_failure(f))? {
             Returned::Outputs(r) => r,

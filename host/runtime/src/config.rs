@@ -7,8 +7,11 @@ use std::time::Duration;
 
 use reyna_manifest::LimitsRequest;
 
-use crate::error::RuntimeError;
+use reyna_types::{EffectCall, LogLine};
+
+use crate::error::{Failure, MAX_FAILURE_MESSAGE, RuntimeError};
 use crate::shape::CompileLimits;
+use crate::types::Output;
 
 const MIB: u64 = 1 << 20;
 
@@ -32,6 +35,14 @@ pub struct RuntimeConfig {
     /// Most log bytes (host `log` calls plus stdout and stderr) kept per call;
     /// the rest is dropped and the report says so.
     pub max_log_bytes: usize,
+    /// Most log lines kept per call, however short (an empty line costs one
+    /// byte of `max_log_bytes` and one line of this); the rest is dropped and
+    /// the report says so.
+    pub max_log_lines: usize,
+    /// Most `effects.call` calls one processor call may make (and the
+    /// default). The call past it fails the whole processor call with
+    /// [`Failure::TooManyEffectCalls`](crate::Failure::TooManyEffectCalls).
+    pub max_effect_calls: u32,
     /// Concurrency of a plugin whose manifest requests none.
     pub default_concurrency: u32,
     /// Retries of a plugin whose manifest requests none (the engine retries;
@@ -73,6 +84,8 @@ impl Default for RuntimeConfig {
             max_outputs: 256,
             max_output_bytes: 16 * MIB,
             max_log_bytes: 64 * 1024,
+            max_log_lines: 1000,
+            max_effect_calls: 64,
             default_concurrency: 16,
             default_retries: 3,
             max_retries: 10,
@@ -143,6 +156,10 @@ impl RuntimeConfig {
                 .unwrap_or(self.default_retries)
                 .min(self.max_retries),
             max_log_bytes: self.max_log_bytes,
+            max_log_lines: self.max_log_lines,
+            max_effect_calls: request
+                .max_effect_calls
+                .map_or(self.max_effect_calls, |n| n.min(self.max_effect_calls)),
             fuel: self.fuel,
         }
     }
@@ -165,8 +182,46 @@ pub struct Limits {
     pub max_retries: u32,
     /// Log bytes kept per call.
     pub max_log_bytes: usize,
+    /// Log lines kept per call.
+    pub max_log_lines: usize,
+    /// Effect calls one processor call may make.
+    pub max_effect_calls: u32,
     /// Fuel budget per call, when fuel metering is on.
     pub fuel: Option<u64>,
+}
+
+/// Room for an effect call record besides its failure text: the effect's
+/// name (64 bytes at most) and the version that served it.
+const EFFECT_CALL_NAMES: usize = 256;
+
+/// Room for the fixed words of a failure's message around its texts.
+const FAILURE_WORDS: usize = 256;
+
+impl Limits {
+    /// The most a processor call under these limits can leave the host
+    /// holding once it has ended ([`CallReport::retained_bytes`]), whatever
+    /// the guest did: the outputs (`max_output_bytes` of data, plus their
+    /// schema names and extra parents, which cross into the host under the
+    /// same per-crossing bound of `max_output_bytes` + 4 MiB), the log
+    /// (`max_log_bytes` of text in at most `max_log_lines` lines), the
+    /// effect-call records (`max_effect_calls`, each with a failure text cut
+    /// to [`MAX_FAILURE_MESSAGE`] bytes) and a failure message cut the same
+    /// way. With the default limits, everything but the outputs is under
+    /// 400 KiB.
+    ///
+    /// [`CallReport::retained_bytes`]: crate::CallReport::retained_bytes
+    pub fn max_retained_bytes(&self) -> u64 {
+        use std::mem::size_of;
+        let outputs = self.max_output_bytes
+            + crate::invoke::HOSTCALL_SLACK as u64
+            + u64::from(self.max_outputs) * size_of::<Output>() as u64;
+        let logs =
+            self.max_log_bytes as u64 + self.max_log_lines as u64 * size_of::<LogLine>() as u64;
+        let effect_calls = u64::from(self.max_effect_calls)
+            * (size_of::<EffectCall>() + MAX_FAILURE_MESSAGE + 64 + EFFECT_CALL_NAMES) as u64;
+        let failure = (size_of::<Failure>() + MAX_FAILURE_MESSAGE + 64 + FAILURE_WORDS) as u64;
+        outputs + logs + effect_calls + failure
+    }
 }
 
 #[cfg(test)]
@@ -189,6 +244,8 @@ mod tests {
         assert_eq!(limits.max_outputs, config.max_outputs);
         assert_eq!(limits.max_output_bytes, config.max_output_bytes);
         assert_eq!(limits.max_retries, config.default_retries);
+        assert_eq!(limits.max_log_lines, config.max_log_lines);
+        assert_eq!(limits.max_effect_calls, config.max_effect_calls);
     }
 
     #[test]
@@ -201,6 +258,7 @@ mod tests {
             max_outputs: Some(1_000_000),
             max_output_bytes: Some(ByteSize(1 << 40)),
             max_retries: Some(1000),
+            max_effect_calls: Some(1_000_000),
         };
         let limits = config.resolve(&request);
         assert_eq!(limits.memory, config.max_memory);
@@ -209,6 +267,7 @@ mod tests {
         assert_eq!(limits.max_outputs, config.max_outputs);
         assert_eq!(limits.max_output_bytes, config.max_output_bytes);
         assert_eq!(limits.max_retries, config.max_retries);
+        assert_eq!(limits.max_effect_calls, config.max_effect_calls);
     }
 
     #[test]
@@ -221,6 +280,7 @@ mod tests {
             max_outputs: Some(1),
             max_output_bytes: Some(ByteSize(1024)),
             max_retries: Some(0),
+            max_effect_calls: Some(3),
         };
         let limits = config.resolve(&request);
         assert_eq!(limits.memory, 2 << 20);
@@ -229,6 +289,7 @@ mod tests {
         assert_eq!(limits.max_outputs, 1);
         assert_eq!(limits.max_output_bytes, 1024);
         assert_eq!(limits.max_retries, 0);
+        assert_eq!(limits.max_effect_calls, 3);
     }
 
     #[test]

@@ -74,7 +74,8 @@ pub struct EffectReport {
     pub instantiate_us: u64,
     /// The call's log, secrets redacted.
     pub logs: Vec<LogLine>,
-    /// Whether log lines were dropped for exceeding `max_log_bytes`.
+    /// Whether log lines were dropped for exceeding `max_log_bytes` or
+    /// `max_log_lines`.
     pub log_truncated: bool,
     /// Every outbound request, in the order the guest made them, refused ones
     /// included.
@@ -185,8 +186,7 @@ impl Runtime {
             secrets.clone(),
         ));
         let state = CallState::new(CallSetup {
-            memory_limit: p.limits.memory,
-            max_log_bytes: p.limits.max_log_bytes,
+            limits: p.limits,
             tenant,
             config: ctx.config,
             host: ctx.host,

@@ -43,6 +43,14 @@ pub enum Failure {
         /// The effect name the guest asked for.
         effect: String,
     },
+    /// The guest made more `effects.call` calls than its limit
+    /// ([`Limits::max_effect_calls`](crate::Limits::max_effect_calls)). The
+    /// call past the limit is not made; the whole call fails.
+    #[error("the plugin made more than the {limit} effect calls allowed per call")]
+    TooManyEffectCalls {
+        /// The limit.
+        limit: u32,
+    },
     /// An output is malformed: not UTF-8 JSON, or a schema the manifest does
     /// not declare.
     #[error("invalid output: {reason}")]
@@ -138,6 +146,7 @@ impl Failure {
             Failure::Trap { .. } => "trap",
             Failure::OutputLimit { .. } => "output-limit",
             Failure::EffectDenied { .. } => "effect-denied",
+            Failure::TooManyEffectCalls { .. } => "too-many-effect-calls",
             Failure::InvalidOutput { .. } => "invalid-output",
             Failure::InvalidInput(_) => "invalid-input",
             Failure::Retryable(_) => "retryable",
@@ -154,16 +163,7 @@ impl Failure {
     /// text is stored with its job and dead letter and shown in listings,
     /// so it must not be able to make them megabytes long.
     pub fn bounded(self) -> Failure {
-        self.map_messages(|m| {
-            if m.len() <= MAX_FAILURE_MESSAGE {
-                return m;
-            }
-            let mut end = MAX_FAILURE_MESSAGE;
-            while !m.is_char_boundary(end) {
-                end -= 1;
-            }
-            format!("{}... ({} bytes in all)", &m[..end], m.len())
-        })
+        self.map_messages(bound_message)
     }
 
     /// The failure with `f` applied to every text it carries (messages,
@@ -192,6 +192,19 @@ impl Failure {
 
 /// Longest message a [`Failure`] carries out of the runtime, in bytes.
 pub const MAX_FAILURE_MESSAGE: usize = 4096;
+
+/// `m` cut to [`MAX_FAILURE_MESSAGE`] bytes on a character boundary, saying
+/// how long it was (at most 40 bytes more).
+pub(crate) fn bound_message(m: String) -> String {
+    if m.len() <= MAX_FAILURE_MESSAGE {
+        return m;
+    }
+    let mut end = MAX_FAILURE_MESSAGE;
+    while !m.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes in all)", &m[..end], m.len())
+}
 
 /// Why a component could not be loaded. Nothing is kept when loading fails.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -302,6 +315,7 @@ mod tests {
             .retryable()
         );
         assert!(!Failure::ResponseTooLarge { limit: 1 }.retryable());
+        assert!(!Failure::TooManyEffectCalls { limit: 1 }.retryable());
         assert!(
             !Failure::Trap {
                 code: "panic".into(),
@@ -354,6 +368,12 @@ mod tests {
         assert_eq!(
             Failure::ResponseTooLarge { limit: 10 }.kind(),
             "response-too-large"
+        );
+        let e = Failure::TooManyEffectCalls { limit: 64 };
+        assert_eq!(e.kind(), "too-many-effect-calls");
+        assert_eq!(
+            e.to_string(),
+            "the plugin made more than the 64 effect calls allowed per call"
         );
     }
 }

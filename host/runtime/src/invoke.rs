@@ -15,7 +15,7 @@ use crate::config::Limits;
 use crate::error::Failure;
 use crate::plugin::{Plugin, Pre};
 use crate::runtime::Runtime;
-use crate::sandbox::{CallState, EffectDenied, MemoryLimitReached, lock_log};
+use crate::sandbox::{CallState, MemoryLimitReached, lock_log};
 use crate::types::Event;
 
 pub(crate) fn micros(d: Duration) -> u64 {
@@ -153,7 +153,7 @@ impl Runtime {
         let result = outcome.map_err(|phase| {
             classify(
                 phase,
-                state.denied_effect.clone(),
+                state.refusal.clone(),
                 state.limiter.refused,
                 panic_message,
                 hostcall_bytes,
@@ -245,7 +245,7 @@ const MAX_TRAP_MESSAGE: usize = 2048;
 
 /// Room, besides the output bytes themselves, for what else crosses with
 /// them: schema names, extra-parent ids, list headers.
-const HOSTCALL_SLACK: usize = 4 << 20;
+pub(crate) const HOSTCALL_SLACK: usize = 4 << 20;
 
 /// Most bytes the guest may hand the host in one crossing.
 fn hostcall_bytes(limits: &Limits) -> usize {
@@ -259,13 +259,13 @@ const HOSTCALL_FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exh
 
 fn classify(
     phase: Phase,
-    denied_effect: Option<String>,
+    refusal: Option<Failure>,
     memory_refused: bool,
     panic: Option<String>,
     hostcall_bytes: usize,
 ) -> Failure {
-    if let Some(effect) = denied_effect {
-        return Failure::EffectDenied { effect };
+    if let Some(failure) = refusal {
+        return failure;
     }
     let (err, instantiating) = match phase {
         Phase::Deadline => return Failure::Timeout,
@@ -278,10 +278,8 @@ fn classify(
     if memory_refused || err.downcast_ref::<MemoryLimitReached>().is_some() {
         return Failure::MemoryLimit;
     }
-    if let Some(EffectDenied(effect)) = err.downcast_ref::<EffectDenied>() {
-        return Failure::EffectDenied {
-            effect: effect.clone(),
-        };
+    if let Some(failure) = err.downcast_ref::<Failure>() {
+        return failure.clone();
     }
     let mut message = format!("{err:#}");
     if message.contains(HOSTCALL_FUEL_EXHAUSTED) {

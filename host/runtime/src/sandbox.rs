@@ -18,7 +18,8 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::bindings::processor::reyna::plugin::{effects, host, types};
 use reyna_types::EffectCall;
 
-use crate::error::GuestError;
+use crate::config::Limits;
+use crate::error::{Failure, GuestError, bound_message};
 use crate::host::HostApi;
 use crate::net::{NetCall, NetHooks};
 use crate::secrets::Secrets;
@@ -43,11 +44,6 @@ pub(crate) struct MemoryLimitReached {
     pub limit: usize,
     pub desired: usize,
 }
-
-/// The error a guest gets (as a trap) when it calls an effect it may not call.
-#[derive(Debug, thiserror::Error)]
-#[error("effect `{0}` is not allowed")]
-pub(crate) struct EffectDenied(pub String);
 
 /// Memory and table limits of one call, and what the call used.
 #[derive(Debug)]
@@ -129,9 +125,9 @@ enum Stream {
 }
 
 /// The call's log: host `log` calls plus stdout and stderr split into lines,
-/// bounded by a byte budget. Past the budget everything is dropped silently
-/// for the guest (a closed stdout would make Rust's `println!` panic) and the
-/// report says the log was truncated. Secret config values are redacted from
+/// bounded by a byte budget and a line count. Past either everything is
+/// dropped silently for the guest (a closed stdout would make Rust's
+/// `println!` panic) and the report says the log was truncated. Secret config values are redacted from
 /// every line (the budget counts the guest's bytes, before redaction).
 #[derive(Debug)]
 pub(crate) struct LogBuffer {
@@ -139,6 +135,7 @@ pub(crate) struct LogBuffer {
     lines: Vec<LogLine>,
     bytes: usize,
     max_bytes: usize,
+    max_lines: usize,
     truncated: bool,
     stdout_partial: Vec<u8>,
     stderr_partial: Vec<u8>,
@@ -147,16 +144,17 @@ pub(crate) struct LogBuffer {
 
 impl LogBuffer {
     #[cfg(test)]
-    pub fn new(max_bytes: usize) -> Self {
-        Self::with_secrets(max_bytes, Arc::default())
+    pub fn new(max_bytes: usize, max_lines: usize) -> Self {
+        Self::with_secrets(max_bytes, max_lines, Arc::default())
     }
 
-    pub fn with_secrets(max_bytes: usize, secrets: Arc<Secrets>) -> Self {
+    pub fn with_secrets(max_bytes: usize, max_lines: usize, secrets: Arc<Secrets>) -> Self {
         LogBuffer {
             secrets,
             lines: Vec::new(),
             bytes: 0,
             max_bytes,
+            max_lines,
             truncated: false,
             stdout_partial: Vec::new(),
             stderr_partial: Vec::new(),
@@ -174,7 +172,27 @@ impl LogBuffer {
         granted
     }
 
+    /// Whether the line cap leaves room for one more line (if not, the log
+    /// is truncated).
+    fn room_for_a_line(&mut self) -> bool {
+        let room = self.lines.len() < self.max_lines;
+        if !room {
+            self.truncated = true;
+        }
+        room
+    }
+
+    /// Keeps a line if the line cap allows.
+    fn keep(&mut self, level: LogLevel, message: String) {
+        if self.room_for_a_line() {
+            self.lines.push(LogLine { level, message });
+        }
+    }
+
     pub fn push(&mut self, level: LogLevel, message: &str) {
+        if !self.room_for_a_line() {
+            return;
+        }
         // A line costs its bytes and one for its end, as a printed line
         // does: an empty line is not free, so no number of them is.
         let granted = self.take_budget(message.len() + 1);
@@ -219,10 +237,8 @@ impl LogBuffer {
         let mut start = 0;
         while let Some(pos) = partial[start..].iter().position(|&b| b == b'\n') {
             let line = String::from_utf8_lossy(&partial[start..start + pos]);
-            self.lines.push(LogLine {
-                level,
-                message: self.secrets.redact(&line).into_owned(),
-            });
+            let message = self.secrets.redact(&line).into_owned();
+            self.keep(level, message);
             start += pos + 1;
         }
         partial.drain(..start);
@@ -267,7 +283,7 @@ impl LogBuffer {
                 } else {
                     self.secrets.redact(&line).into_owned()
                 };
-                self.lines.push(LogLine { level, message });
+                self.keep(level, message);
             }
         }
         (std::mem::take(&mut self.lines), self.truncated)
@@ -374,14 +390,16 @@ pub(crate) struct CallState {
     config: Arc<BTreeMap<String, String>>,
     host: Arc<dyn HostApi>,
     allowed_effects: Vec<String>,
-    pub denied_effect: Option<String>,
+    max_effect_calls: u32,
+    /// The failure the host decided for the call (an effect it may not call,
+    /// one effect call too many): it stands whatever the guest did next.
+    pub refusal: Option<Failure>,
     pub effect_calls: Vec<EffectCall>,
 }
 
 /// What a [`CallState`] is built from.
 pub(crate) struct CallSetup {
-    pub memory_limit: u64,
-    pub max_log_bytes: usize,
+    pub limits: Limits,
     pub tenant: String,
     pub config: Arc<BTreeMap<String, String>>,
     pub host: Arc<dyn HostApi>,
@@ -395,8 +413,10 @@ pub(crate) struct CallSetup {
 
 impl CallState {
     pub fn new(setup: CallSetup) -> Self {
+        let limits = setup.limits;
         let log: SharedLog = Arc::new(Mutex::new(LogBuffer::with_secrets(
-            setup.max_log_bytes,
+            limits.max_log_bytes,
+            limits.max_log_lines,
             setup.secrets,
         )));
         let mut wasi = WasiCtxBuilder::new();
@@ -424,13 +444,14 @@ impl CallState {
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
             net: NetHooks { call: setup.net },
-            limiter: Limiter::new(setup.memory_limit),
+            limiter: Limiter::new(limits.memory),
             log,
             tenant: setup.tenant,
             config: setup.config,
             host: setup.host,
             allowed_effects: setup.allowed_effects,
-            denied_effect: None,
+            max_effect_calls: limits.max_effect_calls,
+            refusal: None,
             effect_calls: Vec::new(),
         }
     }
@@ -515,11 +536,29 @@ impl effects::Host for CallState {
         effect_name: String,
         request: Vec<u8>,
     ) -> wasmtime::Result<Result<Vec<u8>, types::Error>> {
-        if !self.allowed_effects.contains(&effect_name) {
-            self.denied_effect = Some(effect_name.clone());
-            return Err(wasmtime::Error::new(EffectDenied(effect_name)));
+        let refusal = if !self.allowed_effects.contains(&effect_name) {
+            Some(Failure::EffectDenied {
+                effect: effect_name.clone(),
+            })
+        } else if self.effect_calls.len() >= self.max_effect_calls as usize {
+            // Refused before the host is asked: the list of calls kept for
+            // the lineage never grows past the limit.
+            Some(Failure::TooManyEffectCalls {
+                limit: self.max_effect_calls,
+            })
+        } else {
+            None
+        };
+        if let Some(failure) = refusal {
+            self.refusal = Some(failure.clone());
+            return Err(wasmtime::Error::new(failure));
         }
-        let answer = self.host.call_effect(&effect_name, request).await;
+        let mut answer = self.host.call_effect(&effect_name, request).await;
+        // What a failed effect said is kept in the lineage: bound it as a
+        // failure message is bounded.
+        if let reyna_types::EffectOutcome::Failed(why) = &mut answer.record.outcome {
+            *why = bound_message(std::mem::take(why));
+        }
         self.effect_calls.push(answer.record);
         Ok(answer.response.map_err(GuestError::into))
     }
@@ -531,7 +570,7 @@ mod tests {
 
     #[test]
     fn empty_log_lines_count_against_the_budget() {
-        let mut log = LogBuffer::new(1000);
+        let mut log = LogBuffer::new(1000, usize::MAX);
         for _ in 0..100_000 {
             log.push(LogLevel::Info, "");
         }
@@ -541,8 +580,21 @@ mod tests {
     }
 
     #[test]
+    fn lines_past_the_line_cap_are_dropped_from_every_source() {
+        let mut log = LogBuffer::new(1 << 20, 3);
+        log.push(LogLevel::Info, "a");
+        log.write(Stream::Stdout, b"b\n\n\n\n");
+        log.push(LogLevel::Info, "dropped");
+        log.write(Stream::Stderr, b"unterminated");
+        let (lines, truncated) = log.finish();
+        assert!(truncated);
+        let messages: Vec<_> = lines.iter().map(|l| l.message.as_str()).collect();
+        assert_eq!(messages, ["a", "b", ""]);
+    }
+
+    #[test]
     fn log_is_split_into_lines_and_bounded() {
-        let mut log = LogBuffer::new(20);
+        let mut log = LogBuffer::new(20, 100);
         log.write(Stream::Stdout, b"hello\nwor");
         log.write(Stream::Stdout, b"ld\n");
         // 12 bytes so far (newlines count): 8 left.
@@ -566,7 +618,7 @@ mod tests {
 
     #[test]
     fn truncation_keeps_utf8_whole() {
-        let mut log = LogBuffer::new(3);
+        let mut log = LogBuffer::new(3, 100);
         log.push(LogLevel::Info, "aéé");
         let (lines, truncated) = log.finish();
         assert!(truncated);
@@ -575,7 +627,7 @@ mod tests {
 
     #[test]
     fn panic_message_is_found_even_past_the_budget() {
-        let mut log = LogBuffer::new(4);
+        let mut log = LogBuffer::new(4, 100);
         log.write(Stream::Stdout, b"lots of output");
         log.write(
             Stream::Stderr,
@@ -585,7 +637,7 @@ mod tests {
             log.panic_message().unwrap(),
             "boom (panicked at src/lib.rs:3:5)"
         );
-        assert_eq!(LogBuffer::new(10).panic_message(), None);
+        assert_eq!(LogBuffer::new(10, 100).panic_message(), None);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 mod common;
 mod effects;
 mod failures;
+mod hostile;
 mod pipeline;
 mod registry;
 mod tenancy_recovery;

@@ -1,0 +1,25 @@
+//! Test program `hostile-effect-loop`: Calls its declared effect 12,000 times in one call, asking for more effect calls than the operator allows.
+
+use reyna_sdk::{Context, Error, Output, Processor};
+
+#[derive(Debug)]
+pub struct Caller;
+
+impl Processor for Caller {
+    type Input = serde_json::Value;
+    fn process(_input: serde_json::Value, ctx: &mut Context<'_>) -> Result<Vec<Output>, Error> {
+        let mut answered = 0u32;
+        for i in 0..12_000u32 {
+            // Errors are ignored: the host must stop the loop itself.
+            if ctx.call_effect("echo", &i.to_le_bytes()).is_ok() {
+                answered += 1;
+            }
+        }
+        Ok(vec![Output::json(
+            "word-count-v1",
+            &serde_json::json!({ "words": answered }),
+        )?])
+    }
+}
+
+reyna_sdk::export_processor!(Caller);
