@@ -142,7 +142,9 @@ pub struct Manifest {
     /// Processors: the effects it may call through `effects.call`.
     #[serde(default)]
     pub effects: Vec<String>,
-    /// Effects: outbound hosts it may reach, `host:port` or `scheme://host:port`.
+    /// Effects: outbound hosts it may reach (see [`AllowedHost`]):
+    /// `https://host`, `http://host:port`, `host:*`, or `*` for whatever the
+    /// operator approves; an entry without a scheme allows https only.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
     /// Requested limits.
