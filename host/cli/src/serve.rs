@@ -141,11 +141,15 @@ struct NatsFile {
 
 /// `[effects]`: which hosts each effect plugin may reach. An effect reaches a
 /// host only when its manifest's `allowed-hosts` and these approvals agree.
+/// An approval names its scheme: `host[:port]` alone allows https only
+/// (`host:80` without a scheme is refused as ambiguous), plain http is
+/// `http://host:port`; without a port only the scheme's default port is
+/// allowed, and any port only when written `host:*`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct EffectsFile {
     /// Approved hosts per effect name (`*` for every effect), e.g.
-    /// `approved-hosts = { llm = ["api.openai.com:443"] }`.
+    /// `approved-hosts = { llm = ["https://api.openai.com"] }`.
     #[serde(default)]
     approved_hosts: std::collections::BTreeMap<String, Vec<String>>,
     /// Allow loopback and private addresses (local model servers).
@@ -154,7 +158,7 @@ struct EffectsFile {
     request_timeout: Option<String>,
     /// Largest response body, e.g. "16MiB".
     max_response: Option<String>,
-    /// Most requests one effect call may make.
+    /// Most requests one effect call may make, refused ones included.
     max_requests: Option<u32>,
 }
 
@@ -272,7 +276,7 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
     }
     for (effect, hosts) in &file.effects.approved_hosts {
         for host in hosts {
-            reyna_manifest::AllowedHost::parse(host)
+            reyna_manifest::AllowedHost::parse_approval(host)
                 .map_err(|e| anyhow::anyhow!("`effects.approved-hosts.{effect}`: {e}"))?;
         }
     }

@@ -348,10 +348,10 @@ async fn a_processor_on_a_worker_calls_its_effect_through_the_state_node() {
     let nats = NatsServer::start(&dir.path().join("nats")).unwrap();
     let engine = open_with(&dir.path().join("state"), |config| {
         config.effects.allow_private = true; // the model server is on loopback
-        config
-            .effects
-            .approved_hosts
-            .insert("llm".into(), vec![format!("127.0.0.1:{}", chat.port())]);
+        config.effects.approved_hosts.insert(
+            "llm".into(),
+            vec![format!("http://127.0.0.1:{}", chat.port())],
+        );
     })
     .await;
     let llm = [("endpoint".to_owned(), chat.endpoint())]

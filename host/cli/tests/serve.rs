@@ -595,3 +595,27 @@ async fn a_revoked_admin_token_stays_revoked_after_a_restart() {
     assert_eq!(status(second.clone()).await, 200);
     host.stop();
 }
+
+/// An approval that names no scheme allows https only; one that reads as
+/// plain http (`host:80`) is refused when `serve` starts, saying what to write.
+#[test]
+fn an_ambiguous_effect_approval_is_refused_at_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("reyna.toml"),
+        "listen = \"127.0.0.1:0\"\n[effects]\napproved-hosts = { webhook = [\"hooks.example.com:80\"] }\n",
+    )
+    .unwrap();
+    let out = reyna()
+        .args(["serve", "--config", "reyna.toml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("`effects.approved-hosts.webhook`")
+            && stderr.contains("write `http://hooks.example.com:80` to allow plain http"),
+        "{stderr}"
+    );
+}

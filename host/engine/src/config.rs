@@ -65,7 +65,8 @@ pub struct EngineConfig {
 /// The operator's outbound policy for effect plugins.
 #[derive(Debug, Clone)]
 pub struct EffectsConfig {
-    /// Hosts approved per effect name (`host:port`, `scheme://host:port`);
+    /// Hosts approved per effect name (`https://host`, `http://host:port`,
+    /// `host:*`; an entry without a scheme allows https only);
     /// the key `*` applies to every effect. An effect reaches a host only
     /// when its manifest's `allowed-hosts` and these approvals both allow it.
     pub approved_hosts: BTreeMap<String, Vec<String>>,
@@ -102,7 +103,7 @@ impl EffectsConfig {
             .chain(self.approved_hosts.get("*"))
             .flatten()
         {
-            match reyna_runtime::AllowedHost::parse(entry) {
+            match reyna_runtime::AllowedHost::parse_approval(entry) {
                 Ok(h) => approved.push(h),
                 Err(e) => {
                     tracing::warn!(effect = name, entry, error = %e, "ignoring invalid approved host")
@@ -115,6 +116,7 @@ impl EffectsConfig {
             request_timeout: self.request_timeout,
             max_response_bytes: self.max_response_bytes,
             max_requests_per_call: self.max_requests_per_call,
+            ..reyna_runtime::NetPolicy::default()
         }
     }
 }

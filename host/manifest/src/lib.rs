@@ -25,8 +25,8 @@ mod subject;
 
 pub use component::{ComponentInfo, InspectError, MANIFEST_SECTION, inspect};
 pub use manifest::{
-    AllowedHost, AllowedHostError, ByteSize, HumanDuration, Kind, LimitsRequest, Manifest,
-    ManifestError, is_valid_name,
+    AllowedHost, AllowedHostError, AllowedPort, ByteSize, HumanDuration, Kind, LimitsRequest,
+    Manifest, ManifestError, is_valid_name,
 };
 pub use schema_id::{SchemaId, SchemaIdError};
 pub use subject::{PatternToken, Subject, SubjectError, SubjectPattern};

@@ -146,7 +146,9 @@ pub struct Manifest {
     /// Processors: the effects it may call through `effects.call`.
     #[serde(default)]
     pub effects: Vec<String>,
-    /// Effects: outbound hosts it may reach, `host:port` or `scheme://host:port`.
+    /// Effects: outbound hosts it may reach (see [`AllowedHost`]):
+    /// `https://host`, `http://host:port`, `host:*`, or `*` for whatever the
+    /// operator approves; an entry without a scheme allows https only.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
     /// Requested limits.
@@ -202,21 +204,60 @@ pub fn is_valid_name(name: &str) -> bool {
 #[error("{0}")]
 pub struct AllowedHostError(String);
 
-/// An approved outbound host of an effect, parsed from `allowed-hosts`.
+/// Which ports an [`AllowedHost`] allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AllowedPort {
+    /// No port written: the scheme's default (443 for https, 80 for http).
+    Default,
+    /// `:8443`: exactly that port.
+    Exact(u16),
+    /// `:*`: any port. Only ever what the entry spells out.
+    Any,
+}
+
+/// An approved outbound host of an effect, parsed from `allowed-hosts` or
+/// from an operator's approvals.
+///
+/// Forms: `host`, `host:port`, `host:*`, and each of them behind `https://`
+/// or `http://`; the host may be a name, an IPv4 address, a bracketed IPv6
+/// address, or `*` (any host). An entry that names no scheme allows
+/// **https only**: plain http must be written out (`http://host:port`). A
+/// port wildcard is only what the entry spells out (`host:*`): without a
+/// port, the entry allows the scheme's default port only.
+///
+/// The bare entry `*` (no scheme, no port) defers to the other list (see
+/// `NetPolicy` in the runtime): on its own it means any host over https on
+/// port 443.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AllowedHost {
-    /// `http` or `https`; `None` allows either.
+    /// `http` or `https` as written; `None` when the entry names no scheme,
+    /// which allows https only.
     pub scheme: Option<String>,
-    /// Lowercase host name or IP address.
+    /// Lowercase host name, IP address (in its canonical text form), or `*`.
     pub host: String,
-    /// Port; `None` means the scheme's default (443 for https, 80 for http).
-    pub port: Option<u16>,
+    /// The ports allowed.
+    pub port: AllowedPort,
 }
 
 impl AllowedHost {
-    /// Parses `host`, `host:port` or `scheme://host[:port]`.
+    /// Parses `[scheme://]host[:port|:*]`.
     pub fn parse(text: &str) -> Result<Self, AllowedHostError> {
         Self::parse_text(text).map_err(AllowedHostError)
+    }
+
+    /// Parses an operator's approval: like [`AllowedHost::parse`], and also
+    /// refuses a scheme-less entry on port 80 (`host:80`), which reads as
+    /// plain http but means https on port 80: the operator writes
+    /// `http://host:80` (or `https://host:80`) instead.
+    pub fn parse_approval(text: &str) -> Result<Self, AllowedHostError> {
+        let entry = Self::parse(text)?;
+        if entry.scheme.is_none() && entry.port == AllowedPort::Exact(80) {
+            return Err(AllowedHostError(format!(
+                "`{text}` names no scheme, and an entry without one allows https only: \
+                 write `http://{text}` to allow plain http (or `https://{text}`)"
+            )));
+        }
+        Ok(entry)
     }
 
     fn parse_text(text: &str) -> Result<Self, String> {
@@ -246,11 +287,12 @@ impl AllowedHost {
             }
         };
         let port = match port {
-            Some(p) => Some(
+            None => AllowedPort::Default,
+            Some("*") => AllowedPort::Any,
+            Some(p) => AllowedPort::Exact(
                 p.parse::<u16>()
                     .map_err(|_| format!("invalid port `{p}` in `{text}`"))?,
             ),
-            None => None,
         };
         let host_ok = !host.is_empty()
             && host
@@ -259,26 +301,46 @@ impl AllowedHost {
         if !host_ok {
             return Err(format!("invalid host `{host}` in `{text}`"));
         }
-        Ok(Self {
-            scheme,
-            host: host.to_ascii_lowercase(),
-            port,
-        })
+        // One text per address, so `[::ffff:7f00:1]` and `[::ffff:127.0.0.1]`
+        // are the same entry, and match a request however it spells it.
+        let host = match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => ip.to_string(),
+            Err(_) => host.to_ascii_lowercase(),
+        };
+        Ok(Self { scheme, host, port })
     }
 
-    /// Whether a request to `scheme://host:port` is allowed by this entry.
+    /// The scheme this entry allows: the one written, else `https`.
+    pub fn scheme(&self) -> &str {
+        self.scheme.as_deref().unwrap_or("https")
+    }
+
+    /// Whether this is the bare `*`, which defers to the other list.
+    pub fn is_deferral(&self) -> bool {
+        self.host == "*" && self.scheme.is_none() && self.port == AllowedPort::Default
+    }
+
+    /// Whether this entry on its own allows a request to
+    /// `scheme://host:port` (`host` lowercase, an IP address in its
+    /// canonical text form).
     pub fn allows(&self, scheme: &str, host: &str, port: u16) -> bool {
-        if let Some(s) = &self.scheme
-            && s != scheme
-        {
-            return false;
-        }
-        let default_port = match scheme {
-            "https" => 443,
-            _ => 80,
+        let port_ok = match self.port {
+            AllowedPort::Any => true,
+            AllowedPort::Exact(p) => p == port,
+            AllowedPort::Default => default_port(scheme) == Some(port),
         };
-        let wanted_port = self.port.unwrap_or(default_port);
-        self.host.eq_ignore_ascii_case(host) && wanted_port == port
+        self.scheme() == scheme
+            && port_ok
+            && (self.host == "*" || self.host.eq_ignore_ascii_case(host))
+    }
+}
+
+/// The default port of `http` and `https`.
+fn default_port(scheme: &str) -> Option<u16> {
+    match scheme {
+        "https" => Some(443),
+        "http" => Some(80),
+        _ => None,
     }
 }
 
@@ -531,16 +593,80 @@ max-effect-calls = 8
     #[test]
     fn allowed_hosts_match_scheme_host_and_port() {
         let h = AllowedHost::parse("api.example.com:443").unwrap();
-        assert!(h.allows("https", "API.example.com", 443));
+        assert!(h.allows("https", "api.example.com", 443));
         assert!(!h.allows("https", "api.example.com", 8443));
         assert!(!h.allows("https", "evil.example.com", 443));
         let h = AllowedHost::parse("https://api.example.com").unwrap();
         assert!(h.allows("https", "api.example.com", 443));
         assert!(!h.allows("http", "api.example.com", 443));
-        let h = AllowedHost::parse("127.0.0.1:8080").unwrap();
-        assert!(h.allows("http", "127.0.0.1", 8080));
         assert!(AllowedHost::parse("https://x.com/path").is_err());
         assert!(AllowedHost::parse("ftp://x.com").is_err());
         assert!(AllowedHost::parse("x.com:99999").is_err());
+    }
+
+    #[test]
+    fn an_entry_without_a_scheme_allows_https_only() {
+        for text in [
+            "127.0.0.1:8080",
+            "api.example.com",
+            "api.example.com:*",
+            "*",
+        ] {
+            let h = AllowedHost::parse(text).unwrap();
+            assert_eq!(h.scheme(), "https", "{text}");
+            for port in [80, 443, 8080] {
+                assert!(
+                    !h.allows("http", &h.host.replace('*', "x.com"), port),
+                    "{text}"
+                );
+            }
+        }
+        let h = AllowedHost::parse("127.0.0.1:8080").unwrap();
+        assert!(h.allows("https", "127.0.0.1", 8080));
+        assert!(!h.allows("http", "127.0.0.1", 8080));
+        let h = AllowedHost::parse("http://127.0.0.1:8080").unwrap();
+        assert!(h.allows("http", "127.0.0.1", 8080));
+        assert!(!h.allows("https", "127.0.0.1", 8080));
+        // A bare host defaults to the port of the scheme it allows.
+        let h = AllowedHost::parse("http://hooks.example.com").unwrap();
+        assert!(h.allows("http", "hooks.example.com", 80));
+        assert!(!h.allows("http", "hooks.example.com", 443));
+        // An operator approval reading as plain http is refused, with the fix.
+        let e = AllowedHost::parse_approval("hooks.example.com:80").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`hooks.example.com:80` names no scheme, and an entry without one allows https \
+             only: write `http://hooks.example.com:80` to allow plain http (or \
+             `https://hooks.example.com:80`)"
+        );
+        assert!(AllowedHost::parse_approval("http://hooks.example.com:80").is_ok());
+        assert!(AllowedHost::parse_approval("hooks.example.com:443").is_ok());
+    }
+
+    #[test]
+    fn a_port_wildcard_is_only_what_the_entry_spells_out() {
+        let h = AllowedHost::parse("api.example.com").unwrap();
+        assert_eq!(h.port, AllowedPort::Default);
+        assert!(h.allows("https", "api.example.com", 443));
+        assert!(!h.allows("https", "api.example.com", 8443));
+        let h = AllowedHost::parse("api.example.com:*").unwrap();
+        assert_eq!(h.port, AllowedPort::Any);
+        assert!(h.allows("https", "api.example.com", 8443));
+        assert!(h.allows("https", "api.example.com", 1));
+        // `*` as a host: any host, still on the default port only.
+        let h = AllowedHost::parse("https://*").unwrap();
+        assert!(h.allows("https", "x.example.com", 443));
+        assert!(!h.allows("https", "x.example.com", 8443));
+        let h = AllowedHost::parse("http://[::1]:*").unwrap();
+        assert!(h.allows("http", "::1", 9));
+        assert!(AllowedHost::parse("x.com:**").is_err());
+    }
+
+    #[test]
+    fn ip_hosts_are_kept_in_one_text_form() {
+        let h = AllowedHost::parse("[::ffff:7f00:1]:8080").unwrap();
+        assert_eq!(h.host, "::ffff:127.0.0.1");
+        let h = AllowedHost::parse("[2001:DB8:0:0::1]").unwrap();
+        assert_eq!(h.host, "2001:db8::1");
     }
 }

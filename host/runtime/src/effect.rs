@@ -78,8 +78,12 @@ pub struct EffectReport {
     /// `max_log_lines`.
     pub log_truncated: bool,
     /// Every outbound request, in the order the guest made them, refused ones
-    /// included.
+    /// included, up to the policy's `max_requests_per_call` plus the first
+    /// one refused for the count.
     pub requests: Vec<HttpRecord>,
+    /// Attempts made after that one: refused, counted, not recorded, so a
+    /// guest looping on refusals holds no more than the cap.
+    pub unrecorded_requests: u64,
 }
 
 impl Runtime {
@@ -119,6 +123,7 @@ impl Runtime {
                 logs: Vec::new(),
                 log_truncated: false,
                 requests: Vec::new(),
+                unrecorded_requests: 0,
             };
         }
         let tenant = event.blob.tenant.clone();
@@ -151,6 +156,7 @@ impl Runtime {
             logs: Vec::new(),
             log_truncated: false,
             requests: Vec::new(),
+            unrecorded_requests: 0,
         };
         report.result = self
             .effect_result(plugin, invocation, tenant, ctx, started, &mut report)
@@ -200,17 +206,23 @@ impl Runtime {
             .await;
         let ran = match ran {
             Ok(ran) => ran,
-            Err(failure) => return Err(failure),
+            Err(failure) => {
+                // The requests made before the call failed (a timeout, say)
+                // are reported all the same.
+                let net = net.finish();
+                (report.requests, report.unrecorded_requests) = (net.records, net.unrecorded);
+                return Err(failure);
+            }
         };
         (report.logs, report.log_truncated) = (ran.logs, ran.log_truncated);
         report.instantiate_us = ran.instantiate_us;
         // The store is gone, so no request task can still be writing.
         drop(ran.state);
-        let (requests, violation) = net.finish();
-        report.requests = requests;
+        let net = net.finish();
+        (report.requests, report.unrecorded_requests) = (net.records, net.unrecorded);
         // A refused request or an oversized response fails the call, even if
         // the guest swallowed the error (or trapped on it).
-        if let Some(failure) = violation {
+        if let Some(failure) = net.failure {
             return Err(failure);
         }
         let bytes = match ran.result.map_err(|f| secrets.redact_failure(f))? {

@@ -103,7 +103,7 @@ pub use error::{DenyReason, Failure, GuestError, LoadError, MAX_FAILURE_MESSAGE,
 pub use host::{
     EffectAnswer, EffectFn, EffectFuture, HostApi, HostFuture, MemoryHost, NoHost, matches_filter,
 };
-pub use net::{HttpRecord, NetPolicy, is_private_address};
+pub use net::{HttpRecord, MAX_RECORDED_TEXT, NetPolicy, is_private_address};
 pub use plugin::Plugin;
 /// What a call used, the record of an effect call and the lines of a
 /// guest's log: one definition each, shared with the engine and the store.

@@ -8,13 +8,17 @@
 //! other.
 
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::net::NetError;
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt as _;
 use reyna_manifest::AllowedHost;
@@ -22,6 +26,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+mod address;
+
+use address::canonical_host;
+pub use address::is_private_address;
 
 use crate::error::{DenyReason, Failure};
 use crate::secrets::Secrets;
@@ -44,20 +53,29 @@ use crate::secrets::Secrets;
 ///   trusts the plugin's own list). `*` in both lists allows any host.
 ///
 /// An entry matches on host (case-insensitive, exact: no subdomain
-/// wildcards), on its scheme when it names one, and on its port (a concrete
-/// host without a port means the scheme's default port; `*` without a port
-/// means any port). An empty approval list refuses everything.
+/// wildcards; an IP address in any spelling of it), on its scheme (an entry
+/// that names none allows **https only**: plain http must be written out,
+/// `http://host:port`), and on its port (without a port, the scheme's
+/// default; any port only when the entry says `:*`). When both lists have
+/// the bare `*`, nobody named a scheme or a port: any host over https on
+/// port 443. An empty approval list refuses everything.
 ///
-/// After the allowlist, the host name is resolved and **every** address it
-/// resolves to is checked: if any is private (loopback, RFC 1918, link-local,
-/// unique-local, unspecified, CGNAT, multicast, reserved, or an IPv6 address
-/// embedding one of those) the request is refused unless
-/// [`allow_private`](NetPolicy::allow_private) is set. The connection goes
-/// to one of the checked addresses, never to a name resolved again, so a DNS
-/// answer that changes between check and connect cannot get around it.
+/// After the allowlist, the host name is resolved (with a deadline that
+/// drops the lookup: no resolver thread outlives it) and **every** address
+/// it resolves to is checked: if any is special-purpose (every range of
+/// IANA's IPv4 and IPv6 special-purpose registries, multicast, and IPv6
+/// addresses that embed such an IPv4 address: see [`is_private_address`])
+/// the request is refused unless [`allow_private`](NetPolicy::allow_private)
+/// is set. A host written as a number (`2130706433`, `0x7f.1`, `0177.0.0.1`)
+/// is the IPv4 address it spells and is checked as one. The connection
+/// goes to one of the checked addresses, never to a name resolved again, so
+/// a DNS answer that changes between check and connect cannot get around it.
 ///
 /// A refused request is never sent: the guest gets `HTTP-request-denied` and
-/// the call fails with [`Failure::HostDenied`].
+/// the call fails with [`Failure::HostDenied`]. Every attempt, refused or
+/// not, counts toward [`max_requests_per_call`](NetPolicy::max_requests_per_call);
+/// past it nothing more is recorded, so a guest looping on refusals cannot
+/// grow the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetPolicy {
     /// Hosts the operator approved for this effect.
@@ -71,9 +89,15 @@ pub struct NetPolicy {
     /// Largest response body one request may receive (bytes). A larger one
     /// fails the call with [`Failure::ResponseTooLarge`].
     pub max_response_bytes: u64,
-    /// Most requests one call may make; the next one is refused with
-    /// [`DenyReason::TooManyRequests`].
+    /// Most requests one call may make, refused ones included; the next one
+    /// is refused with [`DenyReason::TooManyRequests`]. A call records at
+    /// most this many requests plus the first one refused for the count;
+    /// later attempts are only counted
+    /// ([`EffectReport::unrecorded_requests`](crate::EffectReport::unrecorded_requests)).
     pub max_requests_per_call: u32,
+    /// DNS servers to ask (UDP); empty means the system's configuration
+    /// (`/etc/resolv.conf` and `/etc/hosts`, read once).
+    pub nameservers: Vec<SocketAddr>,
 }
 
 impl Default for NetPolicy {
@@ -86,6 +110,7 @@ impl Default for NetPolicy {
             request_timeout: Duration::from_secs(30),
             max_response_bytes: 16 << 20,
             max_requests_per_call: 16,
+            nameservers: Vec::new(),
         }
     }
 }
@@ -101,72 +126,43 @@ impl NetPolicy {
         host: &str,
         port: u16,
     ) -> bool {
-        let matches = |e: &AllowedHost| entry_allows(e, scheme, host, port);
-        manifest_hosts.iter().any(matches) && self.approved_hosts.iter().any(matches)
+        manifest_hosts.iter().any(|m| {
+            self.approved_hosts
+                .iter()
+                .any(|a| pair_allows(m, a, scheme, host, port))
+        })
     }
 }
 
-fn entry_allows(entry: &AllowedHost, scheme: &str, host: &str, port: u16) -> bool {
-    if entry.host == "*" {
-        entry.scheme.as_deref().is_none_or(|s| s == scheme) && entry.port.is_none_or(|p| p == port)
+/// Whether manifest entry `m` and approval `a` together allow the request:
+/// a bare `*` on one side defers to the other side's entry alone; otherwise
+/// both must allow it. Two bare `*`s are the deferral's own meaning (any
+/// host, https, port 443).
+fn pair_allows(m: &AllowedHost, a: &AllowedHost, scheme: &str, host: &str, port: u16) -> bool {
+    if m.is_deferral() {
+        a.allows(scheme, host, port)
+    } else if a.is_deferral() {
+        m.allows(scheme, host, port)
     } else {
-        entry.allows(scheme, host, port)
+        m.allows(scheme, host, port) && a.allows(scheme, host, port)
     }
 }
 
-/// Whether `ip` is an address an effect may not reach unless the operator
-/// allows private addresses: loopback, private (RFC 1918), link-local,
-/// unique-local, unspecified, shared (CGNAT), multicast, broadcast, reserved,
-/// and IPv6 addresses that embed such an IPv4 address.
-pub fn is_private_address(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => is_private_v4(v4),
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_private_v4(v4);
-            }
-            let s = v6.segments();
-            let embedded_v4 = || Ipv4Addr::from((u32::from(s[6]) << 16) | u32::from(s[7]));
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00 // unique local, fc00::/7
-                || (s[0] & 0xffc0) == 0xfe80 // link-local, fe80::/10
-                || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated), fec0::/10
-                // IPv4-compatible (deprecated), ::a.b.c.d
-                || (s[..6] == [0; 6] && is_private_v4(embedded_v4()))
-                // NAT64, 64:ff9b::/96
-                || (s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] && is_private_v4(embedded_v4()))
-        }
-    }
-}
-
-fn is_private_v4(ip: Ipv4Addr) -> bool {
-    let o = ip.octets();
-    ip.is_private()
-        || ip.is_loopback()
-        || ip.is_link_local()
-        || ip.is_unspecified()
-        || ip.is_broadcast()
-        || ip.is_multicast()
-        || o[0] == 0 // "this network", 0.0.0.0/8
-        || (o[0] == 100 && (o[1] & 0xc0) == 64) // shared address space, 100.64.0.0/10
-        || (o[0] == 192 && o[1] == 0 && o[2] == 0) // IETF protocol assignments
-        || (o[0] == 198 && (o[1] & 0xfe) == 18) // benchmarking, 198.18.0.0/15
-        || o[0] >= 240 // reserved
-}
-
-/// One outbound request an effect made, for lineage. Holds no headers and no
-/// bodies; secret config values are redacted from the authority and path.
+/// One outbound request an effect made, for lineage (it may end up in a
+/// blob any reader of the tenant can read, such as a sink's receipt). Holds
+/// no headers, no bodies and no query values; secret config values are
+/// redacted from the authority and path, raw or percent-encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpRecord {
     /// `GET`, `POST`, ...
     pub method: String,
     /// `http` or `https`.
     pub scheme: String,
-    /// `host[:port]` as the guest wrote it (without any `user:password@`).
+    /// `host[:port]` as the guest wrote it (without any `user:password@`),
+    /// at most [`MAX_RECORDED_TEXT`] bytes.
     pub authority: String,
-    /// Path and query.
+    /// The path, and the names of the query's parameters without their
+    /// values (`/hook?token=&page=`), at most [`MAX_RECORDED_TEXT`] bytes.
     pub path: String,
     /// The response status, when a response came.
     pub status: Option<u16>,
@@ -185,12 +181,33 @@ pub struct HttpRecord {
     pub response_bytes: u64,
 }
 
+/// Longest authority or path an [`HttpRecord`] keeps (bytes); a longer one
+/// is cut, and ends with `...`.
+pub const MAX_RECORDED_TEXT: usize = 1024;
+
 /// What one call's requests did.
 #[derive(Debug, Default)]
 struct NetLog {
+    /// At most the request cap plus one: the first attempt over the cap.
     records: Vec<HttpRecord>,
+    /// Attempts so far, refused ones included.
+    attempts: u64,
+    /// Attempts refused for the count and not recorded.
+    unrecorded: u64,
     /// The first policy violation; it fails the call.
     failure: Option<Failure>,
+}
+
+/// What the requests of one call did, once it is over.
+#[derive(Debug, Default)]
+pub(crate) struct NetOutcome {
+    /// Every recorded request, in order.
+    pub records: Vec<HttpRecord>,
+    /// Attempts past the first one refused for the count: refused, counted,
+    /// not recorded.
+    pub unrecorded: u64,
+    /// The policy violation that fails the call, if any.
+    pub failure: Option<Failure>,
 }
 
 /// The network state of one effect call, shared by its `wasi:http` hook and
@@ -227,9 +244,13 @@ impl NetCall {
 
     /// The records of the call's requests and the policy violation that
     /// fails it, if any. Call after the store is dropped.
-    pub fn finish(&self) -> (Vec<HttpRecord>, Option<Failure>) {
+    pub fn finish(&self) -> NetOutcome {
         let mut log = self.lock();
-        (std::mem::take(&mut log.records), log.failure.take())
+        NetOutcome {
+            records: std::mem::take(&mut log.records),
+            unrecorded: log.unrecorded,
+            failure: log.failure.take(),
+        }
     }
 
     fn update(&self, index: usize, f: impl FnOnce(&mut HttpRecord)) {
@@ -269,53 +290,47 @@ impl NetCall {
             .get_or_insert(Failure::ResponseTooLarge { limit });
     }
 
-    /// The hook's synchronous part: record the request, refuse it if the
-    /// allowlist or the request budget says so, else start sending it.
+    /// The hook's synchronous part: count and record the request, refuse it
+    /// if the request budget or the allowlist says so, else start sending it.
     fn start(
         self: &Arc<Self>,
         request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
     ) -> SendFuture {
         let started = Instant::now();
+        let limit = self.policy.max_requests_per_call;
+        let (index, over_limit) = {
+            let mut log = self.lock();
+            log.attempts = log.attempts.saturating_add(1);
+            if log.attempts > u64::from(limit) + 1 {
+                // Refused for the count once already (that one is recorded
+                // and fails the call): only counted, so a guest looping on
+                // refusals holds nothing more.
+                log.unrecorded = log.unrecorded.saturating_add(1);
+                drop(log);
+                drop(request);
+                return Box::new(async { Err(Error::HttpRequestDenied) });
+            }
+            log.records.push(self.record_of(&request));
+            (log.records.len() - 1, log.attempts > u64::from(limit))
+        };
         let uri = request.uri();
         let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
-        let host = uri
+        let written = uri
             .host()
             .unwrap_or_default()
             .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
+            .trim_end_matches(']');
         let https = scheme == "https";
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let target = if host.contains(':') {
-            format!("[{host}]:{port}")
+        let target = if written.contains(':') {
+            format!("[{written}]:{port}")
         } else {
-            format!("{host}:{port}")
+            format!("{written}:{port}")
         };
-        let record = HttpRecord {
-            method: request.method().as_str().to_owned(),
-            scheme: scheme.clone(),
-            authority: self
-                .secrets
-                .redact(&authority_without_userinfo(uri))
-                .into_owned(),
-            path: self
-                .secrets
-                .redact(uri.path_and_query().map_or("/", |p| p.as_str()))
-                .into_owned(),
-            status: None,
-            outcome: "incomplete".to_owned(),
-            duration_us: 0,
-            request_bytes: 0,
-            response_bytes: 0,
-        };
-        let (index, count) = {
-            let mut log = self.lock();
-            log.records.push(record);
-            (log.records.len() - 1, log.records.len())
-        };
-        let limit = self.policy.max_requests_per_call;
-        let denial = if u32::try_from(count).unwrap_or(u32::MAX) > limit {
+        let target = self.secrets.redact(&target).into_owned();
+        let host = canonical_host(written).unwrap_or_default();
+        let denial = if over_limit {
             Some(DenyReason::TooManyRequests { limit })
         } else if !(scheme == "http" || https)
             || host.is_empty()
@@ -354,6 +369,51 @@ impl NetCall {
         })
     }
 
+    /// The record of `request` before it ran: no userinfo, no query values,
+    /// no secrets in any encoding, bounded in size.
+    fn record_of(&self, request: &http::Request<WasiBody>) -> HttpRecord {
+        let uri = request.uri();
+        let authority = authority_without_userinfo(uri);
+        let authority = self.secrets.redact(&authority);
+        let path = path_without_query_values(uri.path_and_query());
+        let path = self.secrets.redact(&path);
+        HttpRecord {
+            method: bounded(request.method().as_str()),
+            scheme: uri.scheme_str().unwrap_or("https").to_ascii_lowercase(),
+            authority: bounded(&authority),
+            path: bounded(&path),
+            status: None,
+            outcome: "incomplete".to_owned(),
+            duration_us: 0,
+            request_bytes: 0,
+            response_bytes: 0,
+        }
+    }
+
+    /// Resolves `host` and returns its addresses, or a DNS error by
+    /// `deadline`. The resolver lives for this lookup only: at the deadline
+    /// the lookup future and the resolver are dropped, which ends every
+    /// task and socket it had (no thread is ever blocked on it).
+    async fn resolve(
+        &self,
+        host: &str,
+        port: u16,
+        deadline: tokio::time::Instant,
+    ) -> Result<Vec<SocketAddr>, Error> {
+        let resolver = resolver(&self.policy).map_err(|e| Error::DnsError {
+            rcode: Some(e),
+            info_code: None,
+        })?;
+        match tokio::time::timeout_at(deadline, resolver.lookup_ip(host)).await {
+            Ok(Ok(found)) => Ok(found.iter().map(|ip| SocketAddr::new(ip, port)).collect()),
+            Ok(Err(NetError::Timeout)) | Err(_) => Err(Error::DnsTimeout),
+            Ok(Err(e)) => Err(Error::DnsError {
+                rcode: Some(e.to_string()),
+                info_code: None,
+            }),
+        }
+    }
+
     async fn send(
         self: Arc<Self>,
         index: usize,
@@ -372,17 +432,8 @@ impl NetCall {
         let addresses: Vec<SocketAddr> = match target.host.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, target.port)],
             Err(_) => {
-                let lookup = tokio::net::lookup_host((target.host.as_str(), target.port));
-                match tokio::time::timeout_at(connect_deadline, lookup).await {
-                    Ok(Ok(found)) => found.collect(),
-                    Ok(Err(e)) => {
-                        return Err(Error::DnsError {
-                            rcode: Some(e.to_string()),
-                            info_code: None,
-                        });
-                    }
-                    Err(_) => return Err(Error::DnsTimeout),
-                }
+                self.resolve(&target.host, target.port, connect_deadline)
+                    .await?
             }
         };
         if addresses.is_empty() {
@@ -514,6 +565,84 @@ fn authority_without_userinfo(uri: &http::Uri) -> String {
         .rsplit_once('@')
         .map_or(authority, |(_, host)| host)
         .to_owned()
+}
+
+/// The path of `path_and_query`, and its query's parameter names without
+/// their values: `/a?x=1&y` becomes `/a?x=&y`.
+fn path_without_query_values(path_and_query: Option<&http::uri::PathAndQuery>) -> String {
+    let Some(pq) = path_and_query else {
+        return "/".to_owned();
+    };
+    let mut out = pq.path().to_owned();
+    if let Some(query) = pq.query() {
+        out.push('?');
+        for (i, pair) in query.split('&').enumerate() {
+            if i > 0 {
+                out.push('&');
+            }
+            match pair.split_once('=') {
+                Some((name, _)) => {
+                    out.push_str(name);
+                    out.push('=');
+                }
+                None => out.push_str(pair),
+            }
+        }
+    }
+    out
+}
+
+/// `text` cut to at most [`MAX_RECORDED_TEXT`] bytes (on a character
+/// boundary, ending with `...` when cut).
+fn bounded(text: &str) -> String {
+    if text.len() <= MAX_RECORDED_TEXT {
+        return text.to_owned();
+    }
+    let mut end = MAX_RECORDED_TEXT - 3;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
+}
+
+/// The system's DNS configuration, read once (a file read: not on every
+/// lookup, on the async executor).
+fn system_dns() -> Result<(ResolverConfig, ResolverOpts), String> {
+    static SYSTEM: OnceLock<Result<(ResolverConfig, ResolverOpts), String>> = OnceLock::new();
+    SYSTEM
+        .get_or_init(|| {
+            hickory_resolver::system_conf::read_system_conf()
+                .map_err(|e| format!("cannot read the system's DNS configuration: {e}"))
+        })
+        .clone()
+}
+
+/// A resolver for one lookup: the policy's nameservers, or the system's.
+fn resolver(policy: &NetPolicy) -> Result<TokioResolver, String> {
+    let (config, mut options) = if policy.nameservers.is_empty() {
+        system_dns()?
+    } else {
+        let servers = policy
+            .nameservers
+            .iter()
+            .map(|server| {
+                let mut udp = ConnectionConfig::udp();
+                udp.port = server.port();
+                NameServerConfig::new(server.ip(), true, vec![udp])
+            })
+            .collect();
+        (
+            ResolverConfig::from_name_servers(servers),
+            ResolverOpts::default(),
+        )
+    };
+    // The caller's deadline ends the lookup; this only stops a resolver
+    // from waiting longer on one server than the whole request may take.
+    options.timeout = options.timeout.min(policy.request_timeout);
+    TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
+        .with_options(options)
+        .build()
+        .map_err(|e| format!("cannot start the DNS resolver: {e}"))
 }
 
 /// Where a request goes, once it passed the allowlist.
@@ -753,7 +882,7 @@ mod tests {
     #[test]
     fn a_wildcard_manifest_defers_to_the_operator() {
         let manifest = hosts(&["*"]);
-        let p = policy(&["api.example.com:443", "127.0.0.1:8080"]);
+        let p = policy(&["api.example.com:443", "http://127.0.0.1:8080"]);
         assert!(p.allows(&manifest, "https", "api.example.com", 443));
         assert!(p.allows(&manifest, "http", "127.0.0.1", 8080));
         assert!(!p.allows(&manifest, "https", "api.example.com", 8443));
@@ -776,10 +905,38 @@ mod tests {
         assert!(!trusting.allows(&manifest, "https", "evil.example.com", 443));
         // A scheme-restricted wildcard.
         let https_only = policy(&["https://*"]);
-        assert!(https_only.allows(&hosts(&["*"]), "https", "x.example.com", 8443));
+        assert!(https_only.allows(&hosts(&["*"]), "https", "x.example.com", 443));
         assert!(!https_only.allows(&hosts(&["*"]), "http", "x.example.com", 80));
         // No manifest hosts: nothing, whatever the operator approves.
         assert!(!trusting.allows(&[], "https", "api.example.com", 443));
+    }
+
+    #[test]
+    fn plain_http_and_other_ports_are_only_what_someone_wrote() {
+        let any = hosts(&["*"]);
+        // Nobody named a scheme or a port: https on 443 only.
+        let trusting = policy(&["*"]);
+        assert!(trusting.allows(&any, "https", "x.example.com", 443));
+        assert!(!trusting.allows(&any, "http", "x.example.com", 80));
+        assert!(!trusting.allows(&any, "https", "x.example.com", 8443));
+        // A bare approval is https only, even on a port plain http uses.
+        let bare = policy(&["api.example.com:8080", "hooks.example.com"]);
+        assert!(bare.allows(&any, "https", "api.example.com", 8080));
+        assert!(!bare.allows(&any, "http", "api.example.com", 8080));
+        assert!(!bare.allows(&any, "http", "hooks.example.com", 80));
+        assert!(!bare.allows(&any, "https", "hooks.example.com", 8443));
+        // Written out, plain http and any port are allowed.
+        let written = policy(&["http://api.example.com:8080", "https://hooks.example.com:*"]);
+        assert!(written.allows(&any, "http", "api.example.com", 8080));
+        assert!(written.allows(&any, "https", "hooks.example.com", 8443));
+        assert!(!written.allows(&any, "http", "hooks.example.com", 8443));
+        // A plugin listing `http://` gets it only if the operator also wrote it.
+        let manifest = hosts(&["http://api.example.com:8080"]);
+        assert!(!bare.allows(&manifest, "http", "api.example.com", 8080));
+        assert!(written.allows(&manifest, "http", "api.example.com", 8080));
+        assert!(policy(&["*"]).allows(&manifest, "http", "api.example.com", 8080));
+        // A plugin `*:*` gets no more ports than the operator wrote.
+        assert!(!bare.allows(&hosts(&["*:*"]), "https", "hooks.example.com", 8443));
     }
 
     #[test]
@@ -791,35 +948,75 @@ mod tests {
     }
 
     #[test]
-    fn private_addresses_are_recognised() {
-        for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "0.0.0.0",
-            "100.64.0.1",
-            "255.255.255.255",
-            "224.0.0.1",
-            "::1",
-            "::",
-            "fe80::1",
-            "fd00::1",
-            "::ffff:127.0.0.1",
-            "::ffff:10.0.0.1",
-            "64:ff9b::7f00:1",
-            "::127.0.0.1",
-        ] {
-            assert!(is_private_address(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in [
-            "93.184.216.34",
-            "1.1.1.1",
-            "2606:4700::1111",
-            "::ffff:1.1.1.1",
-        ] {
-            assert!(!is_private_address(ip.parse().unwrap()), "{ip}");
-        }
+    fn records_keep_query_names_not_values() {
+        let path = |u: &str| {
+            let uri: http::Uri = u.parse().unwrap();
+            path_without_query_values(uri.path_and_query())
+        };
+        assert_eq!(
+            path("https://x/a/b?token=s3cr3t&page=2&flag"),
+            "/a/b?token=&page=&flag"
+        );
+        assert_eq!(path("https://x/a?"), "/a?");
+        assert_eq!(path("https://x"), "/");
+        assert_eq!(path("https://x/p%2Fq?k=%73"), "/p%2Fq?k=");
+        let long = "é".repeat(MAX_RECORDED_TEXT);
+        let cut = bounded(&long);
+        assert!(
+            cut.len() <= MAX_RECORDED_TEXT && cut.ends_with("..."),
+            "{}",
+            cut.len()
+        );
+        assert_eq!(bounded("/short"), "/short");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dns_server_that_never_answers_ends_the_lookup_at_its_deadline() {
+        // A "DNS server" that reads queries and never answers.
+        let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let policy = NetPolicy {
+            nameservers: vec![silent.local_addr().unwrap()],
+            ..NetPolicy::default()
+        };
+        let call = NetCall::new(Arc::new(policy), Vec::new(), Arc::default());
+        let metrics = tokio::runtime::Handle::current().metrics();
+        let tasks_before = metrics.num_alive_tasks();
+        let started = tokio::time::Instant::now();
+        let deadline = started + Duration::from_millis(300);
+        let result = tokio::time::timeout(
+            Duration::from_secs(10),
+            call.resolve("never-answered.example.com.", 443, deadline),
+        )
+        .await
+        .expect("the lookup ends by itself");
+        let took = started.elapsed();
+        assert!(matches!(result, Err(Error::DnsTimeout)), "{result:?}");
+        assert!(took >= Duration::from_millis(300), "{took:?}");
+        assert!(
+            took < Duration::from_secs(3),
+            "ended well after its deadline: {took:?}"
+        );
+        assert_eq!(outcome_of(&Error::DnsTimeout), "dns-error");
+        // The lookup did ask the server, so the deadline is what ended it.
+        let mut query = [0u8; 512];
+        let (n, _) = tokio::time::timeout(Duration::from_secs(5), silent.recv_from(&mut query))
+            .await
+            .expect("the resolver sent a query")
+            .unwrap();
+        assert!(n > 12, "a DNS query has a 12-byte header and a question");
+        // Nothing of the lookup is left running: its tasks end with it.
+        let gone = async {
+            while metrics.num_alive_tasks() > tasks_before {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), gone)
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{} tasks left behind by the lookup",
+                    metrics.num_alive_tasks() - tasks_before
+                )
+            });
     }
 }

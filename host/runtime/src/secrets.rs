@@ -28,6 +28,8 @@ pub fn is_secret_key(key: &str) -> bool {
 pub(crate) struct Secrets {
     /// Longest first, so a secret that contains another is replaced whole.
     values: Vec<String>,
+    /// The base64 forms of the values, longest first.
+    base64: Vec<String>,
 }
 
 impl Secrets {
@@ -39,19 +41,33 @@ impl Secrets {
             .collect();
         values.sort_by_key(|v| std::cmp::Reverse(v.len()));
         values.dedup();
-        Secrets { values }
+        let mut base64: Vec<String> = values
+            .iter()
+            .flat_map(|v| base64_forms(v.as_bytes()))
+            .collect();
+        base64.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        base64.dedup();
+        Secrets { values, base64 }
     }
 
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
     }
 
-    /// `text` with every secret value replaced by [`REDACTED`].
+    /// `text` with every secret value replaced by [`REDACTED`], however it
+    /// is written: raw, percent-encoded in part or whole (either hex case,
+    /// `+` for a space), or base64 (standard or URL-safe alphabet, with or
+    /// without padding).
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);
         for secret in &self.values {
-            if out.contains(secret.as_str()) {
-                out = Cow::Owned(out.replace(secret.as_str(), REDACTED));
+            if let Some(replaced) = replace_encoded(&out, secret.as_bytes()) {
+                out = Cow::Owned(replaced);
+            }
+        }
+        for encoded in &self.base64 {
+            if out.contains(encoded.as_str()) {
+                out = Cow::Owned(out.replace(encoded.as_str(), REDACTED));
             }
         }
         out
@@ -83,6 +99,86 @@ impl Secrets {
         }
         failure.map_messages(|m| self.redact(&m).into_owned())
     }
+}
+
+/// `text` with every occurrence of `secret` replaced by [`REDACTED`], each
+/// byte of it matching itself, its `%XX` form (either hex case), or `+` for
+/// a space; `None` when there is none.
+fn replace_encoded(text: &str, secret: &[u8]) -> Option<String> {
+    if secret.is_empty() {
+        return None;
+    }
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    let (mut copied, mut at) = (0, 0);
+    while at < bytes.len() {
+        match match_encoded(bytes, at, secret) {
+            Some(end) if text.is_char_boundary(at) && text.is_char_boundary(end) => {
+                out.push_str(&text[copied..at]);
+                out.push_str(REDACTED);
+                (copied, at) = (end, end);
+            }
+            _ => at += 1,
+        }
+    }
+    if copied == 0 {
+        return None;
+    }
+    out.push_str(&text[copied..]);
+    Some(out)
+}
+
+/// Where a match of `secret` that starts at `at` ends, if there is one.
+fn match_encoded(text: &[u8], mut at: usize, secret: &[u8]) -> Option<usize> {
+    for &want in secret {
+        let here = *text.get(at)?;
+        if here == want || (want == b' ' && here == b'+') {
+            at += 1;
+        } else if here == b'%' && percent_decoded(text.get(at + 1..at + 3)?) == Some(want) {
+            at += 3;
+        } else {
+            return None;
+        }
+    }
+    Some(at)
+}
+
+fn percent_decoded(hex: &[u8]) -> Option<u8> {
+    let digit = |b: u8| char::from(b).to_digit(16);
+    let (high, low) = (digit(hex[0])?, digit(hex[1])?);
+    u8::try_from(high * 16 + low).ok()
+}
+
+/// `secret` in base64: standard and URL-safe alphabets, each with and
+/// without padding (only the forms that differ). Short secrets have none:
+/// their encodings are too short to replace without eating other text.
+fn base64_forms(secret: &[u8]) -> Vec<String> {
+    const MIN_SECRET: usize = 6;
+    const STANDARD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if secret.len() < MIN_SECRET {
+        return Vec::new();
+    }
+    let mut padded = String::new();
+    for chunk in secret.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &b)| acc | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                let index = (n >> (18 - 6 * i)) & 63;
+                padded.push(char::from(STANDARD[index as usize]));
+            } else {
+                padded.push('=');
+            }
+        }
+    }
+    let unpadded = padded.trim_end_matches('=').to_owned();
+    let url_safe = |s: &str| s.replace('+', "-").replace('/', "_");
+    let mut forms = vec![url_safe(&padded), url_safe(&unpadded), padded, unpadded];
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    forms.dedup();
+    forms
 }
 
 #[cfg(test)]
@@ -127,6 +223,42 @@ mod tests {
             "calling https://x with [redacted], again [redacted]"
         );
         assert!(matches!(s.redact("nothing here"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn percent_encoded_secrets_are_redacted_in_any_hex_case() {
+        let s = secrets(&[("api_key", "s3cr/t +é")]);
+        for written in [
+            "s3cr/t +é",
+            "s3cr%2Ft%20%2B%C3%A9",
+            "s3cr%2ft%20%2b%c3%a9",
+            "%73%33%63%72%2F%74%20%2B%C3%A9",
+            "s3cr/t+%2Bé",
+        ] {
+            let text = format!("/hook/{written}?sig={written}&x=1");
+            assert_eq!(
+                s.redact(&text),
+                "/hook/[redacted]?sig=[redacted]&x=1",
+                "{written}"
+            );
+        }
+        // Not the secret: left alone.
+        assert_eq!(s.redact("s3cr%2Fx"), "s3cr%2Fx");
+        assert_eq!(s.redact("100% s3cr%"), "100% s3cr%");
+    }
+
+    #[test]
+    fn base64_encoded_secrets_are_redacted() {
+        let s = secrets(&[("token", "tok-abc?>~123")]);
+        // "tok-abc?>~123" in base64: standard `dG9rLWFiYz8+fjEyMw==`, URL-safe `dG9rLWFiYz8-fjEyMw`.
+        for text in [
+            "Basic dG9rLWFiYz8+fjEyMw==",
+            "Basic dG9rLWFiYz8+fjEyMw",
+            "Basic dG9rLWFiYz8-fjEyMw",
+            "Basic dG9rLWFiYz8-fjEyMw==",
+        ] {
+            assert_eq!(s.redact(text), "Basic [redacted]", "{text}");
+        }
     }
 
     #[test]

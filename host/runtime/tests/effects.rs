@@ -59,6 +59,14 @@ enum Reply {
     Never,
 }
 
+fn no_content() -> Reply {
+    Reply::Full {
+        status: 204,
+        headers: vec![],
+        body: vec![],
+    }
+}
+
 fn ok_json(value: &Value) -> Reply {
     Reply::Full {
         status: 200,
@@ -142,7 +150,7 @@ impl Server {
     }
 
     fn approval(&self) -> AllowedHost {
-        AllowedHost::parse(&format!("127.0.0.1:{}", self.port())).unwrap()
+        AllowedHost::parse(&format!("http://127.0.0.1:{}", self.port())).unwrap()
     }
 
     fn connections(&self) -> usize {
@@ -197,6 +205,13 @@ async fn handle(
     }
 }
 
+/// A test runtime and test program `name` loaded in it.
+fn loaded(name: &str) -> (reyna_runtime::Runtime, reyna_runtime::Plugin) {
+    let runtime = runtime();
+    let plugin = load(&runtime, name);
+    (runtime, plugin)
+}
+
 /// A policy approving exactly `servers`, private addresses allowed (they
 /// are all on loopback).
 fn policy_for(servers: &[&Server]) -> NetPolicy {
@@ -219,6 +234,13 @@ fn context(config: &[(&str, &str)], policy: NetPolicy) -> EffectContext {
         policy: Arc::new(policy),
         ..EffectContext::default()
     }
+}
+
+/// A flood that tries `count` times whatever happens to each request.
+fn relentless_flood(url: &str, count: u32) -> Vec<u8> {
+    json!({ "url": url, "count": count, "keep_going": true })
+        .to_string()
+        .into_bytes()
 }
 
 fn flood_request(url: &str, count: u32, follow: bool) -> Vec<u8> {
@@ -248,8 +270,7 @@ async fn llm_sends_an_openai_chat_completions_request_and_returns_the_text() {
     });
     let reply = ok_json(&completion);
     let server = Server::start(move |_| reply.clone()).await;
-    let runtime = runtime();
-    let llm = load(&runtime, "llm");
+    let (runtime, llm) = loaded("llm");
     assert_eq!(llm.manifest().kind, Kind::Effect);
     let endpoint = server.url("/v1/chat/completions");
     let ctx = context(
@@ -310,14 +331,8 @@ async fn llm_sends_an_openai_chat_completions_request_and_returns_the_text() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_delivers_the_event_as_a_json_post() {
-    let server = Server::start(|_| Reply::Full {
-        status: 204,
-        headers: vec![],
-        body: vec![],
-    })
-    .await;
-    let runtime = runtime();
-    let webhook = load(&runtime, "webhook");
+    let server = Server::start(|_| no_content()).await;
+    let (runtime, webhook) = loaded("webhook");
     let url = server.url("/hooks/in");
     let ctx = context(
         &[
@@ -364,8 +379,7 @@ async fn webhook_delivers_the_event_as_a_json_post() {
 async fn a_host_the_operator_did_not_approve_is_refused_before_anything_is_sent() {
     let approved = Server::start(|_| ok_json(&json!({}))).await;
     let target = Server::start(|_| ok_json(&json!({}))).await;
-    let runtime = runtime();
-    let webhook = load(&runtime, "webhook");
+    let (runtime, webhook) = loaded("webhook");
     let url = target.url("/in");
     // Approves another port of the same address only.
     let ctx = context(&[("url", url.as_str())], policy_for(&[&approved]));
@@ -383,6 +397,27 @@ async fn a_host_the_operator_did_not_approve_is_refused_before_anything_is_sent(
     assert_eq!(target.connections(), 0, "nothing reached the refused host");
     assert_eq!(approved.connections(), 0);
 
+    // An approval that names no scheme allows https only, not plain http.
+    let bare = NetPolicy {
+        approved_hosts: vec![AllowedHost::parse(&format!("127.0.0.1:{}", target.port())).unwrap()],
+        ..policy_for(&[])
+    };
+    let report = runtime
+        .perform(
+            &webhook,
+            b"{}".to_vec(),
+            context(&[("url", url.as_str())], bare),
+        )
+        .await;
+    assert_eq!(
+        report.result.clone().unwrap_err(),
+        Failure::HostDenied {
+            host: format!("127.0.0.1:{}", target.port()),
+            reason: DenyReason::NotAllowed,
+        }
+    );
+    assert_eq!(target.connections(), 0);
+
     // No approval at all (the default policy) refuses everything too.
     let ctx = context(&[("url", url.as_str())], NetPolicy::default());
     let report = runtime.perform(&webhook, b"{}".to_vec(), ctx).await;
@@ -393,8 +428,7 @@ async fn a_host_the_operator_did_not_approve_is_refused_before_anything_is_sent(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_private_address_is_refused_without_the_operator_flag() {
     let server = Server::start(|_| ok_json(&json!({}))).await;
-    let runtime = runtime();
-    let webhook = load(&runtime, "webhook");
+    let (runtime, webhook) = loaded("webhook");
     let private = |s: &Server| NetPolicy {
         allow_private: false,
         ..policy_for(&[s])
@@ -422,7 +456,9 @@ async fn a_private_address_is_refused_without_the_operator_flag() {
     // A name that resolves to loopback is checked after resolving.
     let url = format!("http://localhost:{}/in", server.port());
     let policy = NetPolicy {
-        approved_hosts: vec![AllowedHost::parse(&format!("localhost:{}", server.port())).unwrap()],
+        approved_hosts: vec![
+            AllowedHost::parse(&format!("http://localhost:{}", server.port())).unwrap(),
+        ],
         ..private(&server)
     };
     let report = runtime
@@ -476,8 +512,7 @@ async fn a_response_over_the_size_limit_fails_the_call() {
         }
     })
     .await;
-    let runtime = runtime();
-    let flood = load(&runtime, "hostile-http-flood");
+    let (runtime, flood) = loaded("hostile-http-flood");
     let policy = NetPolicy {
         max_response_bytes: 1000,
         ..policy_for(&[&server])
@@ -517,15 +552,17 @@ async fn a_response_over_the_size_limit_fails_the_call() {
     let report = runtime
         .perform(&flood, flood_request(&url, 1, false), context(&[], policy))
         .await;
-    assert_eq!(response_json(&report), json!({ "statuses": [200] }));
+    assert_eq!(
+        response_json(&report),
+        json!({ "statuses": [200], "failed": 0 })
+    );
     assert_eq!(report.requests[0].response_bytes, 4096);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_past_the_per_call_limit_are_refused() {
     let server = Server::start(|_| ok_json(&json!({}))).await;
-    let runtime = runtime();
-    let flood = load(&runtime, "hostile-http-flood");
+    let (runtime, flood) = loaded("hostile-http-flood");
     let policy = NetPolicy {
         max_requests_per_call: 3,
         ..policy_for(&[&server])
@@ -563,7 +600,7 @@ async fn requests_past_the_per_call_limit_are_refused() {
         .await;
     assert_eq!(
         response_json(&report),
-        json!({ "statuses": [200, 200, 200] })
+        json!({ "statuses": [200, 200, 200], "failed": 0 })
     );
     assert_eq!(server.received().len(), 6);
 }
@@ -627,15 +664,17 @@ async fn a_redirect_goes_back_to_the_guest_and_is_never_followed_by_the_host() {
             context(&[], policy_for(&[&redirecting, &elsewhere])),
         )
         .await;
-    assert_eq!(response_json(&report), json!({ "statuses": [302, 200] }));
+    assert_eq!(
+        response_json(&report),
+        json!({ "statuses": [302, 200], "failed": 0 })
+    );
     assert_eq!(elsewhere.received()[0].path, "/stolen");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_from_config_are_redacted_from_logs_and_records() {
     let server = Server::start(|_| ok_json(&json!({}))).await;
-    let runtime = runtime();
-    let flood = load(&runtime, "hostile-http-flood");
+    let (runtime, flood) = loaded("hostile-http-flood");
     let secret = "tok-0123456789abcdef";
     let url = server.url(&format!("/hook?token={secret}"));
     let report = runtime
@@ -648,7 +687,10 @@ async fn secrets_from_config_are_redacted_from_logs_and_records() {
             ),
         )
         .await;
-    assert_eq!(response_json(&report), json!({ "statuses": [200] }));
+    assert_eq!(
+        response_json(&report),
+        json!({ "statuses": [200], "failed": 0 })
+    );
     // The server got the token: it is the guest's to send.
     assert_eq!(server.received()[0].path, format!("/hook?token={secret}"));
     let messages: Vec<&str> = report.logs.iter().map(|l| l.message.as_str()).collect();
@@ -661,15 +703,14 @@ async fn secrets_from_config_are_redacted_from_logs_and_records() {
         messages.contains(&format!("requesting {expected}").as_str()),
         "stdout: {messages:?}"
     );
-    assert_eq!(report.requests[0].path, "/hook?token=[redacted]");
+    assert_eq!(report.requests[0].path, "/hook?token=");
     assert!(!format!("{report:?}").contains(secret));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_never_answers_hits_the_request_timeout() {
     let server = Server::start(|_| Reply::Never).await;
-    let runtime = runtime();
-    let flood = load(&runtime, "hostile-http-flood");
+    let (runtime, flood) = loaded("hostile-http-flood");
     let policy = NetPolicy {
         request_timeout: Duration::from_millis(300),
         ..policy_for(&[&server])
@@ -705,4 +746,158 @@ async fn a_processor_importing_wasi_http_does_not_load() {
         "component does not target the processor world (reyna:plugin/processor@0.1.0): \
          it imports `wasi:http/types@0.2.12`, which this world does not provide"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_looping_on_refused_requests_holds_no_more_than_the_cap() {
+    let approved = Server::start(|_| ok_json(&json!({}))).await;
+    let target = Server::start(|_| ok_json(&json!({}))).await;
+    let policy = NetPolicy {
+        max_requests_per_call: 4,
+        ..policy_for(&[&approved])
+    };
+    let url = target.url("/not-approved");
+    let refused = Failure::HostDenied {
+        host: format!("127.0.0.1:{}", target.port()),
+        reason: DenyReason::NotAllowed,
+    };
+    let expected_outcomes = [
+        "not-allowed",
+        "not-allowed",
+        "not-allowed",
+        "not-allowed",
+        "too-many-requests",
+    ];
+
+    // 1,000 refusals in a row: every one counts toward the cap of 4; the
+    // cap's worth and the first one refused for the count are recorded, the
+    // rest only counted.
+    let (runtime, flood) = loaded("hostile-http-flood");
+    let report = runtime
+        .perform(
+            &flood,
+            relentless_flood(&url, 1000),
+            context(&[], policy.clone()),
+        )
+        .await;
+    assert_eq!(report.result.clone().unwrap_err(), refused);
+    assert_eq!(outcomes(&report), expected_outcomes);
+    assert_eq!(report.unrecorded_requests, 995);
+
+    // Looping until the call's deadline: the same bound, however many
+    // attempts fit in it.
+    let short = reyna_runtime::Runtime::new(reyna_runtime::RuntimeConfig {
+        max_timeout: Duration::from_secs(1),
+        default_timeout: Duration::from_secs(1),
+        ..common::config()
+    })
+    .unwrap();
+    let flood = load(&short, "hostile-http-flood");
+    let report = tokio::time::timeout(
+        common::BOUND,
+        short.perform(
+            &flood,
+            relentless_flood(&url, u32::MAX),
+            context(&[], policy),
+        ),
+    )
+    .await
+    .unwrap();
+    // The first refusal is what fails the call, though the guest ran on
+    // until its deadline.
+    assert_eq!(report.result.clone().unwrap_err(), refused);
+    assert!(report.cost.wall_us >= 1_000_000, "{}", report.cost.wall_us);
+    assert_eq!(outcomes(&report), expected_outcomes);
+    assert!(
+        report.unrecorded_requests > 1000,
+        "the guest kept trying: {}",
+        report.unrecorded_requests
+    );
+    assert!(
+        report
+            .requests
+            .iter()
+            .all(|r| r.path.len() + r.authority.len() <= 2 * reyna_runtime::MAX_RECORDED_TEXT)
+    );
+    assert_eq!(target.connections(), 0, "nothing reached the refused host");
+    assert_eq!(approved.connections(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn special_purpose_addresses_are_refused_in_every_form() {
+    let server = Server::start(|_| ok_json(&json!({}))).await;
+    let (runtime, flood) = loaded("hostile-http-flood");
+    let port = server.port();
+    for (host, address) in [
+        ("127.0.0.1", "127.0.0.1"),
+        ("2130706433", "127.0.0.1"),
+        ("0x7f.1", "127.0.0.1"),
+        ("0177.0.0.1", "127.0.0.1"),
+        ("[::ffff:127.0.0.1]", "::ffff:127.0.0.1"),
+        ("[::ffff:7f00:1]", "::ffff:127.0.0.1"),
+        ("[64:ff9b::7f00:1]", "64:ff9b::7f00:1"),
+        ("[64:ff9b:1::7f00:1]", "64:ff9b:1::7f00:1"),
+        ("[2002:7f00:1::]", "2002:7f00:1::"),
+        ("[::1]", "::1"),
+        ("[fe80::1]", "fe80::1"),
+        ("169.254.169.254", "169.254.169.254"),
+        ("198.18.0.1", "198.18.0.1"),
+    ] {
+        // The operator approved the address (which any spelling of it
+        // matches): only the address check stands in the way.
+        let approved = if address.contains(':') {
+            format!("http://[{address}]:{port}")
+        } else {
+            format!("http://{address}:{port}")
+        };
+        let policy = NetPolicy {
+            approved_hosts: vec![AllowedHost::parse(&approved).unwrap()],
+            allow_private: false,
+            ..NetPolicy::default()
+        };
+        let url = format!("http://{host}:{port}/in");
+        let report = runtime
+            .perform(&flood, flood_request(&url, 1, false), context(&[], policy))
+            .await;
+        match report.result.clone().unwrap_err() {
+            Failure::HostDenied {
+                reason: DenyReason::PrivateAddress { address: got },
+                ..
+            } => assert_eq!(got, address.parse::<std::net::IpAddr>().unwrap(), "{host}"),
+            other => panic!("{host}: expected a private-address refusal, got {other:?}"),
+        }
+        assert_eq!(outcomes(&report), ["private-address"], "{host}");
+    }
+    assert_eq!(server.connections(), 0, "nothing reached a private address");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_in_a_url_never_reach_a_record_or_a_receipt_in_any_encoding() {
+    let server = Server::start(|_| no_content()).await;
+    let (runtime, webhook) = loaded("webhook");
+    let secret = "hook/s3cret+Key";
+    // In the path percent-encoded in capitals, in the query in lower case.
+    let url = server.url("/in/hook%2Fs3cret%2BKey/x?sig=hook%2fs3cret%2bKey&page=2");
+    let ctx = context(
+        &[("url", url.as_str()), ("webhook_secret", secret)],
+        policy_for(&[&server]),
+    );
+    let event = common::text_event("hello");
+    let report = runtime.deliver(&webhook, event, ctx).await;
+    assert_eq!(response_json(&report)["status"], 204);
+    // The endpoint got the URL as written: it is the guest's to send.
+    assert_eq!(
+        server.received()[0].path,
+        "/in/hook%2Fs3cret%2BKey/x?sig=hook%2fs3cret%2bKey&page=2"
+    );
+    let record = &report.requests[0];
+    assert_eq!(record.path, "/in/[redacted]/x?sig=&page=");
+    assert_eq!(
+        record.authority,
+        format!("127.0.0.1:{port}", port = server.port())
+    );
+    let everything = format!("{report:?}").to_ascii_lowercase();
+    for form in ["hook/s3cret+key", "hook%2fs3cret%2bkey", "s3cret", "page=2"] {
+        assert!(!everything.contains(form), "{form} in {everything}");
+    }
 }

@@ -58,7 +58,7 @@ async fn expanded_once(
     received: &reyna_artifacts::ChatServer,
     text: &str,
 ) -> (reyna_engine::Engine, BlobMeta, BlobMeta) {
-    let engine = llm_engine(dir, Some(format!("127.0.0.1:{port}"))).await;
+    let engine = llm_engine(dir, Some(format!("http://127.0.0.1:{port}"))).await;
     configure(&engine, port).await;
     engine.start();
     let input = put(&engine, "text-input-v1", json!({ "text": text })).await;
@@ -90,7 +90,7 @@ async fn rerun_expand(
 async fn text_expand_stores_the_llm_answer_and_its_lineage_shows_the_call() {
     let (port, received) = chat_server("A longer text, written by a model.").await;
     let dir = tempfile::tempdir().unwrap();
-    let engine = llm_engine(dir.path(), Some(format!("127.0.0.1:{port}"))).await;
+    let engine = llm_engine(dir.path(), Some(format!("http://127.0.0.1:{port}"))).await;
     configure(&engine, port).await;
     engine.start();
     let input = put(&engine, "text-input-v1", json!({ "text": "A short text." })).await;
@@ -259,7 +259,7 @@ async fn a_rerun_in_replay_mode_makes_no_request_and_gives_the_same_output() {
 async fn replay_mode_refuses_a_call_it_has_no_recording_for() {
     let (port, received) = chat_server("unused").await;
     let dir = tempfile::tempdir().unwrap();
-    let engine = llm_engine(dir.path(), Some(format!("127.0.0.1:{port}"))).await;
+    let engine = llm_engine(dir.path(), Some(format!("http://127.0.0.1:{port}"))).await;
     configure(&engine, port).await;
     // Created before any plugin could run: there is nothing recorded.
     let input = put(
@@ -331,13 +331,13 @@ async fn a_rerun_pending_at_a_restart_still_replays_instead_of_calling_out() {
 
     // Enqueued while no dispatcher runs, then the host stops: the re-run is
     // still pending when the next process starts.
-    let engine = llm_engine(dir.path(), Some(format!("127.0.0.1:{port}"))).await;
+    let engine = llm_engine(dir.path(), Some(format!("http://127.0.0.1:{port}"))).await;
     let job = rerun_expand(&engine, input.id, true).await.unwrap();
     assert!(job.replay_effects);
     engine.shutdown().await;
     drop(engine);
 
-    let engine = llm_engine(dir.path(), Some(format!("127.0.0.1:{port}"))).await;
+    let engine = llm_engine(dir.path(), Some(format!("http://127.0.0.1:{port}"))).await;
     engine.start();
     idle(&engine).await;
     assert_eq!(

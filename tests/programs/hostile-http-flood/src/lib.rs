@@ -1,10 +1,12 @@
 //! Test program `hostile-http-flood`: makes as many GET requests as it is
 //! asked to, and follows redirects itself when asked to.
 //!
-//! Request `{"url": "...", "count": N, "follow": bool}`: GETs `url` `count`
-//! times (stopping at the first refusal or failure) and, with `follow`,
-//! requests a 3xx response's `location` itself. Returns
-//! `{"statuses": [...]}`, the status of every response it got. It logs every
+//! Request `{"url": "...", "count": N, "follow": bool, "keep_going": bool}`:
+//! GETs `url` `count` times (stopping at the first refusal or failure, or,
+//! with `keep_going`, trying again after it: a guest looping on refusals)
+//! and, with `follow`, requests a 3xx response's `location` itself. Returns
+//! `{"statuses": [...], "failed": F}`, the status of every response it got
+//! and how many requests failed. It logs every
 //! URL it requests (through the host log and stdout), secrets included, so
 //! tests can check the host redacts them, and logs the error of a failed
 //! request, so tests can check what the guest saw.
@@ -19,6 +21,8 @@ struct Request {
     count: u32,
     #[serde(default)]
     follow: bool,
+    #[serde(default)]
+    keep_going: bool,
 }
 
 fn one() -> u32 {
@@ -48,10 +52,18 @@ impl Effect for Flood {
         let request: Request =
             serde_json::from_slice(&request).map_err(|e| Error::invalid_input(e.to_string()))?;
         let mut statuses = Vec::new();
+        let mut failed: u64 = 0;
         for _ in 0..request.count {
             ctx.info(&format!("GET {}", request.url));
             println!("requesting {}", request.url);
-            let response = send(ctx, &request.url)?;
+            let response = match send(ctx, &request.url) {
+                Ok(response) => response,
+                Err(_) if request.keep_going => {
+                    failed += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             statuses.push(response.status);
             if request.follow && (300..400).contains(&response.status) {
                 let location = response
@@ -64,7 +76,7 @@ impl Effect for Flood {
                 statuses.push(followed.status);
             }
         }
-        serde_json::to_vec(&serde_json::json!({ "statuses": statuses }))
+        serde_json::to_vec(&serde_json::json!({ "statuses": statuses, "failed": failed }))
             .map_err(|e| Error::fatal(e.to_string()))
     }
 }
