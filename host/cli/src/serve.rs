@@ -135,8 +135,12 @@ struct NatsFile {
     inline_max: Option<String>,
     /// Jobs sent to workers and not yet answered, at most.
     max_outstanding: Option<usize>,
-    /// Publish a job again when no result came for this long, e.g. "120s".
+    /// Publish a job again when no result came for this long, e.g. "90s";
+    /// must fall inside `duplicate-window` with a margin.
     resend_after: Option<String>,
+    /// JetStream drops a job published again within this long of the
+    /// first copy, e.g. "120s".
+    duplicate_window: Option<String>,
 }
 
 /// `[effects]`: which hosts each effect plugin may reach. An effect reaches a
@@ -305,6 +309,12 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
     }
     if let Some(text) = &file.nats.resend_after {
         engine.remote.resend_after = duration("nats.resend-after", text)?;
+    }
+    if let Some(text) = &file.nats.duplicate_window {
+        engine.remote.duplicate_window = duration("nats.duplicate-window", text)?;
+    }
+    if let Err(e) = engine.remote.check() {
+        bail!("`[nats]`: {e}");
     }
     let mut api = ApiConfig::default();
     // The body must fit the largest blob plus its JSON envelope.

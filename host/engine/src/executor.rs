@@ -161,7 +161,6 @@ impl Executor for Transported {
                 plugin: work.job.plugin.clone(),
                 version: work.job.version.clone(),
                 component_digest: p.record.digest,
-                config: (*p.config).clone(),
                 effects: p.manifest.effects.clone(),
                 seed: work.seed,
                 event,
@@ -170,7 +169,9 @@ impl Executor for Transported {
                 data_digest: work.input_digest,
             };
             let started = Instant::now();
-            let arrival = remote.send(work.job.id, message).await;
+            // The config (secrets included) never travels in the message: a
+            // worker gets it by claiming the job (`Engine::claim_remote`).
+            let arrival = remote.send(work.job.id, message, p.config.clone()).await;
             let mut shutdown: watch::Receiver<bool> = inner.shutdown.subscribe();
             let delivery = tokio::select! {
                 delivery = arrival => delivery.ok(),

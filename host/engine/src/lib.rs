@@ -52,8 +52,8 @@ pub use config::{EffectsConfig, EngineConfig};
 pub use error::{EngineError, Violation};
 pub use plugins::{PluginStats, PluginView};
 pub use remote::{
-    RemoteConfig, RemoteJob, RemoteOutcome, RemoteResult, Transport, TransportError,
-    TransportFuture,
+    JobCopy, RemoteConfig, RemoteJob, RemoteOutcome, RemoteRefusal, RemoteResult, RunningJob,
+    Transport, TransportError, TransportFuture,
 };
 /// The store itself, for tests and benches that check what it holds.
 #[cfg(feature = "testing")]
@@ -237,51 +237,6 @@ impl Engine {
                 "no transport is configured; remote results cannot be committed".into(),
             )),
         }
-    }
-
-    /// A blob of `tenant` with its data, as a plugin's `get-blob` sees it
-    /// (another tenant's id reads as `None`). For transports serving workers.
-    pub fn plugin_get_blob(
-        &self,
-        tenant: &str,
-        id: &str,
-    ) -> Result<Option<reyna_runtime::Blob>, reyna_runtime::GuestError> {
-        host::read_blob(&self.inner, tenant, id)
-    }
-
-    /// `tenant`'s blobs of `schema` matching `filter_json`, as a plugin's
-    /// `query-blobs` sees them. For transports serving workers.
-    pub async fn plugin_query_blobs(
-        &self,
-        tenant: &str,
-        schema: &str,
-        filter_json: &str,
-    ) -> Result<Vec<reyna_runtime::Blob>, reyna_runtime::GuestError> {
-        host::query_blobs(&self.inner, tenant, schema, filter_json).await
-    }
-
-    /// Performs effect `name` for a job of `tenant` that runs on a worker,
-    /// under the operator's network policy, exactly as for a local job; the
-    /// response is kept by digest (see [`Engine::component_bytes`]). Returns
-    /// the response, or the error the guest sees, with the record of the
-    /// call for the job's lineage.
-    pub async fn perform_effect(
-        &self,
-        tenant: &str,
-        seed: u64,
-        name: &str,
-        request: Vec<u8>,
-    ) -> reyna_runtime::EffectAnswer {
-        host::perform_effect(&self.inner, tenant, seed, name, request).await
-    }
-
-    /// The bytes of a registered component (or a kept effect response) by
-    /// digest.
-    pub fn component_bytes(
-        &self,
-        digest: &reyna_store::Digest,
-    ) -> Result<Option<Vec<u8>>, EngineError> {
-        Ok(self.inner.store.get_component(digest)?)
     }
 
     /// Stops claiming jobs and waits until every job in flight has committed

@@ -8,10 +8,18 @@
 //!
 //! - Jobs go to the work-queue stream [`JOBS_STREAM`] on [`JOBS_SUBJECT`],
 //!   published with `Nats-Msg-Id: <job>.<attempt>` so a re-publish inside the
-//!   stream's duplicate window is dropped by the server. Workers share one
+//!   stream's duplicate window (`[nats] duplicate-window`, 120 s by default;
+//!   re-sends happen inside it) is dropped by the server. Workers share one
 //!   durable pull consumer ([`JOBS_CONSUMER`]); a job they do not ack within
 //!   the ack wait is delivered again, and a long call keeps its job with
-//!   in-progress acks.
+//!   in-progress acks. A job message carries no config: the plugin's
+//!   config, secrets included, goes only to the worker that claims the job.
+//! - Before running a job, a worker claims the copy of the message it holds
+//!   (stream sequence and delivery count). The state node gives each job
+//!   attempt to one copy: a copy published again after the duplicate window
+//!   is refused and dropped unrun, so no job runs its effects or commits
+//!   twice because of a re-publish. A job message too large for the
+//!   server's `max_payload` is dead-lettered with that reason.
 //! - A worker publishes its result to [`RESULTS_STREAM`] (again with a
 //!   message id per job and attempt; a result too large for one message goes
 //!   through the object store bucket [`RESULTS_BUCKET`]) and acks the job only
@@ -21,7 +29,9 @@
 //! - Inputs larger than the inline limit, components (by digest, verified by
 //!   the worker) and a plugin's `get-blob` / `query-blobs` travel by
 //!   request/reply on [`RPC_SUBJECT`], in chunks that fit the server's
-//!   `max_payload`, scoped to the job's tenant.
+//!   `max_payload`. Every request names its job (id, attempt, copy); the
+//!   state node scopes it by its own record of that running job (tenant,
+//!   component, declared effects), never by the request.
 //! - Live events go to `reyna.<tenant>.<subject>` (core NATS, best effort;
 //!   the durable event log stays in the store).
 //!
@@ -47,6 +57,8 @@ use tokio::task::JoinSet;
 
 mod rpc;
 mod state;
+#[cfg(test)]
+mod tests;
 mod worker;
 
 pub use state::{StateNode, StateNodeConfig};
@@ -98,9 +110,14 @@ pub enum NatsError {
     /// The engine refused the transport.
     #[error(transparent)]
     Engine(#[from] reyna_engine::EngineError),
+    /// The engine's remote settings do not fit together.
+    #[error("invalid [nats] settings: {0}")]
+    Config(String),
 }
 
-/// How long messages are deduplicated by `Nats-Msg-Id`.
+/// How long messages are deduplicated by `Nats-Msg-Id` when a worker
+/// creates the streams; the state node sets its own
+/// ([`reyna_engine::RemoteConfig::duplicate_window`]).
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 /// Connects with the options every Reyna process uses: keeps retrying the
@@ -120,30 +137,42 @@ pub(crate) async fn connect(url: &str, name: &str) -> Result<async_nats::Client,
         })
 }
 
-/// Creates the jobs and results streams (or finds them).
+/// Creates the jobs and results streams (or finds them). With `window`
+/// (the state node's), an existing stream with another duplicate window is
+/// updated to it.
 pub(crate) async fn ensure_streams(
     js: &jetstream::Context,
+    window: Option<Duration>,
 ) -> Result<(jetstream::stream::Stream, jetstream::stream::Stream), NatsError> {
-    let stream = |name: &str, subject: &str| jetstream::stream::Config {
-        name: name.to_owned(),
-        subjects: vec![format!("{subject}.>")],
-        retention: jetstream::stream::RetentionPolicy::WorkQueue,
-        storage: jetstream::stream::StorageType::File,
-        duplicate_window: DUPLICATE_WINDOW,
-        ..Default::default()
-    };
     let setup = |what: &str, e: &dyn std::fmt::Display| NatsError::Setup {
         what: what.to_owned(),
         reason: e.to_string(),
     };
-    let jobs = js
-        .get_or_create_stream(stream(JOBS_STREAM, JOBS_SUBJECT))
-        .await
-        .map_err(|e| setup(JOBS_STREAM, &e))?;
-    let results = js
-        .get_or_create_stream(stream(RESULTS_STREAM, RESULTS_SUBJECT))
-        .await
-        .map_err(|e| setup(RESULTS_STREAM, &e))?;
+    let ensure = |name: &'static str, subject: &'static str| async move {
+        let config = jetstream::stream::Config {
+            name: name.to_owned(),
+            subjects: vec![format!("{subject}.>")],
+            retention: jetstream::stream::RetentionPolicy::WorkQueue,
+            storage: jetstream::stream::StorageType::File,
+            duplicate_window: window.unwrap_or(DUPLICATE_WINDOW),
+            ..Default::default()
+        };
+        let mut stream = js
+            .get_or_create_stream(config.clone())
+            .await
+            .map_err(|e| setup(name, &e))?;
+        if let Some(window) = window
+            && stream.cached_info().config.duplicate_window != window
+        {
+            js.update_stream(config)
+                .await
+                .map_err(|e| setup(name, &e))?;
+            stream = js.get_stream(name).await.map_err(|e| setup(name, &e))?;
+        }
+        Ok::<_, NatsError>(stream)
+    };
+    let jobs = ensure(JOBS_STREAM, JOBS_SUBJECT).await?;
+    let results = ensure(RESULTS_STREAM, RESULTS_SUBJECT).await?;
     Ok((jobs, results))
 }
 
@@ -186,8 +215,20 @@ pub(crate) enum ResultEnvelope<R = reyna_engine::RemoteResult> {
     Stored { object: String },
 }
 
-/// Room left in a message for headers and framing.
+/// Room left in a message for headers and framing (at most a quarter of a
+/// small server's `max_payload`).
 pub(crate) const PAYLOAD_MARGIN: usize = 8 * 1024;
+
+/// The most payload one message may carry on this connection: the
+/// server's `max_payload` less room for headers (1 MiB, NATS's default,
+/// before the server has said).
+pub(crate) fn room(client: &async_nats::Client) -> usize {
+    let max = match client.server_info().max_payload {
+        0 => 1024 * 1024,
+        max => max,
+    };
+    max.saturating_sub(PAYLOAD_MARGIN.min(max / 4))
+}
 
 pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
     // Serializing these plain structs into a Vec cannot fail.

@@ -12,9 +12,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::{
-    EVENTS_PREFIX, JOBS_SUBJECT, NatsError, PAYLOAD_MARGIN, Pull, RESULTS_CONSUMER, RETRY,
-    ResultEnvelope, consume, decode, encode, ensure_streams, message_id, results_bucket, rpc,
-    subject,
+    EVENTS_PREFIX, JOBS_SUBJECT, NatsError, Pull, RESULTS_CONSUMER, RETRY, ResultEnvelope, consume,
+    decode, encode, ensure_streams, message_id, results_bucket, room, rpc, subject,
 };
 
 /// How the state node uses NATS.
@@ -51,18 +50,23 @@ impl Transport for NatsTransport {
     ) -> TransportFuture<'a, Result<(), TransportError>> {
         Box::pin(async move {
             let mut payload = encode(job);
-            let max = self
-                .client
-                .server_info()
-                .max_payload
-                .saturating_sub(PAYLOAD_MARGIN);
-            if job.inline && max > 0 && payload.len() > max {
+            let max = room(&self.client);
+            if job.inline && payload.len() > max {
                 // Too large for one message: the worker fetches the input.
                 let mut lean = job.clone();
                 lean.inline = false;
                 lean.event.blob.data = Vec::new();
                 payload = encode(&lean);
             }
+            let too_large = |size: usize| TransportError::TooLarge {
+                size,
+                limit: self.client.server_info().max_payload,
+            };
+            if payload.len() > max {
+                // Still too large (its metadata): it never will fit.
+                return Err(too_large(payload.len()));
+            }
+            let size = payload.len();
             let publish = PublishMessage::build()
                 .message_id(message_id(&job.job_id, job.attempt))
                 .payload(payload.into());
@@ -70,7 +74,10 @@ impl Transport for NatsTransport {
                 .js
                 .send_publish(subject(JOBS_SUBJECT, &job.event.blob.tenant), publish)
                 .await
-                .map_err(|e| TransportError::Unavailable(e.to_string()))?;
+                .map_err(|e| match e.kind() {
+                    jetstream::context::PublishErrorKind::MaxPayloadExceeded => too_large(size),
+                    _ => TransportError::Unavailable(e.to_string()),
+                })?;
             ack.await
                 .map_err(|e| TransportError::Unavailable(e.to_string()))?;
             Ok(())
@@ -98,6 +105,7 @@ impl StateNode {
     /// Call before [`Engine::start`]. While NATS is unreachable the engine
     /// keeps accepting blobs; jobs wait and are published after reconnecting.
     pub async fn attach(engine: &Engine, config: StateNodeConfig) -> Result<StateNode, NatsError> {
+        engine.remote_config().check().map_err(NatsError::Config)?;
         let client = crate::connect(&config.url, "reyna-state").await?;
         let js = jetstream::new(client.clone());
         engine.set_transport(Arc::new(NatsTransport {
@@ -158,10 +166,11 @@ async fn consume_results(
         concurrency: config.results_concurrency,
         max_ack_pending: (config.results_concurrency * 4) as i64,
     };
+    let window = engine.remote_config().duplicate_window;
     let setup = || {
         let js = js.clone();
         async move {
-            let (_, results) = ensure_streams(&js).await?;
+            let (_, results) = ensure_streams(&js, Some(window)).await?;
             Ok((results_bucket(&js).await?, results))
         }
     };

@@ -1,7 +1,7 @@
 //! A stateless worker: pulls jobs, runs them in the sandbox under the
 //! plugin's limits, publishes each result and only then acks the job.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_nats::Client;
 use async_nats::jetstream::{self, AckKind, message::PublishMessage};
-use reyna_engine::{RemoteJob, RemoteResult};
+use reyna_engine::{JobCopy, RemoteJob, RemoteRefusal, RemoteResult};
 use reyna_runtime::{
     Blob, CallContext, EffectAnswer, EffectFuture, Failure, GuestError, HostApi, HostFuture,
     Plugin, Runtime, RuntimeConfig,
@@ -17,11 +17,15 @@ use reyna_runtime::{
 use reyna_types::{Cost, Digest};
 use tokio::sync::{Mutex, watch};
 
-use crate::rpc::{self, Request};
+use crate::rpc::{self, CallError, JobRef, Request};
 use crate::{
-    JOBS_CONSUMER, NatsError, PAYLOAD_MARGIN, Pull, RESULTS_SUBJECT, RETRY, ResultEnvelope,
-    consume, decode, encode, ensure_streams, message_id, results_bucket, subject,
+    JOBS_CONSUMER, NatsError, Pull, RESULTS_SUBJECT, RETRY, ResultEnvelope, consume, decode,
+    encode, ensure_streams, message_id, results_bucket, room, subject,
 };
+
+/// How long a job the state node has not sent out yet (it restarted) waits
+/// before it is delivered again.
+const NOT_YET: Duration = Duration::from_secs(5);
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -66,6 +70,10 @@ pub struct WorkerStats {
     pub completed: u64,
     /// Jobs handed back (negative ack) to be tried again.
     pub handed_back: u64,
+    /// Job messages dropped unrun because the state node refused their
+    /// claim: the job finished, another attempt is out, or another copy of
+    /// the message runs it.
+    pub refused: u64,
 }
 
 struct Shared {
@@ -79,6 +87,7 @@ struct Shared {
     bucket: tokio::sync::OnceCell<jetstream::object_store::ObjectStore>,
     completed: AtomicU64,
     handed_back: AtomicU64,
+    refused: AtomicU64,
 }
 
 /// A running worker.
@@ -94,6 +103,7 @@ impl Shared {
         WorkerStats {
             completed: self.completed.load(Ordering::Relaxed),
             handed_back: self.handed_back.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
         }
     }
 }
@@ -131,6 +141,7 @@ impl Worker {
             bucket: tokio::sync::OnceCell::new(),
             completed: AtomicU64::new(0),
             handed_back: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
         });
         let (shutdown, stop) = watch::channel(false);
         let task = tokio::spawn(pull(shared.clone(), config, stop));
@@ -167,7 +178,7 @@ async fn pull(shared: Arc<Shared>, config: WorkerConfig, stop: watch::Receiver<b
     let setup = || {
         let js = shared.js.clone();
         async move {
-            let (jobs, _) = ensure_streams(&js).await?;
+            let (jobs, _) = ensure_streams(&js, None).await?;
             Ok(((), jobs))
         }
     };
@@ -178,8 +189,18 @@ async fn pull(shared: Arc<Shared>, config: WorkerConfig, stop: watch::Receiver<b
     consume(pull, stop, setup, work).await;
 }
 
+/// Why a job was not run here.
+enum NotRun {
+    /// A problem of this worker or the network: hand the job back.
+    HandBack(String),
+    /// The state node refused the claim.
+    Refused(RemoteRefusal),
+}
+
 /// Runs one job, keeping it with in-progress acks while the call runs;
-/// publishes the result, then acks. Anything transient hands the job back.
+/// publishes the result, then acks. Anything transient hands the job back;
+/// a job the state node refuses to give this copy of the message is
+/// dropped unrun.
 async fn handle(shared: &Shared, message: jetstream::Message) {
     let job = match decode::<RemoteJob>(&message.payload) {
         Ok(job) => job,
@@ -189,8 +210,19 @@ async fn handle(shared: &Shared, message: jetstream::Message) {
             return;
         }
     };
+    let copy = match message.info() {
+        Ok(info) => JobCopy {
+            sequence: info.stream_sequence,
+            delivery: u64::try_from(info.delivered).unwrap_or(0),
+        },
+        Err(e) => {
+            tracing::error!(error = %e, "dropping a job message without JetStream metadata");
+            let _ = message.ack_with(AckKind::Term).await;
+            return;
+        }
+    };
     let tenant = job.event.blob.tenant.clone();
-    let work = run(shared, job);
+    let work = run(shared, job, copy);
     tokio::pin!(work);
     let mut keepalive =
         tokio::time::interval((shared.ack_wait / 3).max(Duration::from_millis(100)));
@@ -218,9 +250,21 @@ async fn handle(shared: &Shared, message: jetstream::Message) {
                 true
             }
         },
-        Err(e) => {
+        Err(NotRun::HandBack(e)) => {
             tracing::warn!(error = %e, "cannot run a job now; handing it back");
             true
+        }
+        Err(NotRun::Refused(refusal @ RemoteRefusal::NotYet { .. })) => {
+            tracing::debug!(%refusal, "job not sent out yet; handing it back");
+            shared.handed_back.fetch_add(1, Ordering::Relaxed);
+            let _ = message.ack_with(AckKind::Nak(Some(NOT_YET))).await;
+            false
+        }
+        Err(NotRun::Refused(refusal)) => {
+            tracing::info!(%refusal, "dropping a job message the state node refused");
+            shared.refused.fetch_add(1, Ordering::Relaxed);
+            let _ = message.ack_with(AckKind::Term).await;
+            false
         }
     };
     if handed_back {
@@ -229,12 +273,36 @@ async fn handle(shared: &Shared, message: jetstream::Message) {
     }
 }
 
-/// Runs the call. `Err` is a problem of this worker or of the network (the
-/// job is handed back); everything about the plugin is in the result.
-async fn run(shared: &Shared, mut job: RemoteJob) -> Result<RemoteResult, String> {
+/// Claims the job for this copy of its message; returns the plugin's config.
+async fn claim(
+    shared: &Shared,
+    tenant: &str,
+    job: &JobRef,
+) -> Result<BTreeMap<String, String>, NotRun> {
+    match rpc::call(&shared.client, tenant, job, Request::Claim).await {
+        Ok(Some(bytes)) => decode::<BTreeMap<String, String>>(&bytes)
+            .map_err(|e| NotRun::HandBack(format!("cannot read the job's config: {e}"))),
+        Ok(None) => Err(NotRun::HandBack("the state node sent no claim".into())),
+        Err(CallError::Refused(refusal)) => Err(NotRun::Refused(refusal)),
+        Err(CallError::Failed(e)) => Err(NotRun::HandBack(format!("cannot claim the job: {e}"))),
+    }
+}
+
+/// Claims the job, then runs the call. `Err` is a problem of this worker
+/// or of the network (the job is handed back) or a refused claim (the job is
+/// not run); everything about the plugin is in the result.
+async fn run(shared: &Shared, mut job: RemoteJob, copy: JobCopy) -> Result<RemoteResult, NotRun> {
+    let job_ref = JobRef {
+        job_id: job.job_id.clone(),
+        attempt: job.attempt,
+        copy,
+    };
+    let tenant = job.event.blob.tenant.clone();
+    let config = claim(shared, &tenant, &job_ref).await?;
     let report = |result: Result<Vec<reyna_runtime::Output>, Failure>| RemoteResult {
         job_id: job.job_id.clone(),
         attempt: job.attempt,
+        copy,
         result,
         cost: Cost::default(),
         read_other_blobs: false,
@@ -243,25 +311,26 @@ async fn run(shared: &Shared, mut job: RemoteJob) -> Result<RemoteResult, String
         logs: Vec::new(),
         log_truncated: false,
     };
-    let plugin = match load(shared, &job.event.blob.tenant, &job.component_digest).await {
+    let plugin = match load(shared, &tenant, &job_ref, &job.component_digest).await {
         Ok(plugin) => plugin,
-        Err(Unloadable::HandBack(reason)) => return Err(reason),
+        Err(Unloadable::HandBack(reason)) => return Err(NotRun::HandBack(reason)),
+        Err(Unloadable::Dropped(refusal)) => return Err(NotRun::Refused(refusal)),
         Err(Unloadable::Refused(reason)) => return Ok(report(Err(Failure::Host(reason)))),
     };
     let mut event = std::mem::take(&mut job.event);
     if !job.inline {
-        let tenant = event.blob.tenant.clone();
         let id = event.blob.id.clone();
-        let request = Request::GetBlob {
-            tenant: tenant.clone(),
-            id,
-        };
-        let fetched = rpc::call(&shared.client, &tenant, request)
-            .await
-            .map_err(|e| format!("cannot fetch the input: {e}"))?;
+        let fetched =
+            match rpc::call(&shared.client, &tenant, &job_ref, Request::GetBlob { id }).await {
+                Ok(fetched) => fetched,
+                Err(CallError::Refused(refusal)) => return Err(NotRun::Refused(refusal)),
+                Err(CallError::Failed(e)) => {
+                    return Err(NotRun::HandBack(format!("cannot fetch the input: {e}")));
+                }
+            };
         let blob = match fetched.map(|bytes| decode::<Option<Blob>>(&bytes)) {
             Some(Ok(Some(blob))) => blob,
-            Some(Err(e)) => return Err(format!("cannot fetch the input: {e}")),
+            Some(Err(e)) => return Err(NotRun::HandBack(format!("cannot fetch the input: {e}"))),
             // Gone since the job was published: the state node decides.
             Some(Ok(None)) | None => {
                 return Ok(report(Err(Failure::Host(format!(
@@ -271,21 +340,21 @@ async fn run(shared: &Shared, mut job: RemoteJob) -> Result<RemoteResult, String
             }
         };
         if Digest::of(&blob.data) != job.data_digest {
-            return Err(format!(
+            return Err(NotRun::HandBack(format!(
                 "input blob {} does not match its digest; not running it",
                 event.blob.id
-            ));
+            )));
         }
         event.blob.data = blob.data;
     }
     let host = Arc::new(WorkerHost {
         client: shared.client.clone(),
         tenant: event.blob.tenant.clone(),
-        seed: job.seed,
+        job: job_ref,
         read_other_blobs: AtomicBool::new(false),
     });
     let ctx = CallContext {
-        config: Arc::new(job.config.clone()),
+        config: Arc::new(config),
         host: host.clone(),
         allowed_effects: job.effects.clone(),
         seed: job.seed,
@@ -305,18 +374,31 @@ enum Unloadable {
     HandBack(String),
     /// The component cannot run here: the job's result says so.
     Refused(String),
+    /// The state node refused the job meanwhile: drop it.
+    Dropped(RemoteRefusal),
 }
 
-/// The plugin with `digest`, fetched from the state node and verified on
-/// first use.
-async fn load(shared: &Shared, tenant: &str, digest: &Digest) -> Result<Plugin, Unloadable> {
+/// The plugin with `digest`, fetched from the state node for `job` and
+/// verified on first use.
+async fn load(
+    shared: &Shared,
+    tenant: &str,
+    job: &JobRef,
+    digest: &Digest,
+) -> Result<Plugin, Unloadable> {
     let mut plugins = shared.plugins.lock().await;
     if let Some(plugin) = plugins.get(digest) {
         return Ok(plugin.clone());
     }
-    let bytes = rpc::call_component(&shared.client, tenant, digest)
-        .await
-        .map_err(|e| Unloadable::HandBack(format!("cannot fetch component {digest}: {e}")))?;
+    let bytes = match rpc::fetch_bytes(&shared.client, tenant, job, digest).await {
+        Ok(bytes) => bytes,
+        Err(CallError::Refused(refusal)) => return Err(Unloadable::Dropped(refusal)),
+        Err(CallError::Failed(e)) => {
+            return Err(Unloadable::HandBack(format!(
+                "cannot fetch component {digest}: {e}"
+            )));
+        }
+    };
     let runtime = shared.runtime.clone();
     let loaded = tokio::task::spawn_blocking(move || runtime.load(&bytes))
         .await
@@ -339,12 +421,7 @@ async fn publish_result(
 ) -> Result<(), String> {
     let id = message_id(&result.job_id, result.attempt);
     let mut payload = encode(&ResultEnvelope::Inline(result));
-    let max = shared
-        .client
-        .server_info()
-        .max_payload
-        .saturating_sub(PAYLOAD_MARGIN);
-    if payload.len() > max {
+    if payload.len() > room(&shared.client) {
         let bucket = shared
             .bucket
             .get_or_try_init(|| results_bucket(&shared.js))
@@ -369,11 +446,11 @@ async fn publish_result(
 }
 
 /// A plugin's host functions on a worker: blob reads and effect calls go to
-/// the state node, scoped to the job's tenant.
+/// the state node for the job, which scopes them to the job's tenant.
 struct WorkerHost {
     client: Client,
     tenant: String,
-    seed: u64,
+    job: JobRef,
     read_other_blobs: AtomicBool,
 }
 
@@ -384,11 +461,8 @@ impl HostApi for WorkerHost {
             if tenant != self.tenant {
                 return Ok(None);
             }
-            let request = Request::GetBlob {
-                tenant: tenant.to_owned(),
-                id: id.to_owned(),
-            };
-            match rpc::call(&self.client, tenant, request).await? {
+            let request = Request::GetBlob { id: id.to_owned() };
+            match rpc::call(&self.client, tenant, &self.job, request).await? {
                 Some(bytes) => decode::<Option<Blob>>(&bytes).map_err(GuestError::Retryable),
                 None => Ok(None),
             }
@@ -407,11 +481,10 @@ impl HostApi for WorkerHost {
                 return Ok(Vec::new());
             }
             let request = Request::Query {
-                tenant: tenant.to_owned(),
                 schema: schema.to_owned(),
                 filter: filter_json.to_owned(),
             };
-            match rpc::call(&self.client, tenant, request).await? {
+            match rpc::call(&self.client, tenant, &self.job, request).await? {
                 Some(bytes) => decode::<Vec<Blob>>(&bytes).map_err(GuestError::Retryable),
                 None => Ok(Vec::new()),
             }
@@ -423,15 +496,19 @@ impl HostApi for WorkerHost {
             self.read_other_blobs.store(true, Ordering::Relaxed);
             let request_digest = Digest::of(&request);
             let call = rpc::EffectRequest {
-                tenant: self.tenant.clone(),
-                seed: self.seed,
+                job: self.job.clone(),
                 name: name.to_owned(),
                 request,
             };
-            match rpc::effect(&self.client, call).await {
+            match rpc::effect(&self.client, &self.tenant, call).await {
                 Ok(answer) => answer,
-                // The state node was not reached: no effect ran.
-                Err(e) => {
+                // Refused, or the state node was not reached: no effect ran.
+                Err(CallError::Refused(refusal)) => {
+                    let why = format!("refused: {refusal}");
+                    let e = GuestError::Fatal(format!("the state node refused: {refusal}"));
+                    EffectAnswer::unserved(name, request_digest, &why, e)
+                }
+                Err(CallError::Failed(e)) => {
                     let why = format!("unavailable: {e}");
                     EffectAnswer::unserved(name, request_digest, &why, e)
                 }

@@ -31,7 +31,29 @@ impl NatsServer {
 
     /// Starts a server on `port` (e.g. the port of one stopped earlier).
     pub fn start_on(port: u16, store_dir: &Path) -> std::io::Result<NatsServer> {
-        let mut child = Command::new("nats-server")
+        Self::spawn(port, store_dir, None)
+    }
+
+    /// Starts a server whose largest message payload is `max_payload` bytes
+    /// (the server's `max_payload` setting), on a free loopback port.
+    pub fn start_with_max_payload(
+        store_dir: &Path,
+        max_payload: usize,
+    ) -> std::io::Result<NatsServer> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let config = store_dir.join("nats-server.conf");
+        std::fs::write(&config, format!("max_payload: {max_payload}\n"))?;
+        Self::spawn(port, store_dir, Some(&config))
+    }
+
+    fn spawn(port: u16, store_dir: &Path, config: Option<&Path>) -> std::io::Result<NatsServer> {
+        let mut command = Command::new("nats-server");
+        if let Some(config) = config {
+            command.arg("-c").arg(config);
+        }
+        let mut child = command
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
             .arg(store_dir)
             .stdin(Stdio::null())
