@@ -40,7 +40,9 @@ pub struct ServeArgs {
     pub data_dir: Option<PathBuf>,
     /// TOML file with any of: listen, data-dir, log, workers, max-body,
     /// max-plugin, max-blob, max-page, max-wait, sse-buffer, sse-heartbeat,
-    /// store-cache, and the tables [effects] and [nats].
+    /// store-cache, max-connections, header-timeout, body-timeout,
+    /// max-streams-per-token, max-streams, max-body-memory, and the tables
+    /// [effects] and [nats].
     #[arg(long, env = "REYNA_CONFIG")]
     pub config: Option<PathBuf>,
     /// Admin token to accept (instead of the one created in <data-dir>/admin-token).
@@ -80,6 +82,22 @@ struct FileConfig {
     sse_heartbeat: Option<String>,
     /// The store's page cache, e.g. "256MiB" (default 1GiB).
     store_cache: Option<String>,
+    /// Connections open at once (default 1024); one more is answered 503
+    /// `too-many-connections` and closed.
+    max_connections: Option<usize>,
+    /// Time to send a request's headers, and longest idle keep-alive,
+    /// e.g. "10s" (the default).
+    header_timeout: Option<String>,
+    /// Time to send a request's whole body after its headers, e.g. "60s"
+    /// (the default); a slower body is answered 408 `body-timeout`.
+    body_timeout: Option<String>,
+    /// Live streams and long-polls one token may hold (default 16).
+    max_streams_per_token: Option<usize>,
+    /// Live streams and long-polls on the host in all (default 1024).
+    max_streams: Option<usize>,
+    /// Request bodies being received and handled at once, in bytes, e.g.
+    /// "256MiB" (the default, raised to max-body and max-plugin if larger).
+    max_body_memory: Option<String>,
     /// Outbound policy for effect plugins.
     #[serde(default)]
     effects: EffectsFile,
@@ -161,12 +179,12 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
     let data_dir = args
         .data_dir
         .clone()
-        .or(file.data_dir)
+        .or(file.data_dir.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
     let log = args
         .log
         .clone()
-        .or(file.log)
+        .or(file.log.clone())
         .unwrap_or_else(|| "info".to_owned());
 
     let mut engine = EngineConfig::new(&data_dir);
@@ -241,6 +259,7 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
     if let Some(text) = &file.sse_heartbeat {
         api.sse_heartbeat = duration("sse-heartbeat", text)?;
     }
+    client_limits(&file, &mut api)?;
     Ok(Settings {
         listen,
         data_dir,
@@ -249,6 +268,62 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
         api,
         nats,
     })
+}
+
+/// What one client may hold: connections, header and body time, live
+/// streams, body memory. A zero is refused: it would refuse everything.
+fn client_limits(file: &FileConfig, api: &mut ApiConfig) -> anyhow::Result<()> {
+    let at_least_one = |key: &str, value: Option<usize>, field: &mut usize| {
+        if let Some(n) = value {
+            if n == 0 {
+                bail!("`{key}` must be at least 1");
+            }
+            *field = n;
+        }
+        Ok(())
+    };
+    at_least_one(
+        "max-connections",
+        file.max_connections,
+        &mut api.max_connections,
+    )?;
+    at_least_one(
+        "max-streams-per-token",
+        file.max_streams_per_token,
+        &mut api.max_streams_per_token,
+    )?;
+    at_least_one("max-streams", file.max_streams, &mut api.max_streams)?;
+    let positive = |key: &str, text: &Option<String>, field: &mut Duration| {
+        if let Some(text) = text {
+            let value = duration(key, text)?;
+            if value.is_zero() {
+                bail!("`{key}` must be longer than zero");
+            }
+            *field = value;
+        }
+        Ok(())
+    };
+    positive(
+        "header-timeout",
+        &file.header_timeout,
+        &mut api.header_timeout,
+    )?;
+    positive("body-timeout", &file.body_timeout, &mut api.body_timeout)?;
+    // Every body the limits allow must fit the budget on its own.
+    let largest = api.max_body_bytes.max(api.max_plugin_bytes);
+    match &file.max_body_memory {
+        Some(text) => {
+            api.max_body_memory = bytes("max-body-memory", text)?;
+            if api.max_body_memory < largest {
+                bail!(
+                    "`max-body-memory` ({}) must be at least the largest body allowed, max-body or max-plugin ({largest} bytes)",
+                    api.max_body_memory
+                );
+            }
+        }
+        None => api.max_body_memory = api.max_body_memory.max(largest),
+    }
+    Ok(())
 }
 
 /// Runs the host until SIGINT or SIGTERM.
@@ -323,15 +398,12 @@ async fn serve(settings: Settings, admin_token: Option<String>) -> anyhow::Resul
     println!("data directory: {}", data_dir.display());
     println!("{token_note}");
 
-    let stopping = state.clone();
-    axum::serve(listener, reyna_api::app(state))
-        .with_graceful_shutdown(async move {
-            stop_signal().await;
-            tracing::info!("stopping: no new requests; live streams end; in-flight jobs commit");
-            stopping.begin_shutdown();
-        })
-        .await
-        .context("the HTTP server failed")?;
+    reyna_api::serve(listener, state, async {
+        stop_signal().await;
+        tracing::info!("stopping: no new requests; live streams end; in-flight jobs commit");
+    })
+    .await
+    .context("the HTTP server failed")?;
     engine.shutdown().await;
     if let Some(node) = state_node {
         node.shutdown().await;
@@ -479,5 +551,66 @@ pub(crate) async fn stop_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve_text(text: &str) -> anyhow::Result<Settings> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("reyna.toml");
+        std::fs::write(&path, text)?;
+        resolve(&ServeArgs {
+            listen: None,
+            data_dir: None,
+            config: Some(path),
+            admin_token: None,
+            log: None,
+            nats: None,
+        })
+    }
+
+    #[test]
+    fn the_readme_config_example_sets_the_client_limits_to_their_defaults() {
+        let readme = include_str!("../../../README.md");
+        let block = readme
+            .split("### Configuration")
+            .nth(1)
+            .and_then(|s| s.split("```toml\n").nth(1))
+            .and_then(|s| s.split("```").next())
+            .expect("a toml block under ### Configuration");
+        let settings = resolve_text(block).unwrap();
+        let (api, defaults) = (settings.api, ApiConfig::default());
+        assert_eq!(api.max_connections, defaults.max_connections);
+        assert_eq!(api.header_timeout, defaults.header_timeout);
+        assert_eq!(api.body_timeout, defaults.body_timeout);
+        assert_eq!(api.max_streams_per_token, defaults.max_streams_per_token);
+        assert_eq!(api.max_streams, defaults.max_streams);
+        assert_eq!(api.max_body_memory, defaults.max_body_memory);
+        assert_eq!(api.max_body_bytes, defaults.max_body_bytes);
+        assert_eq!(api.max_plugin_bytes, defaults.max_plugin_bytes);
+        assert_eq!(api.max_page, defaults.max_page);
+        assert_eq!(api.max_wait, defaults.max_wait);
+        assert_eq!(api.sse_buffer, defaults.sse_buffer);
+    }
+
+    #[test]
+    fn client_limits_that_would_refuse_everything_are_config_errors() {
+        for (text, key) in [
+            ("max-connections = 0", "max-connections"),
+            ("max-streams = 0", "max-streams"),
+            ("max-streams-per-token = 0", "max-streams-per-token"),
+            ("header-timeout = \"0s\"", "header-timeout"),
+            ("body-timeout = \"0s\"", "body-timeout"),
+            ("max-body-memory = \"1MiB\"", "max-body-memory"),
+        ] {
+            let error = format!("{:#}", resolve_text(text).unwrap_err());
+            assert!(error.contains(key), "{text}: {error}");
+        }
+        // The budget follows larger bodies when it is not set.
+        let settings = resolve_text("max-plugin = \"512MiB\"").unwrap();
+        assert_eq!(settings.api.max_body_memory, 512 * 1024 * 1024);
     }
 }
