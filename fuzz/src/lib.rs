@@ -1,6 +1,7 @@
-//! Fuzz targets for the three places where Reyna reads bytes it did not write:
-//! manifest parsing ([`manifest()`]), subject matching ([`subject()`]) and the
-//! plugin upload path ([`upload()`]).
+//! Fuzz targets for the places where Reyna reads bytes it did not write:
+//! manifest parsing ([`manifest()`]), subject matching ([`subject()`]), the
+//! plugin upload path ([`upload()`]) and the HTTP API's request bodies, query
+//! strings and path ids ([`api()`]).
 //!
 //! Each target is a plain function over `&[u8]` that returns normally on any
 //! input, refused or accepted, and panics only when an invariant breaks. The
@@ -21,11 +22,13 @@
 // an invariant (or a broken test set-up); none handles user input.
 #![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
 
+pub mod api;
 mod manifest;
 pub mod mutate;
 mod subject;
 pub mod upload;
 
+pub use api::api;
 pub use manifest::manifest;
 pub use subject::{reference_matches, subject};
 pub use upload::upload;

@@ -301,3 +301,48 @@ fn upload_seeds_raw_bytes_and_mutants() {
         "no mutant reached the compiler and failed there: {compiled:?}"
     );
 }
+
+/// Inputs through the API target (each a request through the router).
+const API_INPUTS: usize = 5_000;
+
+#[test]
+fn api_seeds_and_mutations() {
+    let started = Instant::now();
+    let seeds = corpus("api");
+    let mut target = reyna_fuzz::api::ApiTarget::open().unwrap();
+    let count = scaled(API_INPUTS);
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    let mut kinds = std::collections::BTreeSet::new();
+    let inputs = seeds
+        .iter()
+        .cloned()
+        .chain(mutations(&seeds, count, 6, dictionary("api")));
+    for input in inputs {
+        if let Some(answer) = target.run(&input) {
+            *statuses.entry(answer.status).or_default() += 1;
+            kinds.extend(answer.kind);
+        }
+    }
+    eprintln!(
+        "api: {} seeds, {count} mutations, statuses {statuses:?}, problem kinds {kinds:?} in {:?}",
+        seeds.len(),
+        started.elapsed()
+    );
+    let ok = statuses.range(200..300).map(|(_, n)| n).sum::<usize>();
+    assert!(
+        ok >= count / 50,
+        "only {ok} inputs were accepted: {statuses:?}"
+    );
+    for kind in [
+        "malformed-json",
+        "invalid-body",
+        "invalid-query",
+        "schema-violation",
+        "unsupported-content-type",
+    ] {
+        assert!(
+            kinds.contains(kind),
+            "no input was refused as {kind}: {kinds:?}"
+        );
+    }
+}

@@ -87,6 +87,23 @@ pub enum ApiError {
     /// The host is not ready to serve this.
     #[error("{0}")]
     Unavailable(String),
+    /// The request body did not arrive in time (`body-timeout`).
+    #[error("the request body did not arrive within {} (the host's body timeout)", humantime::format_duration(*.limit))]
+    BodyTimeout {
+        /// The time allowed for the whole body.
+        limit: std::time::Duration,
+    },
+    /// The memory budget for request bodies is in use by other requests
+    /// (`max-body-memory`); nothing was done, retry later.
+    #[error("{0}")]
+    ServerBusy(String),
+    /// The caller's token, or the host, has as many live streams and
+    /// long-polls open as allowed (`max-streams-per-token`, `max-streams`).
+    #[error("{0}")]
+    TooManyStreams(String),
+    /// The host has as many connections open as allowed (`max-connections`).
+    #[error("the host has {0} connections open, as many as it allows; retry later")]
+    TooManyConnections(usize),
     /// The host's fault; the message is logged, never sent.
     #[error("{0}")]
     Internal(String),
@@ -125,6 +142,24 @@ impl ApiError {
             ),
             Self::Conflict(_) => (S::CONFLICT, "conflict", "Conflict"),
             Self::Unavailable(_) => (S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
+            Self::BodyTimeout { .. } => {
+                (S::REQUEST_TIMEOUT, "body-timeout", "Request body too slow")
+            }
+            Self::ServerBusy(_) => (
+                S::SERVICE_UNAVAILABLE,
+                "server-busy",
+                "Too many request bodies in progress",
+            ),
+            Self::TooManyStreams(_) => (
+                S::TOO_MANY_REQUESTS,
+                "too-many-streams",
+                "Too many live streams",
+            ),
+            Self::TooManyConnections(_) => (
+                S::SERVICE_UNAVAILABLE,
+                "too-many-connections",
+                "Too many connections",
+            ),
             Self::Internal(_) => (
                 S::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -228,12 +263,23 @@ impl From<StoreError> for ApiError {
 }
 
 impl ApiError {
+    /// Seconds a client should wait before trying again, for refusals that
+    /// are about load rather than the request (sent as `Retry-After`).
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::ServerBusy(_) | Self::TooManyConnections(_) => Some(1),
+            Self::TooManyStreams(_) => Some(5),
+            _ => None,
+        }
+    }
+
     /// The problem document for this error (server details replaced).
     pub fn problem(&self) -> Problem {
         let (status, slug, title) = self.classify();
         let detail = if status.is_server_error() {
             match self {
-                Self::Unavailable(reason) => reason.clone(),
+                Self::Unavailable(reason) | Self::ServerBusy(reason) => reason.clone(),
+                Self::TooManyConnections(_) => self.to_string(),
                 _ => "the host failed to handle this request; the cause is in its log".to_owned(),
             }
         } else if let Self::Engine(EngineError::Store(StoreError::BadCursor)) = self {
@@ -271,7 +317,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = self.problem();
-        if problem.status >= 500 {
+        if problem.status >= 500 && self.retry_after().is_none() {
             tracing::error!(error = %self, "request failed");
         }
         let status =
@@ -281,6 +327,11 @@ impl IntoResponse for ApiError {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(seconds) = self.retry_after() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

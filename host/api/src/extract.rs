@@ -1,6 +1,6 @@
 //! Request extractors whose rejections are problem+json: a JSON body with
 //! a size limit, a content-type check and unknown fields refused; a raw
-//! `application/wasm` body; query parameters.
+//! `application/wasm` body; query parameters; path parameters.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -19,6 +19,12 @@ pub struct JsonBody<T>(pub T);
 #[derive(Debug)]
 pub struct WasmBody(pub Vec<u8>);
 
+/// Path parameters parsed into `T`; unlike axum's own `Path`, a path that
+/// cannot be decoded (invalid UTF-8 after percent-decoding) is a
+/// problem+json 400 `invalid-path`, not a plain-text one.
+#[derive(Debug)]
+pub struct Path<T>(pub T);
+
 /// Query parameters parsed into `T` (a `deny_unknown_fields` type).
 #[derive(Debug)]
 pub struct QueryParams<T>(pub T);
@@ -36,7 +42,10 @@ fn content_type(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Reads the whole body, refusing with 413 past `limit` bytes (early, when
-/// `Content-Length` already says so).
+/// `Content-Length` already says so), 408 `body-timeout` when it does not
+/// arrive within `body-timeout`, and 503 `server-busy` when the memory
+/// budget for request bodies has no room for it (both from
+/// `limits::meter_bodies`, which wraps every body).
 pub(crate) async fn read_body(
     headers: &HeaderMap,
     body: Body,
@@ -51,7 +60,9 @@ pub(crate) async fn read_body(
     }
     axum::body::to_bytes(body, limit).await.map_err(|e| {
         let inner = e.into_inner();
-        if inner
+        if let Some(refusal) = crate::limits::refusal_in(&*inner) {
+            ApiError::from(refusal)
+        } else if inner
             .downcast_ref::<http_body_util::LengthLimitError>()
             .is_some()
         {
@@ -139,6 +150,23 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
                     "invalid-query",
                     format!("invalid query parameters: {}", e.body_text()),
                 )
+            })
+    }
+}
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Path(p.0))
+            .map_err(|e| {
+                ApiError::bad_request("invalid-path", format!("invalid path: {}", e.body_text()))
             })
     }
 }

@@ -5,7 +5,10 @@
 //! tenant and a role), live events as server-sent events, Prometheus
 //! metrics and the OpenAPI document, which is generated from the handlers'
 //! types. It holds no state of its own beyond configuration: everything
-//! lives in the engine's store.
+//! lives in the engine's store. [`serve`] runs it on a listener with the
+//! client limits of [`ApiConfig`]: open connections, header and body read
+//! timeouts, live streams per token and in total, and a memory budget for
+//! request bodies.
 //!
 //! ```no_run
 //! use reyna_api::{ApiConfig, AppState};
@@ -16,7 +19,11 @@
 //! engine.start();
 //! let state = AppState::new(engine, ApiConfig::default());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-//! axum::serve(listener, reyna_api::app(state)).await?;
+//! // Connection limit, header and body timeouts; stops on Ctrl-C.
+//! reyna_api::serve(listener, state, async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await?;
 //! # Ok(())
 //! # }
 //! ```
@@ -41,13 +48,16 @@ use utoipa_axum::routes;
 pub mod auth;
 pub mod error;
 mod extract;
+mod limits;
 mod metrics;
 mod routes;
+mod server;
 pub mod wire;
 
 pub use auth::{Caller, ensure_token, generate_token, hash_token};
 pub use error::{ApiError, PROBLEM_JSON, Problem, ProblemViolation};
 pub use metrics::install_recorder;
+pub use server::serve;
 
 /// Limits and timings of the API.
 #[derive(Debug, Clone)]
@@ -67,6 +77,22 @@ pub struct ApiConfig {
     pub sse_buffer: usize,
     /// How often an idle live stream gets a heartbeat comment.
     pub sse_heartbeat: Duration,
+    /// Connections open at once; [`serve`] answers one more with 503
+    /// `too-many-connections` and closes it.
+    pub max_connections: usize,
+    /// Time a connection has to send a request's headers, counted from
+    /// when the host starts waiting for them: it also bounds how long an
+    /// idle keep-alive connection stays open.
+    pub header_timeout: Duration,
+    /// Time a request has to send its whole body, from its headers.
+    pub body_timeout: Duration,
+    /// Live streams and long-polls one token may have open.
+    pub max_streams_per_token: usize,
+    /// Live streams and long-polls open on the host in all.
+    pub max_streams: usize,
+    /// Bytes of request bodies being received and handled at once, across
+    /// all requests (plugin uploads included).
+    pub max_body_memory: usize,
 }
 
 impl Default for ApiConfig {
@@ -80,6 +106,12 @@ impl Default for ApiConfig {
             max_wait: Duration::from_secs(60),
             sse_buffer: 1024,
             sse_heartbeat: Duration::from_secs(15),
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(60),
+            max_streams_per_token: 16,
+            max_streams: 1024,
+            max_body_memory: 256 * 1024 * 1024,
         }
     }
 }
@@ -95,6 +127,8 @@ struct Shared {
     config: ApiConfig,
     shutdown: watch::Sender<bool>,
     ready: AtomicBool,
+    streams: Arc<limits::StreamSlots>,
+    body_budget: limits::BodyBudget,
 }
 
 impl std::fmt::Debug for AppState {
@@ -111,12 +145,19 @@ impl AppState {
     pub fn new(engine: Engine, config: ApiConfig) -> Self {
         metrics::install_recorder();
         let (shutdown, _) = watch::channel(false);
+        let streams = Arc::new(limits::StreamSlots::new(
+            config.max_streams_per_token,
+            config.max_streams,
+        ));
+        let body_budget = limits::BodyBudget::new(config.max_body_memory, config.body_timeout);
         Self {
             inner: Arc::new(Shared {
                 engine,
                 config,
                 shutdown,
                 ready: AtomicBool::new(true),
+                streams,
+                body_budget,
             }),
         }
     }
@@ -144,6 +185,14 @@ impl AppState {
 
     pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.inner.shutdown.subscribe()
+    }
+
+    pub(crate) fn streams(&self) -> &Arc<limits::StreamSlots> {
+        &self.inner.streams
+    }
+
+    pub(crate) fn body_budget(&self) -> &limits::BodyBudget {
+        &self.inner.body_budget
     }
 }
 
@@ -223,6 +272,10 @@ pub fn app(state: AppState) -> Router {
     let (router, _) = router().split_for_parts();
     router
         .fallback(no_route)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::meter_bodies,
+        ))
         .layer(axum::middleware::from_fn(observe))
         .with_state(state)
 }

@@ -41,8 +41,9 @@ pub struct ServeArgs {
     /// TOML file with any of: listen, data-dir, log, workers, max-body,
     /// max-plugin, max-blob, max-page, max-wait, sse-buffer, sse-heartbeat,
     /// store-cache, max-parents, max-hops, max-tree-blobs, max-log-lines,
-    /// max-effect-calls, max-query-bytes, and the tables [compile], [effects]
-    /// and [nats].
+    /// max-effect-calls, max-query-bytes, max-connections, header-timeout,
+    /// body-timeout, max-streams-per-token, max-streams, max-body-memory, and
+    /// the tables [compile], [effects] and [nats].
     #[arg(long, env = "REYNA_CONFIG")]
     pub config: Option<PathBuf>,
     /// Admin token to accept (instead of the one created in <data-dir>/admin-token).
@@ -98,6 +99,22 @@ struct FileConfig {
     max_effect_calls: Option<u32>,
     /// Most blob data one `query-blobs` returns, e.g. "16MiB" (the default).
     max_query_bytes: Option<String>,
+    /// Connections open at once (default 1024); one more is answered 503
+    /// `too-many-connections` and closed.
+    max_connections: Option<usize>,
+    /// Time to send a request's headers, and longest idle keep-alive,
+    /// e.g. "10s" (the default).
+    header_timeout: Option<String>,
+    /// Time to send a request's whole body after its headers, e.g. "60s"
+    /// (the default); a slower body is answered 408 `body-timeout`.
+    body_timeout: Option<String>,
+    /// Live streams and long-polls one token may hold (default 16).
+    max_streams_per_token: Option<usize>,
+    /// Live streams and long-polls on the host in all (default 1024).
+    max_streams: Option<usize>,
+    /// Request bodies being received and handled at once, in bytes, e.g.
+    /// "256MiB" (the default, raised to max-body and max-plugin if larger).
+    max_body_memory: Option<String>,
     /// Outbound policy for effect plugins.
     #[serde(default)]
     effects: EffectsFile,
@@ -206,12 +223,12 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
     let data_dir = args
         .data_dir
         .clone()
-        .or(file.data_dir)
+        .or(file.data_dir.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
     let log = args
         .log
         .clone()
-        .or(file.log)
+        .or(file.log.clone())
         .unwrap_or_else(|| "info".to_owned());
 
     let mut engine = EngineConfig::new(&data_dir);
@@ -343,6 +360,7 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
     if let Some(text) = &file.sse_heartbeat {
         api.sse_heartbeat = duration("sse-heartbeat", text)?;
     }
+    client_limits(&file, &mut api)?;
     Ok(Settings {
         listen,
         data_dir,
@@ -351,6 +369,62 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
         api,
         nats,
     })
+}
+
+/// What one client may hold: connections, header and body time, live
+/// streams, body memory. A zero is refused: it would refuse everything.
+fn client_limits(file: &FileConfig, api: &mut ApiConfig) -> anyhow::Result<()> {
+    let at_least_one = |key: &str, value: Option<usize>, field: &mut usize| {
+        if let Some(n) = value {
+            if n == 0 {
+                bail!("`{key}` must be at least 1");
+            }
+            *field = n;
+        }
+        Ok(())
+    };
+    at_least_one(
+        "max-connections",
+        file.max_connections,
+        &mut api.max_connections,
+    )?;
+    at_least_one(
+        "max-streams-per-token",
+        file.max_streams_per_token,
+        &mut api.max_streams_per_token,
+    )?;
+    at_least_one("max-streams", file.max_streams, &mut api.max_streams)?;
+    let positive = |key: &str, text: &Option<String>, field: &mut Duration| {
+        if let Some(text) = text {
+            let value = duration(key, text)?;
+            if value.is_zero() {
+                bail!("`{key}` must be longer than zero");
+            }
+            *field = value;
+        }
+        Ok(())
+    };
+    positive(
+        "header-timeout",
+        &file.header_timeout,
+        &mut api.header_timeout,
+    )?;
+    positive("body-timeout", &file.body_timeout, &mut api.body_timeout)?;
+    // Every body the limits allow must fit the budget on its own.
+    let largest = api.max_body_bytes.max(api.max_plugin_bytes);
+    match &file.max_body_memory {
+        Some(text) => {
+            api.max_body_memory = bytes("max-body-memory", text)?;
+            if api.max_body_memory < largest {
+                bail!(
+                    "`max-body-memory` ({}) must be at least the largest body allowed, max-body or max-plugin ({largest} bytes)",
+                    api.max_body_memory
+                );
+            }
+        }
+        None => api.max_body_memory = api.max_body_memory.max(largest),
+    }
+    Ok(())
 }
 
 /// Runs the host until SIGINT or SIGTERM.
@@ -425,15 +499,12 @@ async fn serve(settings: Settings, admin_token: Option<String>) -> anyhow::Resul
     println!("data directory: {}", data_dir.display());
     println!("{token_note}");
 
-    let stopping = state.clone();
-    axum::serve(listener, reyna_api::app(state))
-        .with_graceful_shutdown(async move {
-            stop_signal().await;
-            tracing::info!("stopping: no new requests; live streams end; in-flight jobs commit");
-            stopping.begin_shutdown();
-        })
-        .await
-        .context("the HTTP server failed")?;
+    reyna_api::serve(listener, state, async {
+        stop_signal().await;
+        tracing::info!("stopping: no new requests; live streams end; in-flight jobs commit");
+    })
+    .await
+    .context("the HTTP server failed")?;
     engine.shutdown().await;
     if let Some(node) = state_node {
         node.shutdown().await;
@@ -585,14 +656,14 @@ pub(crate) async fn stop_signal() {
 }
 
 #[cfg(test)]
-mod guest_limits {
+mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn resolved(text: &str) -> anyhow::Result<Settings> {
-        let dir = tempfile::tempdir().unwrap();
+    fn resolve_text(text: &str) -> anyhow::Result<Settings> {
+        let dir = tempfile::tempdir()?;
         let path = dir.path().join("reyna.toml");
-        std::fs::write(&path, text).unwrap();
+        std::fs::write(&path, text)?;
         resolve(&ServeArgs {
             listen: None,
             data_dir: None,
@@ -605,16 +676,76 @@ mod guest_limits {
 
     #[test]
     fn guest_limits_come_from_the_config_file() {
-        let s = resolved("max-log-lines = 10\nmax-effect-calls = 3\nmax-query-bytes = \"1MiB\"\n")
-            .unwrap();
+        let s = resolve_text(
+            "max-log-lines = 10\nmax-effect-calls = 3\nmax-query-bytes = \"1MiB\"\n",
+        )
+        .unwrap();
         assert_eq!(s.engine.runtime.max_log_lines, 10);
         assert_eq!(s.engine.runtime.max_effect_calls, 3);
         assert_eq!(s.engine.max_query_bytes, 1 << 20);
-        let defaults = resolved("").unwrap();
+        let defaults = resolve_text("").unwrap();
         assert_eq!(defaults.engine.runtime.max_log_lines, 1000);
         assert_eq!(defaults.engine.runtime.max_effect_calls, 64);
         assert_eq!(defaults.engine.max_query_bytes, 16 << 20);
-        let e = resolved("max-effect-calls = 0\n").unwrap_err();
+        let e = resolve_text("max-effect-calls = 0\n").unwrap_err();
         assert_eq!(e.to_string(), "`max-effect-calls` must be at least 1");
+    }
+
+    #[test]
+    fn engine_limits_come_from_the_config_file() {
+        let s = resolve_text(
+            "max-parents = 8\nmax-hops = 4\nmax-tree-blobs = 50\n[compile]\nmax-nesting = 64\ntimeout = \"5s\"\nmax-compiles = 1\nmax-function-size = \"1MiB\"\n",
+        )
+        .unwrap();
+        assert_eq!((s.engine.max_parents, s.engine.max_hops), (8, 4));
+        assert_eq!(s.engine.max_tree_blobs, 50);
+        let compile = &s.engine.runtime.compile;
+        assert_eq!((compile.max_nesting, compile.max_concurrent), (64, 1));
+        assert_eq!(compile.timeout, Duration::from_secs(5));
+        assert_eq!(compile.max_function_bytes, 1 << 20);
+        let e = resolve_text("max-tree-blobs = 0\n").unwrap_err();
+        assert_eq!(e.to_string(), "`max-tree-blobs` must be at least 1");
+    }
+
+    #[test]
+    fn the_readme_config_example_sets_the_client_limits_to_their_defaults() {
+        let readme = include_str!("../../../README.md");
+        let block = readme
+            .split("### Configuration")
+            .nth(1)
+            .and_then(|s| s.split("```toml\n").nth(1))
+            .and_then(|s| s.split("```").next())
+            .expect("a toml block under ### Configuration");
+        let settings = resolve_text(block).unwrap();
+        let (api, defaults) = (settings.api, ApiConfig::default());
+        assert_eq!(api.max_connections, defaults.max_connections);
+        assert_eq!(api.header_timeout, defaults.header_timeout);
+        assert_eq!(api.body_timeout, defaults.body_timeout);
+        assert_eq!(api.max_streams_per_token, defaults.max_streams_per_token);
+        assert_eq!(api.max_streams, defaults.max_streams);
+        assert_eq!(api.max_body_memory, defaults.max_body_memory);
+        assert_eq!(api.max_body_bytes, defaults.max_body_bytes);
+        assert_eq!(api.max_plugin_bytes, defaults.max_plugin_bytes);
+        assert_eq!(api.max_page, defaults.max_page);
+        assert_eq!(api.max_wait, defaults.max_wait);
+        assert_eq!(api.sse_buffer, defaults.sse_buffer);
+    }
+
+    #[test]
+    fn client_limits_that_would_refuse_everything_are_config_errors() {
+        for (text, key) in [
+            ("max-connections = 0", "max-connections"),
+            ("max-streams = 0", "max-streams"),
+            ("max-streams-per-token = 0", "max-streams-per-token"),
+            ("header-timeout = \"0s\"", "header-timeout"),
+            ("body-timeout = \"0s\"", "body-timeout"),
+            ("max-body-memory = \"1MiB\"", "max-body-memory"),
+        ] {
+            let error = format!("{:#}", resolve_text(text).unwrap_err());
+            assert!(error.contains(key), "{text}: {error}");
+        }
+        // The budget follows larger bodies when it is not set.
+        let settings = resolve_text("max-plugin = \"512MiB\"").unwrap();
+        assert_eq!(settings.api.max_body_memory, 512 * 1024 * 1024);
     }
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use reyna_engine::{BlobMeta, JobState, TenantId};
@@ -13,7 +13,7 @@ use super::{blob_id, page_size};
 use crate::AppState;
 use crate::auth::{Admin, Reader, Writer};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{JsonBody, QueryParams};
+use crate::extract::{JsonBody, Path, QueryParams};
 use crate::wire::{
     Blob, BlobPage, CreateBlob, Derived, DerivedParams, Direction, Job, Lineage, LineageParams,
     ListBlobs, RerunBlob,
@@ -32,6 +32,8 @@ const MAX_DEPTH: u32 = 1024;
         (status = 201, description = "Stored; `Location` names it", body = Blob),
         (status = 422, description = "Schema violation (each with its JSON pointer and rule), unknown schema or parent", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body or blob over the limit", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "`body-timeout`: the body did not arrive within the host's body timeout; nothing stored", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`server-busy`: the host's memory budget for request bodies is in use; nothing stored, retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
         (status = "4XX", description = "Refused; nothing stored", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn create(
@@ -216,6 +218,7 @@ pub(crate) async fn rerun(
     params(("id" = String, Path, description = "Blob id"), DerivedParams),
     responses(
         (status = 200, description = "Derived blobs so far; `settled` says whether more may come", body = Derived),
+        (status = 429, description = "`too-many-streams`: with `wait`, this token or the host has as many live streams and long-polls open as allowed; `Retry-After` says when to try again", body = Problem, content_type = "application/problem+json"),
         (status = "4XX", description = "Not found, bad parameter, or refused", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn derived(
@@ -232,6 +235,13 @@ pub(crate) async fn derived(
         .transpose()?
         .unwrap_or_default()
         .min(state.config().max_wait);
+    // A long-poll holds a stream slot while it waits (freed on return, or
+    // when the client goes away and the request is dropped).
+    let _slot = if wait.is_zero() {
+        None
+    } else {
+        Some(state.streams().open(&caller.token_id)?)
+    };
     let deadline = tokio::time::Instant::now() + wait;
     let view = state.engine().tenant(&caller.tenant);
     let mut events = state.engine().watch_events();

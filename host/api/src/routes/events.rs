@@ -36,6 +36,7 @@ const BATCH: usize = 512;
     ),
     responses(
         (status = 200, description = "Server-sent events: `data` is an Event; a final `lagged` event (data: Lagged) ends a stream that fell behind", content_type = "text/event-stream", body = Event),
+        (status = 429, description = "`too-many-streams`: this token (max-streams-per-token) or the host (max-streams) has as many live streams and long-polls open as allowed; `Retry-After` says when to try again", body = Problem, content_type = "application/problem+json"),
         (status = "4XX", description = "Bad pattern or position, or refused", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn stream(
@@ -68,6 +69,8 @@ pub(crate) async fn stream(
         ),
         None => q.after,
     };
+    // Held by the response stream: freed when it ends or the client leaves.
+    let slot = state.streams().open(&caller.token_id)?;
     let engine = state.engine().clone();
     let view = engine.tenant(&caller.tenant);
     // Without a position, start at the newest event: the stream is live.
@@ -137,16 +140,19 @@ pub(crate) async fn stream(
     });
 
     // Buffered events first, then (if the producer gave up) the final word.
-    let events = futures_util::stream::unfold((rx, Some(last_word)), |(mut rx, last)| async move {
-        match rx.recv().await {
-            Some(event) => Some((Ok(event), (rx, last))),
-            None => {
-                let last = last?;
-                let event = last.lock().unwrap_or_else(|e| e.into_inner()).take()?;
-                Some((Ok(event), (rx, None)))
+    let events = futures_util::stream::unfold(
+        (rx, Some(last_word), slot),
+        |(mut rx, last, slot)| async move {
+            match rx.recv().await {
+                Some(event) => Some((Ok(event), (rx, last, slot))),
+                None => {
+                    let last = last?;
+                    let event = last.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+                    Some((Ok(event), (rx, None, slot)))
+                }
             }
-        }
-    });
+        },
+    );
     Ok(Sse::new(events).keep_alive(
         KeepAlive::new()
             .interval(state.config().sse_heartbeat)

@@ -1,14 +1,14 @@
 //! `/v1/jobs` and `/v1/dead-letters`: plugin runs, failures, replays.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use reyna_engine::{EngineError, StoreError, TenantId};
 
 use super::{blob_id, dead_letter_id, job_id, page_size};
 use crate::AppState;
 use crate::auth::{Admin, Reader};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::QueryParams;
+use crate::extract::{Path, QueryParams};
 use crate::wire::{self, DeadLetterPage, Job, JobLog, ListDeadLetters, ListJobs};
 
 /// The caller's tenant's jobs, optionally of one input blob and one state.

@@ -1,14 +1,14 @@
 //! `/v1/plugins`: upload components, list them, enable, disable, configure.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use reyna_engine::EngineError;
 
 use crate::AppState;
 use crate::auth::{Admin, Reader};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{JsonBody, WasmBody};
+use crate::extract::{JsonBody, Path, WasmBody};
 use crate::wire::{Plugin, PluginConfig, PluginUploaded, PluginVersions};
 
 /// Upload a plugin component (admin). The body is the `.wasm` file; its

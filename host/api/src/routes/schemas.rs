@@ -2,14 +2,14 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use reyna_engine::EngineError;
 
 use crate::AppState;
 use crate::auth::{Admin, Reader};
 use crate::error::{ApiError, ApiResult, Problem, ProblemViolation};
-use crate::extract::{JsonBody, read_body};
+use crate::extract::{JsonBody, Path, read_body};
 use crate::wire::{CreateSchema, Schema, SchemaCreated, Validation};
 
 /// Register a JSON Schema (admin). Ids are immutable: the same document

@@ -1,7 +1,7 @@
 //! `/v1/tokens` and `/v1/audit`: who may call the API, and what operators did.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use reyna_engine::{NewToken, TokenId};
 
@@ -9,7 +9,7 @@ use super::{check_tenant, page_size};
 use crate::AppState;
 use crate::auth::{Admin, generate_token, hash_token};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{JsonBody, QueryParams};
+use crate::extract::{JsonBody, Path, QueryParams};
 use crate::wire::{AuditEntry, CreateToken, ListAudit, Token, TokenCreated};
 
 /// Create a token (admin). The secret is in this response only.

@@ -8,5 +8,6 @@ mod blobs;
 mod common;
 mod events;
 mod jobs;
+mod limits;
 mod ops;
 mod registry;
