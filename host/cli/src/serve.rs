@@ -283,6 +283,7 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
             bail!("`compile.max-compiles` must be at least 1");
         }
         compile.max_concurrent = n;
+    }
     if let Some(n) = file.max_log_lines {
         engine.runtime.max_log_lines = n;
     }
@@ -676,10 +677,9 @@ mod tests {
 
     #[test]
     fn guest_limits_come_from_the_config_file() {
-        let s = resolve_text(
-            "max-log-lines = 10\nmax-effect-calls = 3\nmax-query-bytes = \"1MiB\"\n",
-        )
-        .unwrap();
+        let s =
+            resolve_text("max-log-lines = 10\nmax-effect-calls = 3\nmax-query-bytes = \"1MiB\"\n")
+                .unwrap();
         assert_eq!(s.engine.runtime.max_log_lines, 10);
         assert_eq!(s.engine.runtime.max_effect_calls, 3);
         assert_eq!(s.engine.max_query_bytes, 1 << 20);
