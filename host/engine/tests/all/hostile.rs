@@ -98,3 +98,48 @@ async fn a_15_mib_error_message_is_stored_cut_to_4_kib() {
     }
     engine.shutdown().await;
 }
+
+/// `echo-sink` renamed `echo`: the effect `hostile-effect-loop` calls.
+async fn upload_echo(engine: &reyna_engine::Engine) {
+    let bytes =
+        reyna_artifacts::with_manifest(&reyna_artifacts::bytes("echo-sink").unwrap(), |toml| {
+            toml.replace("name = \"echo-sink\"", "name = \"echo\"")
+        })
+        .unwrap();
+    engine.upload_plugin(bytes, "test").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn effect_calls_are_capped_and_so_is_the_lineage_that_lists_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    upload_echo(&engine).await;
+    upload(&engine, "hostile-effect-loop").await;
+    // Within the cap (64 by default): the output's lineage lists each call.
+    let few = put(&engine, "text-input-v1", json!({ "text": "5" })).await;
+    // Past it: the call fails with its own kind and stores nothing.
+    let many = put(&engine, "text-input-v1", json!({ "text": "12000" })).await;
+    engine.start();
+    idle(&engine).await;
+    let counted = child_by_plugin(&engine, few.id, "hostile-effect-loop");
+    assert_eq!(json(&engine, counted.id)["words"], 5);
+    let producer = counted.producer.unwrap();
+    assert_eq!(producer.effect_calls.len(), 5);
+    assert!(producer.effect_calls.iter().all(|c| c.effect == "echo"));
+    assert!(
+        children(&engine, many.id).is_empty(),
+        "nothing is stored for the failed call"
+    );
+    let dead = engine
+        .store()
+        .list_dead_letters(Some(TENANT), None, 10)
+        .unwrap()
+        .items;
+    let reasons: Vec<&str> = dead.iter().map(|d| d.reason.as_str()).collect();
+    assert_eq!(
+        reasons,
+        ["too-many-effect-calls: the plugin made more than the 64 effect calls allowed per call"]
+    );
+    assert_eq!(dead[0].job.blob_id, many.id);
+    engine.shutdown().await;
+}

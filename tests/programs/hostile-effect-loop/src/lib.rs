@@ -1,4 +1,4 @@
-//! Test program `hostile-effect-loop`: Calls its declared effect 12,000 times in one call, asking for more effect calls than the operator allows.
+//! Test program `hostile-effect-loop`: Calls its declared effect 12,000 times in one call (or as many times as the input's `text` says), asking for more effect calls than the operator allows.
 
 use reyna_sdk::{Context, Error, Output, Processor};
 
@@ -7,9 +7,13 @@ pub struct Caller;
 
 impl Processor for Caller {
     type Input = serde_json::Value;
-    fn process(_input: serde_json::Value, ctx: &mut Context<'_>) -> Result<Vec<Output>, Error> {
+    fn process(input: serde_json::Value, ctx: &mut Context<'_>) -> Result<Vec<Output>, Error> {
+        let calls = input["text"]
+            .as_str()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(12_000u32);
         let mut answered = 0u32;
-        for i in 0..12_000u32 {
+        for i in 0..calls {
             // Errors are ignored: the host must stop the loop itself.
             if ctx.call_effect("echo", &i.to_le_bytes()).is_ok() {
                 answered += 1;
