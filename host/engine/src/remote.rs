@@ -25,8 +25,10 @@
 //! says: the tenant, the component, the declared effects, the config. A
 //! worker first *claims* the copy of the job message it holds
 //! ([`JobCopy`]); only the claimed copy may read, call effects and deliver a
-//! result, so a copy published again (after the duplicate window, or a
-//! redelivery) can never run the job's effects or commit it a second time.
+//! result, so a copy published again after the duplicate window can never
+//! run the job's effects or commit it a second time. (A redelivery of the
+//! claimed copy, after its worker missed the ack wait, holds the claim too:
+//! that is JetStream's at-least-once delivery to a presumed-dead worker.)
 //! Config (secrets included) is handed over only with a claim, never in the
 //! job message.
 
@@ -195,8 +197,8 @@ pub enum TransportError {
 
 /// One copy of a job message as the transport delivered it: a job
 /// published again is another copy; the same copy delivered again (its
-/// worker did not ack it in time) is a later delivery of it. For JetStream,
-/// the stream sequence and the delivery count.
+/// worker did not ack it in time) is a later delivery of it, and holds the
+/// same claim. For JetStream, the stream sequence and the delivery count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct JobCopy {
     /// Which copy (stream sequence).
@@ -309,6 +311,13 @@ struct Outstanding {
 }
 
 impl Outstanding {
+    /// Whether `copy` is (a delivery of) the claimed copy. Any delivery of
+    /// it counts: a later one is JetStream's redelivery after the ack wait,
+    /// and whichever of them answers first is committed.
+    fn holds(&self, copy: JobCopy) -> bool {
+        self.claim.is_some_and(|c| c.sequence == copy.sequence)
+    }
+
     fn running(&self) -> RunningJob {
         RunningJob {
             tenant: self.job.event.blob.tenant.clone(),
@@ -443,9 +452,8 @@ impl Remote {
 
     /// Gives the job to the worker holding `copy` of its message, with the
     /// plugin's config: the first copy claimed runs the job; a later
-    /// delivery of that same copy takes the claim over (its first worker
-    /// did not ack in time and is presumed gone); any other copy is
-    /// refused.
+    /// delivery of that same copy may claim it again (its first worker did
+    /// not ack in time and is presumed gone); any other copy is refused.
     pub(crate) fn claim(
         &self,
         job_id: &str,
@@ -455,9 +463,7 @@ impl Remote {
         self.with_job(job_id, attempt, |o| {
             match o.claim {
                 None => o.claim = Some(copy),
-                Some(held) if held.sequence == copy.sequence && copy.delivery >= held.delivery => {
-                    o.claim = Some(copy);
-                }
+                Some(held) if held.sequence == copy.sequence => o.claim = Some(copy),
                 Some(_) => {
                     return Err(RemoteRefusal::OtherCopy {
                         job: job_id.to_owned(),
@@ -477,7 +483,7 @@ impl Remote {
         copy: JobCopy,
     ) -> Result<RunningJob, RemoteRefusal> {
         self.with_job(job_id, attempt, |o| {
-            if o.claim != Some(copy) {
+            if !o.holds(copy) {
                 return Err(RemoteRefusal::OtherCopy {
                     job: job_id.to_owned(),
                     attempt,
@@ -497,7 +503,7 @@ impl Remote {
         digest: &Digest,
     ) -> Result<(), RemoteRefusal> {
         self.with_job(job_id, attempt, |o| {
-            if o.claim != Some(copy) {
+            if !o.holds(copy) {
                 return Err(RemoteRefusal::OtherCopy {
                     job: job_id.to_owned(),
                     attempt,
@@ -534,9 +540,7 @@ impl Remote {
         // Only the claimed copy's result counts: a copy published again,
         // or one whose claim was taken over, is stale.
         let waiter = match self.outstanding().get_mut(&id) {
-            Some(o) if o.job.attempt == result.attempt && o.claim == Some(result.copy) => {
-                o.waiter.take()
-            }
+            Some(o) if o.job.attempt == result.attempt && o.holds(result.copy) => o.waiter.take(),
             _ => None,
         };
         let Some(waiter) = waiter else {
