@@ -7,7 +7,7 @@ use reyna_sdk::{Context, Error, Output, Processor};
 #[derive(Debug)]
 pub struct FanOut;
 
-#[derive(serde::Deserialize)]
+#[derive(Debug, serde::Deserialize)]
 pub struct Text {
     text: String,
 }
