@@ -332,6 +332,17 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
+        // A refusal that left the request body unread ends the connection:
+        // a client must not send its next request where the rest of this
+        // body would be read as one.
+        if matches!(self, Self::ServerBusy(_))
+            || status == StatusCode::PAYLOAD_TOO_LARGE
+            || status == StatusCode::REQUEST_TIMEOUT
+        {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
