@@ -285,10 +285,10 @@ async fn a_copy_published_after_the_duplicate_window_never_runs_twice() {
         config.remote.resend_after = Duration::from_secs(1);
         config.remote.republish_interval = Duration::from_millis(100);
         config.effects.allow_private = true; // the model server is on loopback
-        config
-            .effects
-            .approved_hosts
-            .insert("llm".into(), vec![format!("127.0.0.1:{}", chat.port())]);
+        config.effects.approved_hosts.insert(
+            "llm".into(),
+            vec![format!("http://127.0.0.1:{}", chat.port())],
+        );
     })
     .await;
     configure(&engine, "llm", &[("endpoint", &chat.endpoint())]).await;

@@ -442,6 +442,24 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
+    #[test]
+    fn compiles_past_the_limit_wait_for_a_slot_within_their_deadline() {
+        let slots = Arc::new(CompileSlots::default());
+        let soon = || Instant::now() + Duration::from_millis(20);
+        let first = CompileSlots::acquire(&slots, 1, soon()).expect("a free slot");
+        // The one slot is taken until the compile holding it really ends.
+        assert!(CompileSlots::acquire(&slots, 1, soon()).is_none());
+        let waiter = std::thread::spawn({
+            let slots = Arc::clone(&slots);
+            move || {
+                CompileSlots::acquire(&slots, 1, Instant::now() + Duration::from_secs(30)).is_some()
+            }
+        });
+        drop(first);
+        assert!(waiter.join().unwrap(), "a freed slot goes to the waiter");
+        assert_eq!(*slots.running.lock().unwrap(), 0);
+    }
+
     /// Below the manifest check: even a component that got past it could
     /// not link `wasi:http` as a processor.
     #[test]

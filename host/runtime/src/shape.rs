@@ -151,15 +151,17 @@ pub fn check(bytes: &[u8], limits: &CompileLimits) -> Result<(), ShapeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reyna_artifacts::nested_module;
+    use reyna_artifacts::{module_with_locals, nested_module};
 
     #[test]
     fn a_module_within_the_limits_passes() {
         let limits = CompileLimits::default();
         check(&nested_module(3, 100), &limits).unwrap();
-        wasmparser::Validator::new()
-            .validate_all(&nested_module(3, 100))
-            .expect("the test module is valid wasm");
+        for module in [nested_module(3, 100), module_with_locals(50_000)] {
+            wasmparser::Validator::new()
+                .validate_all(&module)
+                .expect("the test modules are valid wasm");
+        }
     }
 
     #[test]
@@ -198,6 +200,17 @@ mod tests {
         let many = check(&nested_module(5, 1), &limits).unwrap_err();
         assert_eq!(many, ShapeError::TooManyFunctions { limit: 4 });
         assert!(many.to_string().contains("max-functions"));
+
+        let locals = check(&module_with_locals(50_001), &limits).unwrap_err();
+        assert_eq!(
+            locals,
+            ShapeError::TooManyLocals {
+                index: 0,
+                limit: 50_000
+            }
+        );
+        assert!(locals.to_string().contains("compile.max-locals"));
+        check(&module_with_locals(50_000), &limits).unwrap();
 
         assert!(matches!(
             check(b"\0asm\x01\0\0\0\x0a\x05", &limits),

@@ -22,7 +22,7 @@ mod manifest_edit;
 mod nats;
 
 pub use chat::{ChatServer, Received};
-pub use expensive::{nested_module, with_extra_module};
+pub use expensive::{module_with_locals, nested_module, with_extra_module};
 pub use manifest_edit::{ManifestEditError, with_manifest};
 pub use nats::NatsServer;
 
