@@ -219,7 +219,7 @@ pub enum LoadError {
     Compile(String),
     /// The component passes a compile limit ([`CompileLimits`](crate::CompileLimits)),
     /// checked before compiling.
-    #[error("the component is too expensive to compile: {0}")]
+    #[error("{0}")]
     TooExpensive(#[from] crate::shape::ShapeError),
     /// Compiling took longer than the compile timeout.
     #[error("compiling the component took longer than {timeout:?} (compile.timeout)")]
