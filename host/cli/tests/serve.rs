@@ -527,22 +527,8 @@ async fn an_admin_token_from_the_environment_and_a_config_file_are_used() {
     child_host.stop();
 
     // Unknown keys in the config file are refused with the key's name.
-    std::fs::write(
-        dir.path().join("bad.toml"),
-        "listen = \"127.0.0.1:0\"\ncolour = \"blue\"\n",
-    )
-    .unwrap();
-    let out = reyna()
-        .args(["serve", "--config", "bad.toml"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("unknown field `colour`"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = refused_config(dir.path(), "listen = \"127.0.0.1:0\"\ncolour = \"blue\"\n");
+    assert!(stderr.contains("unknown field `colour`"), "{stderr}");
 }
 
 /// The admin token file only bootstraps an empty token table: an admin token
@@ -601,21 +587,26 @@ async fn a_revoked_admin_token_stays_revoked_after_a_restart() {
 #[test]
 fn an_ambiguous_effect_approval_is_refused_at_startup() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("reyna.toml"),
+    let stderr = refused_config(
+        dir.path(),
         "listen = \"127.0.0.1:0\"\n[effects]\napproved-hosts = { webhook = [\"hooks.example.com:80\"] }\n",
-    )
-    .unwrap();
-    let out = reyna()
-        .args(["serve", "--config", "reyna.toml"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    );
     assert!(
         stderr.contains("`effects.approved-hosts.webhook`")
             && stderr.contains("write `http://hooks.example.com:80` to allow plain http"),
         "{stderr}"
     );
+}
+
+/// Runs `reyna serve` with `config` as its config file in `dir`, expects it
+/// to refuse to start (exit 1), and returns what it said.
+fn refused_config(dir: &std::path::Path, config: &str) -> String {
+    std::fs::write(dir.join("refused.toml"), config).unwrap();
+    let out = reyna()
+        .args(["serve", "--config", "refused.toml"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
