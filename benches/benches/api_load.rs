@@ -37,7 +37,10 @@ async fn engine(dir: &std::path::Path, plugins: &[&str]) -> Engine {
     for name in plugins {
         let wasm =
             reyna_artifacts::bytes(name).expect("built plugin (cargo build -p reyna-artifacts)");
-        engine.upload_plugin(wasm, "bench").await.expect("upload");
+        engine
+            .upload_plugin(wasm, None, reyna_engine::InstallPolicy::All, "bench")
+            .await
+            .expect("upload");
     }
     reyna_api::ensure_token(&engine, TOKEN, TENANT, Role::Writer, "bench")
         .await

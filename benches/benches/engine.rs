@@ -103,7 +103,12 @@ fn bench(c: &mut Criterion) {
         let engine = Engine::open(config).await.expect("engine");
         engine.register_bundled_schemas().await.expect("schemas");
         engine
-            .upload_plugin(wasm.clone(), "bench")
+            .upload_plugin(
+                wasm.clone(),
+                None,
+                reyna_engine::InstallPolicy::All,
+                "bench",
+            )
             .await
             .expect("upload");
         engine.start();

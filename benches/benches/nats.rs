@@ -95,7 +95,10 @@ impl Workload {
         }
         let wasm = reyna_artifacts::bytes(self.plugin)
             .expect("test program component (cargo build -p reyna-artifacts)");
-        engine.upload_plugin(wasm, "bench").await.expect("upload");
+        engine
+            .upload_plugin(wasm, None, reyna_engine::InstallPolicy::All, "bench")
+            .await
+            .expect("upload");
         engine
     }
 }

@@ -57,7 +57,10 @@ fn bench(c: &mut Criterion) {
         let engine = common::open_engine(EngineConfig::new(dir.path())).await;
         let wasm = reyna_artifacts::bytes("word-count")
             .expect("word-count component (cargo build -p reyna-artifacts)");
-        engine.upload_plugin(wasm, "bench").await.expect("upload");
+        engine
+            .upload_plugin(wasm, None, reyna_engine::InstallPolicy::All, "bench")
+            .await
+            .expect("upload");
         engine.start();
         engine
     });

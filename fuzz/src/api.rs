@@ -85,7 +85,7 @@ pub const ROUTES: &[Route] = &[
     ),
     route(
         "PUT",
-        "/v1/plugins/word-count/0.1.0/config",
+        "/v1/tenants/default/installations/word-count/config",
         Slot::Query,
         JSON,
     ),
@@ -107,6 +107,26 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/v1/dead-letters/{}/replay", Slot::Id, None),
     route("DELETE", "/v1/tokens/{}", Slot::Id, None),
     route("GET", "/v1/plugins/{}", Slot::Id, None),
+    route("POST", "/v1/tenants", Slot::Query, JSON),
+    route(
+        "PUT",
+        "/v1/tenants/default/installations/word-count",
+        Slot::Query,
+        JSON,
+    ),
+    route(
+        "PUT",
+        "/v1/tenants/default/installations/word-count/secrets/api_key",
+        Slot::Query,
+        JSON,
+    ),
+    route("GET", "/v1/tenants/{}", Slot::Id, None),
+    route(
+        "GET",
+        "/v1/tenants/default/installations/{}",
+        Slot::Id,
+        None,
+    ),
 ];
 
 /// How one input was answered, for the smoke test's tally.
@@ -175,7 +195,10 @@ impl ApiTarget {
             let engine = Engine::open(config).await?;
             engine.register_bundled_schemas().await?;
             let admin = "reyna_fuzz-admin-token-0123456789";
-            reyna_api::ensure_token(&engine, admin, "default", Role::Admin, "fuzz")
+            let tenant = reyna_engine::TenantId::parse("default")
+                .map_err(|e| EngineError::Invalid(e.to_string()))?;
+            engine.create_tenant(&tenant, "default", "fuzz").await?;
+            reyna_api::ensure_token(&engine, admin, "default", Role::Operator, "fuzz")
                 .await
                 .map_err(|e| EngineError::Conflict(e.to_string()))?;
             let blob = engine
@@ -245,7 +268,10 @@ impl ApiTarget {
         let before = writes.then(|| {
             (
                 store.counts().expect("store: counts"),
-                store.list_audit(0, usize::MAX).expect("store: audit").len(),
+                store
+                    .list_audit(0, usize::MAX, None)
+                    .expect("store: audit")
+                    .len(),
             )
         });
         let app = self.app.clone();
@@ -328,7 +354,10 @@ impl ApiTarget {
         if let Some(before) = before {
             let after = (
                 store.counts().expect("store: counts"),
-                store.list_audit(0, usize::MAX).expect("store: audit").len(),
+                store
+                    .list_audit(0, usize::MAX, None)
+                    .expect("store: audit")
+                    .len(),
             );
             assert_eq!(after, before, "a refused {kind} changed the store");
         }

@@ -283,7 +283,7 @@ impl Snapshot {
         let mut records = store.list_plugins().expect("store: list plugins");
         records.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
         let mut listed: Vec<_> = engine
-            .list_plugins()
+            .list_plugins(None)
             .into_iter()
             .map(|p| (p.name, p.version, p.enabled, p.digest))
             .collect();
@@ -292,7 +292,10 @@ impl Snapshot {
             records,
             listed,
             counts: store.counts().expect("store: counts"),
-            audit: store.list_audit(0, usize::MAX).expect("store: audit").len(),
+            audit: store
+                .list_audit(0, usize::MAX, None)
+                .expect("store: audit")
+                .len(),
             component: store
                 .get_component(digest)
                 .expect("store: get component")
@@ -371,7 +374,12 @@ impl UploadTarget {
         let inspected = reyna_manifest::inspect(&bytes);
         let engine = self.instance.engine.clone();
         let before = Snapshot::take(&engine, &digest);
-        let result = self.rt.block_on(engine.upload_plugin(bytes.clone(), ACTOR));
+        let result = self.rt.block_on(engine.upload_plugin(
+            bytes.clone(),
+            None,
+            reyna_engine::InstallPolicy::All,
+            ACTOR,
+        ));
         let (view, created) = match result {
             Err(err) => {
                 assert!(
@@ -425,7 +433,12 @@ impl UploadTarget {
         );
         // Accepted consistently: the same bytes again are a no-op.
         let settled = Snapshot::take(&engine, &digest);
-        match self.rt.block_on(engine.upload_plugin(bytes, ACTOR)) {
+        match self.rt.block_on(engine.upload_plugin(
+            bytes,
+            None,
+            reyna_engine::InstallPolicy::All,
+            ACTOR,
+        )) {
             Ok((again, false)) => assert_eq!(again.digest, view.digest, "{plugin}: again"),
             Ok((_, true)) => panic!("{plugin}: identical bytes registered twice"),
             Err(e) => panic!("{plugin}: accepted once, refused the second time: {e}"),
@@ -487,7 +500,7 @@ mod tests {
         for raw in [&b""[..], b"\0asm\x0d\0\x01\0", b"\0asm\x01\0\0\0"] {
             assert!(target.run(raw).is_err());
         }
-        assert!(target.engine().list_plugins().is_empty());
+        assert!(target.engine().list_plugins(None).is_empty());
     }
 
     #[test]
@@ -506,7 +519,7 @@ mod tests {
         assert!(target.run(&[0x80, 3, 0, 0, 0, b'X']).is_err());
         let effect = target.run(&[0x81]).unwrap();
         assert_eq!(effect.plugin, "echo-sink@0.1.0");
-        assert_eq!(target.engine().list_plugins().len(), 2);
+        assert_eq!(target.engine().list_plugins(None).len(), 2);
     }
 
     #[test]
@@ -521,7 +534,7 @@ mod tests {
         assert_eq!(newer.plugin, "word-count@0.1.9");
         let again = target.run(&[0x80]).unwrap();
         assert!(!again.created);
-        let old = target.engine().plugin("word-count", "0.1.0").unwrap();
+        let old = target.engine().plugin("word-count", "0.1.0", None).unwrap();
         assert!(!old.enabled, "the newer version stays the live one");
     }
 

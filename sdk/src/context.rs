@@ -60,7 +60,12 @@ impl<'a> Context<'a> {
         self.host.log(LogLevel::Warn, message);
     }
 
-    /// Reads an operator-set configuration value.
+    /// Reads a configuration value of the running tenant's installation of
+    /// this plugin: a plain value or a secret (set by the tenant's admin
+    /// with `PUT /v1/tenants/{tenant}/installations/{plugin}/config` or
+    /// `.../secrets/{key}`). Reading a secret is recorded in the output's
+    /// lineage by name and version; never log or output its value (the
+    /// host redacts it from logs, but not from outputs).
     pub fn config(&mut self, key: &str) -> Option<String> {
         self.host.config(key)
     }

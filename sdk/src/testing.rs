@@ -114,7 +114,7 @@ impl Harness {
         &self.manifest
     }
 
-    /// Sets an operator config value.
+    /// Sets a config value of the installation the plugin runs under.
     pub fn config(&mut self, key: &str, value: &str) -> &mut Self {
         self.config.insert(key.to_owned(), value.to_owned());
         self

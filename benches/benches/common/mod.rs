@@ -133,7 +133,10 @@ pub async fn register_variants(engine: &Engine, n: usize) -> Vec<String> {
             .await
             .expect("schema");
         let wasm = word_count_variant(&word_count, &format!("word-count-{i:03}"), &schema);
-        let (_, created) = engine.upload_plugin(wasm, "bench").await.expect("upload");
+        let (_, created) = engine
+            .upload_plugin(wasm, None, reyna_engine::InstallPolicy::All, "bench")
+            .await
+            .expect("upload");
         assert!(created, "variant {i} is a new plugin");
         schemas.push(schema);
     }

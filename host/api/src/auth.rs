@@ -32,6 +32,7 @@ fn rank(role: Role) -> u8 {
         Role::Reader => 1,
         Role::Writer => 2,
         Role::Admin => 3,
+        Role::Operator => 4,
     }
 }
 
@@ -40,12 +41,13 @@ fn role_name(role: Role) -> &'static str {
         Role::Reader => "reader",
         Role::Writer => "writer",
         Role::Admin => "admin",
+        Role::Operator => "operator",
     }
 }
 
 impl Caller {
     /// Refuses with 403 unless the token has `role` or a stronger one
-    /// (admin > writer > reader).
+    /// (operator > admin > writer > reader).
     pub fn require(&self, role: Role) -> Result<(), ApiError> {
         if rank(self.role) >= rank(role) {
             Ok(())
@@ -63,9 +65,41 @@ impl Caller {
         format!("token:{}", self.token_id)
     }
 
-    /// Whether the caller is an operator.
-    pub fn is_admin(&self) -> bool {
-        self.role == Role::Admin
+    /// Whether the caller is the operator.
+    pub fn is_operator(&self) -> bool {
+        self.role == Role::Operator
+    }
+
+    /// Which tenant's things the caller sees: `None` for the operator
+    /// (every tenant's), its own tenant otherwise.
+    pub fn scope(&self) -> Option<&str> {
+        (!self.is_operator()).then_some(self.tenant.as_str())
+    }
+
+    /// Refuses unless the caller may administer `tenant`: the operator
+    /// (any tenant) or an admin of `tenant`. Another tenant is 404, as if
+    /// it did not exist; a weaker role is 403.
+    pub fn require_admin_of(&self, tenant: &str) -> Result<(), ApiError> {
+        self.require(Role::Admin)?;
+        if self.is_operator() || self.tenant.as_str() == tenant {
+            Ok(())
+        } else {
+            Err(ApiError::Engine(reyna_engine::EngineError::TenantNotFound(
+                tenant.to_owned(),
+            )))
+        }
+    }
+
+    /// The tenant a listing is about: an admin's own (asking for another is
+    /// 404), or for the operator the one asked for (`None`: all).
+    pub fn tenant_filter(&self, asked: Option<String>) -> Result<Option<String>, ApiError> {
+        match (self.is_operator(), asked) {
+            (true, asked) => Ok(asked),
+            (false, Some(asked)) if asked != self.tenant.as_str() => Err(ApiError::Engine(
+                reyna_engine::EngineError::TenantNotFound(asked),
+            )),
+            (false, _) => Ok(Some(self.tenant.to_string())),
+        }
     }
 }
 
@@ -168,7 +202,13 @@ macro_rules! role_extractor {
 }
 
 role_extractor!(
-    /// A caller with the admin role (401/403 otherwise, before the body is read).
+    /// The operator (401/403 otherwise, before the body is read).
+    Operator,
+    Role::Operator
+);
+role_extractor!(
+    /// A caller with the admin role or stronger (401/403 otherwise, before
+    /// the body is read). The handler still checks the tenant it acts on.
     Admin,
     Role::Admin
 );

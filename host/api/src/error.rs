@@ -244,6 +244,11 @@ fn classify_engine(e: &EngineError) -> (StatusCode, &'static str, &'static str) 
             (S::NOT_FOUND, "not-found", "Not found")
         }
         EngineError::Conflict(_) => (S::CONFLICT, "conflict", "Conflict"),
+        EngineError::Invalid(_) => (S::UNPROCESSABLE_ENTITY, "invalid", "Invalid value"),
+        EngineError::Forbidden(_) => (S::FORBIDDEN, "forbidden", "Forbidden"),
+        EngineError::PluginNameTaken(_) => (S::CONFLICT, "plugin-name-taken", "Plugin name taken"),
+        EngineError::TenantNotFound(_) => (S::NOT_FOUND, "not-found", "Not found"),
+        EngineError::TenantExists(_) => (S::CONFLICT, "tenant-exists", "Tenant exists"),
         EngineError::Store(StoreError::BadCursor) => {
             (S::BAD_REQUEST, "bad-cursor", "Invalid cursor")
         }

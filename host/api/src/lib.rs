@@ -210,6 +210,7 @@ impl AppState {
         (name = "plugins", description = "Processor and effect components"),
         (name = "jobs", description = "Plugin runs and dead letters"),
         (name = "tokens", description = "API tokens and the audit log"),
+        (name = "tenants", description = "Tenants, their plugin installations and secrets"),
         (name = "events", description = "Live events"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
@@ -239,7 +240,6 @@ fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(plugins::get_version))
         .routes(routes!(plugins::enable))
         .routes(routes!(plugins::disable))
-        .routes(routes!(plugins::set_config))
         .routes(routes!(blobs::create, blobs::list))
         .routes(routes!(blobs::get))
         .routes(routes!(blobs::data))
@@ -254,6 +254,14 @@ fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::create, tokens::list))
         .routes(routes!(tokens::delete))
         .routes(routes!(tokens::audit))
+        .routes(routes!(tenants::me))
+        .routes(routes!(tenants::create, tenants::list))
+        .routes(routes!(tenants::get, tenants::delete))
+        .routes(routes!(tenants::installations))
+        .routes(routes!(tenants::installation, tenants::set_installation))
+        .routes(routes!(tenants::set_config))
+        .routes(routes!(tenants::set_secret, tenants::delete_secret))
+        .routes(routes!(tenants::rotate_master_key))
         .routes(routes!(events::stream))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))

@@ -72,6 +72,19 @@ pub struct Producer {
     pub effect_calls: Vec<EffectCall>,
     /// Set when the outputs were copied from an identical earlier run.
     pub reused_from: Option<String>,
+    /// The installation secrets the run read: names and versions, never values.
+    pub secrets: Vec<SecretUse>,
+}
+
+/// One secret a run read.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SecretUse {
+    /// The plugin whose installation holds it (the processor, or an effect it called).
+    pub plugin: String,
+    /// The secret's config key.
+    pub name: String,
+    /// The version read.
+    pub version: u32,
 }
 
 /// What one plugin run cost, and the record of one effect call: the
@@ -399,12 +412,17 @@ pub struct Plugin {
     /// The embedded manifest.
     #[schema(value_type = Object)]
     pub manifest: serde_json::Value,
-    /// HMAC-SHA256 of its operator config, keyed per installation (values
-    /// are not shown, and a guessed value cannot be confirmed from this).
-    pub config_digest: String,
+    /// The tenant whose own plugin it is; absent for a global plugin.
+    pub owner: Option<String>,
+    /// Which tenants a global plugin is installed for by default: `all`
+    /// (unless a tenant opts out) or `opt-in`.
+    pub install: String,
+    /// In a tenant's view: whether the tenant runs it (its installation).
+    pub installed: Option<bool>,
     /// Upload time, unix ms.
     pub created_at: u64,
-    /// Counters since the host started.
+    /// Counters since the host started: the caller's tenant's, or every
+    /// tenant's for the operator.
     pub stats: PluginStats,
 }
 
@@ -426,12 +444,190 @@ pub struct PluginVersions {
     pub versions: Vec<Plugin>,
 }
 
-/// `PUT /v1/plugins/{name}/{version}/config`.
+/// `PUT /v1/tenants/{tenant}/installations/{plugin}/config`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PluginConfig {
-    /// Every key the plugin may read with `config(key)`; replaces the old map.
+pub struct InstallationConfig {
+    /// The plain values the plugin reads with `config(key)`; replaces the
+    /// old ones. Secrets are set one by one (`.../secrets/{key}`).
     pub config: BTreeMap<String, String>,
+}
+
+/// `PUT /v1/tenants/{tenant}/installations/{plugin}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetInstallation {
+    /// Whether the tenant runs the plugin (enabling a paused installation resumes it).
+    pub enabled: bool,
+}
+
+/// `PUT /v1/tenants/{tenant}/installations/{plugin}/secrets/{key}`.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetSecret {
+    /// The value; sealed before it is stored, never returned.
+    pub value: String,
+}
+
+impl std::fmt::Debug for SetSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SetSecret { value: [redacted] }")
+    }
+}
+
+/// One secret of an installation (never its value).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Secret {
+    /// Its config key.
+    pub name: String,
+    /// Whether it has a value now.
+    pub set: bool,
+    /// The newest version written.
+    pub version: u32,
+    /// When it last changed, unix ms.
+    pub updated_at: u64,
+}
+
+/// Why and until when the circuit breaker holds an installation paused.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Pause {
+    /// What the breaker saw.
+    pub reason: String,
+    /// The plugin version that failed.
+    pub version: String,
+    /// When it paused, unix ms.
+    pub since: u64,
+    /// When one job runs again as a probe, unix ms.
+    pub probe_at: u64,
+    /// The wait before that probe, ms (doubles after each failed probe).
+    pub backoff_ms: u64,
+}
+
+/// A plugin as one tenant runs it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Installation {
+    /// The tenant.
+    pub tenant: String,
+    /// The plugin name.
+    pub plugin: String,
+    /// Whether the tenant runs it.
+    pub enabled: bool,
+    /// Whether the tenant chose (true) or the plugin's install policy decides.
+    pub explicit: bool,
+    /// Plain config values (a value under a key that looks like a secret shows `[redacted]`).
+    pub config: BTreeMap<String, String>,
+    /// Its secrets, never their values.
+    pub secrets: Vec<Secret>,
+    /// HMAC-SHA256 of the whole config the plugin sees, keyed per host.
+    pub config_digest: String,
+    /// Set while the circuit breaker holds it paused.
+    pub paused: Option<Pause>,
+}
+
+impl From<reyna_engine::InstallationView> for Installation {
+    fn from(v: reyna_engine::InstallationView) -> Self {
+        Installation {
+            tenant: v.tenant,
+            plugin: v.plugin,
+            enabled: v.enabled,
+            explicit: v.explicit,
+            config: v.config,
+            secrets: v
+                .secrets
+                .into_iter()
+                .map(|s| Secret {
+                    name: s.name,
+                    set: s.set,
+                    version: s.version,
+                    updated_at: s.updated_at,
+                })
+                .collect(),
+            config_digest: v.config_digest.to_string(),
+            paused: v.paused.map(|p| Pause {
+                reason: p.reason,
+                version: p.version,
+                since: p.since,
+                probe_at: p.probe_at,
+                backoff_ms: p.backoff_ms,
+            }),
+        }
+    }
+}
+
+// ---- tenants ---------------------------------------------------------------
+
+/// `POST /v1/tenants`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    /// Its id: lowercase letters, digits and `-` (one NATS subject token).
+    pub id: String,
+    /// A label for people (the id when absent).
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// A tenant.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Tenant {
+    /// Its id.
+    pub id: String,
+    /// Its label.
+    pub name: String,
+    /// When it was created, unix ms.
+    pub created_at: u64,
+    /// When it was deleted, unix ms (its id is never given out again).
+    pub deleted_at: Option<u64>,
+}
+
+impl From<store::TenantRecord> for Tenant {
+    fn from(t: store::TenantRecord) -> Self {
+        Tenant {
+            id: t.id,
+            name: t.name,
+            created_at: t.created_at,
+            deleted_at: t.deleted_at,
+        }
+    }
+}
+
+/// What deleting a tenant removed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TenantDeleted {
+    /// Its tokens, revoked.
+    pub tokens: usize,
+    /// Its installations (configs and secrets).
+    pub installations: usize,
+    /// Its own plugin versions, disabled.
+    pub plugins: usize,
+}
+
+/// `GET /v1/me`: who the token is.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Me {
+    /// The token's record id.
+    pub token_id: String,
+    /// Its tenant.
+    pub tenant: String,
+    /// Its role.
+    pub role: Role,
+}
+
+/// `POST /v1/secrets/rotate-master-key`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MasterKeyRotated {
+    /// Secret versions re-encrypted under the new key.
+    pub resealed: usize,
+}
+
+/// `POST /v1/plugins` query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct UploadPlugin {
+    /// Which tenants a global plugin is installed for: `all` (default;
+    /// tenants may opt out) or `opt-in`. Operator uploads only.
+    pub install: Option<String>,
 }
 
 // ---- tokens and audit ------------------------------------------------------
@@ -440,7 +636,11 @@ pub struct PluginConfig {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
-    /// Operator: plugins, schemas, tokens, audit, and everything a writer does.
+    /// The platform: tenants, global plugins and schemas, every token, the
+    /// whole audit log, and everything an admin does for any tenant.
+    Operator,
+    /// A tenant's administrator: its tokens, installations, configs,
+    /// secrets, own plugins, dead letters and audit.
     Admin,
     /// Create and read blobs.
     Writer,
@@ -452,8 +652,9 @@ pub enum Role {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
-    /// Tenant the token acts for.
-    pub tenant: String,
+    /// Tenant the token acts for (the caller's own when absent).
+    #[serde(default)]
+    pub tenant: Option<String>,
     /// What it may do.
     pub role: Role,
     /// A label for operators.
@@ -492,14 +693,28 @@ pub struct AuditEntry {
     pub seq: u64,
     /// When, unix ms.
     pub at: u64,
-    /// Who.
+    /// Who (`token:<id>`, `engine`, `system`).
     pub actor: String,
+    /// The tenant acted on; absent for the platform.
+    pub tenant: Option<String>,
     /// What, e.g. `plugin.upload`.
     pub action: String,
     /// To what.
     pub target: String,
     /// Detail.
     pub detail: String,
+    /// How it ended: `ok`, or what went wrong.
+    pub outcome: String,
+}
+
+/// `GET /v1/tokens`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListTokens {
+    /// Only this tenant's tokens (the operator's filter; an admin always
+    /// sees its own tenant's).
+    pub tenant: Option<String>,
 }
 
 /// `GET /v1/audit`.
@@ -511,6 +726,9 @@ pub struct ListAudit {
     pub after: Option<u64>,
     /// Page size.
     pub limit: Option<usize>,
+    /// Only entries about this tenant (the operator's filter; an admin
+    /// always sees its own tenant's).
+    pub tenant: Option<String>,
 }
 
 // ---- events ----------------------------------------------------------------
@@ -593,6 +811,15 @@ impl From<store::Producer> for Producer {
             cost: p.cost,
             effect_calls: p.effect_calls,
             reused_from: p.reused_from.map(|j| j.to_string()),
+            secrets: p
+                .secrets
+                .into_iter()
+                .map(|s| SecretUse {
+                    plugin: s.plugin,
+                    name: s.name,
+                    version: s.version,
+                })
+                .collect(),
         }
     }
 }
@@ -725,7 +952,9 @@ impl From<PluginView> for Plugin {
             enabled: p.enabled,
             digest: p.digest.to_string(),
             manifest: serde_json::to_value(&p.manifest).unwrap_or_default(),
-            config_digest: p.config_digest.to_string(),
+            owner: p.owner,
+            install: p.install.as_str().to_owned(),
+            installed: p.installed,
             created_at: p.created_at,
             stats: PluginStats {
                 calls: p.stats.calls,
@@ -744,6 +973,7 @@ impl From<PluginView> for Plugin {
 impl From<Role> for store::Role {
     fn from(r: Role) -> Self {
         match r {
+            Role::Operator => store::Role::Operator,
             Role::Admin => store::Role::Admin,
             Role::Writer => store::Role::Writer,
             Role::Reader => store::Role::Reader,
@@ -754,6 +984,7 @@ impl From<Role> for store::Role {
 impl From<store::Role> for Role {
     fn from(r: store::Role) -> Self {
         match r {
+            store::Role::Operator => Role::Operator,
             store::Role::Admin => Role::Admin,
             store::Role::Writer => Role::Writer,
             store::Role::Reader => Role::Reader,
@@ -779,9 +1010,11 @@ impl From<store::AuditEntry> for AuditEntry {
             seq: a.seq,
             at: a.at,
             actor: a.actor,
+            tenant: a.tenant,
             action: a.action,
             target: a.target,
             detail: a.detail,
+            outcome: a.outcome,
         }
     }
 }

@@ -14,6 +14,9 @@ use std::time::Duration;
 use reqwest::{Client, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 
+mod tenancy;
+pub use tenancy::*;
+
 /// Where the API is and who is calling; shared by every client subcommand.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Remote {
@@ -97,6 +100,30 @@ impl Api {
 
     fn post(&self, path: &str) -> RequestBuilder {
         self.request(reqwest::Method::POST, path)
+    }
+
+    fn put(&self, path: &str) -> RequestBuilder {
+        self.request(reqwest::Method::PUT, path)
+    }
+
+    fn delete(&self, path: &str) -> RequestBuilder {
+        self.request(reqwest::Method::DELETE, path)
+    }
+
+    /// Sends, then prints the reply: as JSON with `--json`, else as `text`
+    /// renders it.
+    async fn show(
+        &self,
+        request: RequestBuilder,
+        text: impl FnOnce(&Value) -> String,
+    ) -> Result<()> {
+        let reply = self.send_json(request).await?;
+        if self.json {
+            self.print_json(&reply);
+        } else {
+            print!("{}", text(&reply));
+        }
+        Ok(())
     }
 
     /// Sends and turns transport failures and error statuses into a [`CommandError`].
@@ -206,8 +233,10 @@ fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
 
 // ---- plugins ---------------------------------------------------------------
 
-/// `reyna plugin push FILE.wasm`.
-pub async fn plugin_push(api: &Api, file: &Path) -> Result<()> {
+/// `reyna plugin push FILE.wasm [--install all|opt-in]`: the install policy
+/// says which tenants run a global plugin (the operator's choice; a
+/// tenant's own plugin takes none).
+pub async fn plugin_push(api: &Api, file: &Path, install: Option<&str>) -> Result<()> {
     let bytes = read_input(file)?;
     let total = bytes.len() as u64;
     // A byte progress bar on a terminal; hidden when stderr is not one.
@@ -222,8 +251,12 @@ pub async fn plugin_push(api: &Api, file: &Path) -> Result<()> {
         progress.inc(chunk.len() as u64);
         Ok::<_, std::io::Error>(chunk)
     }));
+    let path = match install {
+        Some(policy) => format!("/v1/plugins?install={}", encode(policy)),
+        None => "/v1/plugins".to_owned(),
+    };
     let request = api
-        .post("/v1/plugins")
+        .post(&path)
         .header("content-type", "application/wasm")
         .header("content-length", total.to_string())
         .body(reqwest::Body::wrap_stream(stream));
@@ -235,8 +268,14 @@ pub async fn plugin_push(api: &Api, file: &Path) -> Result<()> {
     } else {
         let p = &reply["plugin"];
         let id = format!("{}@{}", str_of(p, "name"), str_of(p, "version"));
+        let scope = match (p["owner"].as_str(), p["install"].as_str()) {
+            (Some(owner), _) => format!(", for tenant {owner} only"),
+            (None, Some("opt-in")) => ", installed for tenants that opt in".to_owned(),
+            (None, Some(policy)) => format!(", installed for {policy} tenants"),
+            (None, None) => String::new(),
+        };
         if reply["created"] == true {
-            println!("uploaded {id} ({}, enabled)", str_of(p, "kind"));
+            println!("uploaded {id} ({}, enabled{scope})", str_of(p, "kind"));
         } else {
             println!("{id} was already uploaded with these bytes; nothing changed");
         }

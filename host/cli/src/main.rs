@@ -4,7 +4,8 @@
 //! the state node of a scale-out, and `reyna worker --nats URL` runs jobs. `reyna plugin inspect
 //! FILE.wasm` prints a plugin's embedded manifest and its component world
 //! without running or compiling it. The other subcommands are clients of the
-//! HTTP API (`--url` / `REYNA_URL`, `--token` / `REYNA_TOKEN`).
+//! HTTP API (`--url` / `REYNA_URL`, `--token` / `REYNA_TOKEN`), tenancy
+//! included: `tenant`, `install`, `secret`, `token`, `audit`, `whoami`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -81,6 +82,237 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Print who the token is: its id, tenant and role.
+    Whoami {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Create, list, read and delete tenants (operator).
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// A tenant's installations of plugins: on or off, and their config.
+    Install {
+        #[command(subcommand)]
+        command: InstallCommand,
+    },
+    /// Set and remove installation secrets (write-only); rotate the master key.
+    #[command(alias = "secrets")]
+    Secret {
+        #[command(subcommand)]
+        command: SecretCommand,
+    },
+    /// Create, list and revoke API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Read the audit log, oldest first: one page.
+    Audit {
+        /// Only this tenant's entries (operator; an admin reads its own).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Entries after this sequence number.
+        #[arg(long)]
+        after: Option<u64>,
+        /// Page size (the host's default when not given).
+        #[arg(long)]
+        limit: Option<usize>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+/// Which tenants run a global plugin.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum InstallPolicy {
+    /// Every tenant, unless it opts out.
+    All,
+    /// Only the tenants that opt in (`reyna install enable`).
+    OptIn,
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Role {
+    /// The platform: every tenant, global plugins and schemas.
+    Operator,
+    /// One tenant's tokens, installations, secrets, dead letters and audit.
+    Admin,
+    /// Create blobs in its tenant.
+    Writer,
+    /// Read its tenant.
+    Reader,
+}
+
+fn wire_name(value: impl clap::ValueEnum) -> String {
+    value
+        .to_possible_value()
+        .map(|v| v.get_name().to_owned())
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantCommand {
+    /// Create a tenant (ids are never reused).
+    Create {
+        /// Tenant id.
+        id: String,
+        /// A name for people.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List tenants, deleted ones included.
+    Ls {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Print a tenant (operator, or that tenant's admin).
+    Get {
+        /// Tenant id.
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Delete a tenant: revokes its tokens, removes its installations and
+    /// secrets, disables its own plugins.
+    Rm {
+        /// Tenant id.
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum InstallCommand {
+    /// List the plugins the tenant can run, with their state.
+    Ls {
+        /// Tenant [default: the token's own].
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Print an installation: state, config, secrets (never their values), health.
+    Get {
+        /// Plugin name.
+        plugin: String,
+        /// Tenant [default: the token's own].
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Run the plugin for the tenant (opt in; resumes a paused installation).
+    Enable {
+        /// Plugin name.
+        plugin: String,
+        /// Tenant [default: the token's own].
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Stop running the plugin for the tenant (opt out).
+    Disable {
+        /// Plugin name.
+        plugin: String,
+        /// Tenant [default: the token's own].
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Replace the installation's plain config (secrets: `reyna secret set`).
+    Config {
+        /// Plugin name.
+        plugin: String,
+        /// The new config, every key given.
+        #[arg(value_name = "KEY=VALUE", required_unless_present = "clear")]
+        pairs: Vec<String>,
+        /// Remove every plain config value.
+        #[arg(long, conflicts_with = "pairs")]
+        clear: bool,
+        /// Tenant [default: the token's own].
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretCommand {
+    /// Set a secret (a new version each time) from one line of stdin or a
+    /// file; never from the command line. Prints its version, not its value.
+    Set {
+        /// Plugin name.
+        plugin: String,
+        /// Config key, e.g. `api_key`.
+        key: String,
+        /// Read the value from this file (its trailing newline dropped).
+        #[arg(long, value_name = "PATH")]
+        from_file: Option<PathBuf>,
+        /// Tenant [default: the token's own].
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Remove a secret.
+    Rm {
+        /// Plugin name.
+        plugin: String,
+        /// Config key.
+        key: String,
+        /// Tenant [default: the token's own].
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Re-encrypt every secret under a new master key (operator).
+    RotateMasterKey {
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create a token; its secret is printed on stdout, this once.
+    Create {
+        /// What it may do.
+        #[arg(long, value_enum)]
+        role: Role,
+        /// A label for people.
+        #[arg(long)]
+        name: String,
+        /// Tenant [default: the token's own].
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List tokens (an admin sees its tenant's; the operator every one).
+    Ls {
+        /// Only this tenant's (operator).
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Revoke a token.
+    Rm {
+        /// Token id (from `reyna token ls`).
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,9 +326,13 @@ enum PluginCommand {
         json: bool,
     },
     /// Upload a plugin component; it is enabled, older versions disabled.
+    /// The operator's uploads are global; a tenant admin's are its tenant's own.
     Push {
         /// The plugin component (`.wasm`).
         file: PathBuf,
+        /// Which tenants run a global plugin [host default: all].
+        #[arg(long, value_enum)]
+        install: Option<InstallPolicy>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -216,6 +452,116 @@ where
     client::block_on(call(api))
 }
 
+fn tenant(command: TenantCommand) -> Result<(), client::CommandError> {
+    match command {
+        TenantCommand::Create { id, name, remote } => remote_call(&remote, |api| async move {
+            client::tenant_create(&api, &id, name).await
+        }),
+        TenantCommand::Ls { remote } => {
+            remote_call(&remote, |api| async move { client::tenant_ls(&api).await })
+        }
+        TenantCommand::Get { id, remote } => {
+            remote_call(
+                &remote,
+                |api| async move { client::tenant_get(&api, &id).await },
+            )
+        }
+        TenantCommand::Rm { id, remote } => {
+            remote_call(
+                &remote,
+                |api| async move { client::tenant_rm(&api, &id).await },
+            )
+        }
+    }
+}
+
+fn install(command: InstallCommand) -> Result<(), client::CommandError> {
+    match command {
+        InstallCommand::Ls { tenant, remote } => remote_call(&remote, |api| async move {
+            client::install_ls(&api, tenant).await
+        }),
+        InstallCommand::Get {
+            plugin,
+            tenant,
+            remote,
+        } => remote_call(&remote, |api| async move {
+            client::install_get(&api, &plugin, tenant).await
+        }),
+        InstallCommand::Enable {
+            plugin,
+            tenant,
+            remote,
+        } => remote_call(&remote, |api| async move {
+            client::install_set_enabled(&api, &plugin, tenant, true).await
+        }),
+        InstallCommand::Disable {
+            plugin,
+            tenant,
+            remote,
+        } => remote_call(&remote, |api| async move {
+            client::install_set_enabled(&api, &plugin, tenant, false).await
+        }),
+        // `--clear` conflicts with pairs, so it needs no case of its own:
+        // no pairs is the empty config.
+        InstallCommand::Config {
+            plugin,
+            pairs,
+            clear: _,
+            tenant,
+            remote,
+        } => remote_call(&remote, |api| async move {
+            client::install_config(&api, &plugin, tenant, &pairs).await
+        }),
+    }
+}
+
+fn secret(command: SecretCommand) -> Result<(), client::CommandError> {
+    match command {
+        SecretCommand::Set {
+            plugin,
+            key,
+            from_file,
+            tenant,
+            remote,
+        } => remote_call(&remote, |api| async move {
+            client::secret_set(&api, &plugin, &key, tenant, from_file.as_deref()).await
+        }),
+        SecretCommand::Rm {
+            plugin,
+            key,
+            tenant,
+            remote,
+        } => remote_call(&remote, |api| async move {
+            client::secret_rm(&api, &plugin, &key, tenant).await
+        }),
+        SecretCommand::RotateMasterKey { remote } => remote_call(&remote, |api| async move {
+            client::rotate_master_key(&api).await
+        }),
+    }
+}
+
+fn token(command: TokenCommand) -> Result<(), client::CommandError> {
+    match command {
+        TokenCommand::Create {
+            role,
+            name,
+            tenant,
+            remote,
+        } => remote_call(&remote, |api| async move {
+            client::token_create(&api, &wire_name(role), &name, tenant).await
+        }),
+        TokenCommand::Ls { tenant, remote } => remote_call(&remote, |api| async move {
+            client::token_ls(&api, tenant).await
+        }),
+        TokenCommand::Rm { id, remote } => {
+            remote_call(
+                &remote,
+                |api| async move { client::token_rm(&api, &id).await },
+            )
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -234,9 +580,15 @@ fn main() -> ExitCode {
             message: format!("{e:#}"),
         }),
         Command::Plugin {
-            command: PluginCommand::Push { file, remote },
+            command:
+                PluginCommand::Push {
+                    file,
+                    install,
+                    remote,
+                },
         } => remote_call(&remote, |api| async move {
-            client::plugin_push(&api, &file).await
+            let install = install.map(wire_name);
+            client::plugin_push(&api, &file, install.as_deref()).await
         }),
         Command::Plugin {
             command: PluginCommand::Ls { remote },
@@ -317,6 +669,21 @@ fn main() -> ExitCode {
             &remote,
             |api| async move { client::replay(&api, &id).await },
         ),
+        Command::Whoami { remote } => {
+            remote_call(&remote, |api| async move { client::whoami(&api).await })
+        }
+        Command::Tenant { command } => tenant(command),
+        Command::Install { command } => install(command),
+        Command::Secret { command } => secret(command),
+        Command::Token { command } => token(command),
+        Command::Audit {
+            tenant,
+            after,
+            limit,
+            remote,
+        } => remote_call(&remote, |api| async move {
+            client::audit(&api, tenant, after, limit).await
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

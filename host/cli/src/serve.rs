@@ -21,9 +21,11 @@ mod embedded {
     include!(concat!(env!("OUT_DIR"), "/examples.rs"));
 }
 
-/// Where the admin token is kept, inside the data directory.
+/// Where the operator token made on first start is kept, inside the data
+/// directory (the name is from before operators and tenant admins were
+/// told apart; it holds the operator's token).
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
-/// The tenant of the admin token created on first start.
+/// The tenant of the operator token created on first start, created with it.
 pub const ADMIN_TENANT: &str = "default";
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -99,6 +101,15 @@ struct FileConfig {
     max_effect_calls: Option<u32>,
     /// Most blob data one `query-blobs` returns, e.g. "16MiB" (the default).
     max_query_bytes: Option<String>,
+    /// Wait before a paused installation's first probe, e.g. "30s" (the
+    /// default); doubled after each failed probe.
+    pause_probe_after: Option<String>,
+    /// Longest wait between probes of a paused installation, e.g. "10m"
+    /// (the default).
+    pause_probe_max: Option<String>,
+    /// The master key that seals tenants' secrets (default
+    /// `<data-dir>/master.key`, made with mode 0600 on first start).
+    master_key_file: Option<PathBuf>,
     /// Connections open at once (default 1024); one more is answered 503
     /// `too-many-connections` and closed.
     max_connections: Option<usize>,
@@ -296,6 +307,18 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
     if let Some(text) = &file.max_query_bytes {
         engine.max_query_bytes = bytes("max-query-bytes", text)?;
     }
+    if let Some(text) = &file.pause_probe_after {
+        engine.pause_probe_after = duration("pause-probe-after", text)?;
+    }
+    if let Some(text) = &file.pause_probe_max {
+        engine.pause_probe_max = duration("pause-probe-max", text)?;
+    }
+    if engine.pause_probe_after.is_zero() || engine.pause_probe_max < engine.pause_probe_after {
+        bail!("`pause-probe-after` must be positive and at most `pause-probe-max`");
+    }
+    if let Some(path) = &file.master_key_file {
+        engine.master_key_file = Some(path.clone());
+    }
     for (effect, hosts) in &file.effects.approved_hosts {
         for host in hosts {
             reyna_manifest::AllowedHost::parse_approval(host)
@@ -470,6 +493,7 @@ async fn serve(settings: Settings, admin_token: Option<String>) -> anyhow::Resul
     if first_start {
         register_examples(&engine).await;
     }
+    ensure_default_tenant(&engine).await?;
     let token_note = admin_token_setup(&engine, data_dir, admin_token).await?;
 
     let state_node = match &settings.nats {
@@ -528,7 +552,15 @@ async fn register_examples(engine: &Engine) {
         .collect();
     ordered.sort_by_key(|(_, _, effect)| !*effect);
     for (name, bytes, _) in ordered {
-        match engine.upload_plugin(bytes.to_vec(), "system").await {
+        match engine
+            .upload_plugin(
+                bytes.to_vec(),
+                None,
+                reyna_engine::InstallPolicy::All,
+                "system",
+            )
+            .await
+        {
             Ok((view, _)) => {
                 tracing::info!(plugin = %format!("{}@{}", view.name, view.version), "registered example plugin")
             }
@@ -537,7 +569,25 @@ async fn register_examples(engine: &Engine) {
     }
 }
 
-/// Makes sure an admin token exists and says where it is. The token file
+/// Creates the tenant of the first operator token, unless it exists or
+/// existed (a deleted tenant's id is never reused).
+async fn ensure_default_tenant(engine: &Engine) -> anyhow::Result<()> {
+    let known = engine
+        .tenants()
+        .map_err(|e| anyhow::anyhow!("cannot read the tenants: {e}"))?
+        .iter()
+        .any(|t| t.id == ADMIN_TENANT);
+    if !known {
+        let id = reyna_engine::TenantId::parse(ADMIN_TENANT).map_err(|e| anyhow::anyhow!("{e}"))?;
+        engine
+            .create_tenant(&id, "Default", "system")
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot create the default tenant: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Makes sure an operator token exists and says where it is. The token file
 /// and `--admin-token` only bootstrap an empty token table: once tokens
 /// exist they add nothing, so a revoked token stays revoked across restarts.
 async fn admin_token_setup(
@@ -564,7 +614,7 @@ async fn admin_token_setup(
         };
         let Some(secret) = secret else {
             return Ok(format!(
-                "admin token: none created ({} tokens exist; {} is missing and only bootstraps an empty token table)",
+                "operator token: none created ({} tokens exist; {} is missing and only bootstraps an empty token table)",
                 stored.len(),
                 path.display()
             ));
@@ -574,10 +624,10 @@ async fn admin_token_setup(
             .map_err(|e| anyhow::anyhow!("cannot read the tokens: {e}"))?
             .is_some();
         return Ok(if known {
-            format!("admin token: {source}")
+            format!("operator token: {source}")
         } else {
             format!(
-                "admin token: {source} is revoked or unknown and is not stored again (it only bootstraps an empty token table)"
+                "operator token: {source} is revoked or unknown and is not stored again (it only bootstraps an empty token table)"
             )
         });
     }
@@ -589,28 +639,34 @@ async fn admin_token_setup(
             engine,
             secret.trim(),
             ADMIN_TENANT,
-            Role::Admin,
-            "admin (--admin-token)",
+            Role::Operator,
+            "operator (--admin-token)",
         )
         .await
         .map_err(|e| anyhow::anyhow!("cannot store the admin token: {e}"))?;
-        return Ok("admin token: the one given by --admin-token / REYNA_ADMIN_TOKEN".to_owned());
+        return Ok("operator token: the one given by --admin-token / REYNA_ADMIN_TOKEN".to_owned());
     }
     if path.exists() {
         let secret = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        reyna_api::ensure_token(engine, secret.trim(), ADMIN_TENANT, Role::Admin, "admin")
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot store the admin token: {e}"))?;
-        return Ok(format!("admin token: {}", path.display()));
+        reyna_api::ensure_token(
+            engine,
+            secret.trim(),
+            ADMIN_TENANT,
+            Role::Operator,
+            "operator",
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot store the admin token: {e}"))?;
+        return Ok(format!("operator token: {}", path.display()));
     }
     let secret = reyna_api::generate_token().map_err(|e| anyhow::anyhow!("{e}"))?;
     write_secret(&path, &secret)?;
-    reyna_api::ensure_token(engine, &secret, ADMIN_TENANT, Role::Admin, "admin")
+    reyna_api::ensure_token(engine, &secret, ADMIN_TENANT, Role::Operator, "operator")
         .await
         .map_err(|e| anyhow::anyhow!("cannot store the admin token: {e}"))?;
     Ok(format!(
-        "admin token: {} (created now, readable only by you)",
+        "operator token: {} (created now, readable only by you)",
         path.display()
     ))
 }

@@ -380,6 +380,14 @@ async fn live_streams_are_capped_per_token_and_in_total_and_bodies_by_a_memory_b
     );
     let admin = host.token();
     let http = client();
+    let tenant = http
+        .post(format!("{}/v1/tenants", host.url))
+        .bearer_auth(&admin)
+        .json(&json!({ "id": "other" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tenant.status(), 201);
     let created = http
         .post(format!("{}/v1/tokens", host.url))
         .bearer_auth(&admin)

@@ -43,7 +43,12 @@ async fn open_with(dir: &Path, tune: impl FnOnce(&mut EngineConfig)) -> Engine {
     engine.register_bundled_schemas().await.unwrap();
     for name in ["llm", "text-expand", "word-stats"] {
         engine
-            .upload_plugin(reyna_artifacts::bytes(name).unwrap(), "test")
+            .upload_plugin(
+                reyna_artifacts::bytes(name).unwrap(),
+                None,
+                reyna_engine::InstallPolicy::All,
+                "test",
+            )
             .await
             .unwrap();
     }
@@ -358,14 +363,14 @@ async fn a_processor_on_a_worker_calls_its_effect_through_the_state_node() {
         .into_iter()
         .collect();
     engine
-        .set_plugin_config("llm", "1.0.0", llm, "test")
+        .configure_installation(TENANT, "llm", llm)
         .await
         .unwrap();
     let expand = [("use_llm".to_owned(), "true".to_owned())]
         .into_iter()
         .collect();
     engine
-        .set_plugin_config("text-expand", "1.0.0", expand, "test")
+        .configure_installation(TENANT, "text-expand", expand)
         .await
         .unwrap();
     let node = StateNode::attach(&engine, StateNodeConfig::new(nats.url()))
@@ -444,7 +449,7 @@ async fn large_inputs_and_results_go_by_request_reply_and_the_object_store() {
             .into_iter()
             .collect();
         engine
-            .set_plugin_config("text-expand", "1.0.0", config, "test")
+            .configure_installation(TENANT, "text-expand", config)
             .await
             .unwrap();
         engine

@@ -12,7 +12,24 @@ use reyna_store::{BlobMeta, IdemKey, Job, StoreError};
 use crate::executor::Work;
 use crate::host::recorded_effects;
 use crate::inner::Inner;
+use crate::installs::{Installs, Lease};
 use crate::plugins::Loaded;
+
+/// Marks a paused installation's probe as running until dropped.
+pub(crate) struct Probe {
+    installs: Arc<Installs>,
+    tenant: String,
+    plugin: String,
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        self.installs.end_probe(&self.tenant, &self.plugin);
+    }
+}
+
+/// How long the other jobs of a paused installation wait while its probe runs.
+const PROBE_WAIT_MS: u64 = 1_000;
 
 /// What admission decided.
 pub(crate) enum Admission {
@@ -22,13 +39,23 @@ pub(crate) enum Admission {
     /// The job must not run: dead-letter it with this reason (the input's
     /// fault, not the plugin's).
     Refused(Arc<Loaded>, String),
-    /// Run it, unless `prior` (an earlier result under the same key) can
-    /// be reused.
-    Run {
-        work: Box<Work>,
-        key: IdemKey,
-        prior: Option<Vec<BlobMeta>>,
-    },
+    /// The tenant's installation is paused: put the job back until `until`
+    /// (no attempt counted).
+    Deferred { until: u64, note: String },
+    /// Run it (see [`Admitted`]).
+    Run(Box<Admitted>),
+}
+
+/// A job admitted to run, unless `prior` (an earlier result under the
+/// same key) can be reused.
+pub(crate) struct Admitted {
+    pub work: Work,
+    pub key: IdemKey,
+    pub prior: Option<Vec<BlobMeta>>,
+    /// Holds the installation's secret versions until the job ends.
+    pub lease: Lease,
+    /// Set when the job probes a paused installation.
+    pub probe: Option<Probe>,
 }
 
 pub(crate) fn admit(inner: &Inner, job: &Job) -> Result<Admission, StoreError> {
@@ -39,13 +66,51 @@ pub(crate) fn admit(inner: &Inner, job: &Job) -> Result<Admission, StoreError> {
         )));
     };
     if !p.record.enabled {
-        let why = inner
-            .plugins
-            .paused_reason(&p)
-            .map(|r| format!(" (paused: {r})"))
-            .unwrap_or_default();
-        let reason = format!("plugin {} is disabled{why}", p.id());
+        let reason = format!("plugin {} is disabled", p.id());
         return Ok(Admission::Refused(p, reason));
+    }
+    let Some(default) = p.default_for(&job.tenant) else {
+        let reason = format!(
+            "plugin {} is not available to tenant {}",
+            p.id(),
+            job.tenant
+        );
+        return Ok(Admission::Refused(p, reason));
+    };
+    let installs = &inner.plugins.installs;
+    let install = installs.resolve(&job.tenant, &p.record.name, default);
+    if !install.enabled {
+        let reason = format!(
+            "plugin {} is not enabled for tenant {} (its installation)",
+            p.id(),
+            job.tenant
+        );
+        return Ok(Admission::Refused(p, reason));
+    }
+    let mut probe = None;
+    if let Some(pause) = install.paused() {
+        let now = reyna_store::now_ms();
+        let note = format!(
+            "waiting: {}'s installation of {} is paused ({})",
+            job.tenant, p.record.name, pause.reason
+        );
+        if now < pause.probe_at {
+            return Ok(Admission::Deferred {
+                until: pause.probe_at,
+                note,
+            });
+        }
+        if !installs.start_probe(&job.tenant, &p.record.name) {
+            return Ok(Admission::Deferred {
+                until: now + PROBE_WAIT_MS,
+                note,
+            });
+        }
+        probe = Some(Probe {
+            installs: installs.clone(),
+            tenant: job.tenant.clone(),
+            plugin: p.record.name.clone(),
+        });
     }
     if job.hop >= inner.config.max_hops {
         let reason = format!(
@@ -76,7 +141,7 @@ pub(crate) fn admit(inner: &Inner, job: &Job) -> Result<Admission, StoreError> {
     };
     let key = IdemKey {
         component_digest: p.record.digest,
-        config_digest: p.config_digest,
+        config_digest: install.config_digest,
         input_digest: meta.digest,
     };
     let prior = inner.store.find_idempotent(&job.tenant, &key)?;
@@ -100,8 +165,10 @@ pub(crate) fn admit(inner: &Inner, job: &Job) -> Result<Admission, StoreError> {
             parents: meta.parents.iter().map(ToString::to_string).collect(),
         },
     };
+    let lease = installs.lease(&job.tenant, &p.record.name, &install);
     let work = Work {
         job: job.clone(),
+        install,
         plugin: p,
         event,
         input_digest: meta.digest,
@@ -109,9 +176,11 @@ pub(crate) fn admit(inner: &Inner, job: &Job) -> Result<Admission, StoreError> {
         seed: job.id.seed(),
         replay,
     };
-    Ok(Admission::Run {
-        work: Box::new(work),
+    Ok(Admission::Run(Box::new(Admitted {
+        work,
         key,
         prior,
-    })
+        lease,
+        probe,
+    })))
 }

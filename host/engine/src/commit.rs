@@ -9,7 +9,7 @@ use std::time::Duration;
 use reyna_runtime::{Failure, HttpRecord, Output};
 use reyna_store::{
     BlobId, BlobMeta, Completed, Completion, Cost, Digest, EffectCall, EffectOutcome, FailOutcome,
-    FailedRun, GuestLog, IdemKey, Job, JobSpec, NewOutput, StoreError,
+    FailedRun, GuestLog, IdemKey, Job, JobSpec, NewOutput, SecretUse, StoreError,
 };
 
 use crate::executor::{Executed, Ran};
@@ -49,12 +49,14 @@ pub(crate) async fn dead(
 }
 
 /// Records what a call returned: outputs, a receipt, or a failure.
+/// `secrets` are the installation secrets the run read, for lineage.
 pub(crate) async fn executed(
     inner: &Inner,
     p: &Loaded,
     job: &Job,
     executed: Executed,
     key: IdemKey,
+    secrets: Vec<SecretUse>,
     slot: &mut Slot,
 ) -> Result<Outcome, StoreError> {
     let cost = executed.cost;
@@ -71,7 +73,9 @@ pub(crate) async fn executed(
                 result,
                 cost,
                 effect_calls: executed.effect_calls,
+                config_digest: key.config_digest,
                 idempotency_key: pure.then_some(key),
+                secrets,
                 log,
             };
             outputs(inner, p, job, call, slot).await
@@ -81,6 +85,8 @@ pub(crate) async fn executed(
                 receipt,
                 requests: &requests,
                 event_digest: key.input_digest,
+                config_digest: key.config_digest,
+                secrets,
             };
             receipt_of(inner, p, job, receipt, cost, log, slot).await
         }
@@ -92,8 +98,11 @@ struct Call {
     result: Result<Vec<Output>, Failure>,
     cost: Cost,
     effect_calls: Vec<EffectCall>,
+    /// Digest of the installation config the run saw.
+    config_digest: Digest,
     /// Set when the result may be reused for the same input content.
     idempotency_key: Option<IdemKey>,
+    secrets: Vec<SecretUse>,
     log: GuestLog,
 }
 
@@ -110,14 +119,16 @@ async fn outputs(
         result,
         cost,
         effect_calls,
+        config_digest,
         idempotency_key,
+        secrets,
         log,
     } = call;
     let outputs = match result {
         Ok(outputs) => outputs,
         Err(failure) => return fail(inner, p, job, failure, cost, log).await,
     };
-    let (new_outputs, next_jobs) = match check_outputs(inner, p, outputs) {
+    let (new_outputs, next_jobs) = match check_outputs(inner, p, &job.tenant, outputs) {
         Ok(checked) => checked,
         Err(reason) => {
             return fail(inner, p, job, Failure::InvalidOutput { reason }, cost, log).await;
@@ -127,12 +138,13 @@ async fn outputs(
         outputs: new_outputs,
         next_jobs,
         component_digest: p.record.digest,
-        config_digest: p.config_digest,
+        config_digest,
         cost,
         effect_calls,
         reused_from: None,
         idempotency_key,
         log: log.clone(),
+        secrets,
         ..Completion::default()
     };
     match complete(inner, job, completion, slot).await {
@@ -153,6 +165,8 @@ struct Receipt<'a> {
     requests: &'a [HttpRecord],
     /// Digest of the event's blob data (the sink's request).
     event_digest: Digest,
+    config_digest: Digest,
+    secrets: Vec<SecretUse>,
 }
 
 /// Stores an effect sink's receipt as an `effect-receipt-v1` blob derived
@@ -166,7 +180,8 @@ async fn receipt_of(
     log: GuestLog,
     slot: &mut Slot,
 ) -> Result<Outcome, StoreError> {
-    let (requests, event_digest) = (sink.requests, sink.event_digest);
+    let (requests, event_digest, config_digest) =
+        (sink.requests, sink.event_digest, sink.config_digest);
     let receipt = match sink.receipt {
         Ok(receipt) => receipt,
         Err(failure) => return fail(inner, p, job, failure, cost, log).await,
@@ -197,19 +212,20 @@ async fn receipt_of(
         outcome: EffectOutcome::Ok,
     };
     let completion = Completion {
-        next_jobs: vec![inner.plugins.route("effect-receipt-v1")],
+        next_jobs: vec![inner.plugins.route("effect-receipt-v1", &job.tenant)],
         outputs: vec![NewOutput {
             schema: "effect-receipt-v1".to_owned(),
             data,
             extra_parents: Vec::new(),
         }],
         component_digest: p.record.digest,
-        config_digest: p.config_digest,
+        config_digest,
         cost,
         effect_calls: vec![call],
         reused_from: None,
         idempotency_key: None,
         log,
+        secrets: sink.secrets,
         ..Completion::default()
     };
     complete(inner, job, completion, slot).await
@@ -235,7 +251,7 @@ pub(crate) async fn reuse(
         if let Some(producer) = &meta.producer {
             reused_from.get_or_insert(producer.job_id);
         }
-        next_jobs.push(inner.plugins.route(&meta.schema));
+        next_jobs.push(inner.plugins.route(&meta.schema, &job.tenant));
         outputs.push(NewOutput {
             schema: meta.schema.clone(),
             data,
@@ -246,7 +262,7 @@ pub(crate) async fn reuse(
         outputs,
         next_jobs,
         component_digest: p.record.digest,
-        config_digest: p.config_digest,
+        config_digest: key.config_digest,
         cost: Cost::default(),
         effect_calls: Vec::new(),
         reused_from,
@@ -298,6 +314,7 @@ async fn complete(
 fn check_outputs(
     inner: &Inner,
     p: &Loaded,
+    tenant: &str,
     outputs: Vec<Output>,
 ) -> Result<(Vec<NewOutput>, Vec<Vec<JobSpec>>), String> {
     let mut checked = Vec::with_capacity(outputs.len());
@@ -333,7 +350,7 @@ fn check_outputs(
             })?;
             extra.push(id);
         }
-        next_jobs.push(inner.plugins.route(&output.schema));
+        next_jobs.push(inner.plugins.route(&output.schema, tenant));
         checked.push(NewOutput {
             schema: output.schema,
             data: output.data,
@@ -363,7 +380,9 @@ async fn fail(
             log,
         };
         inner.store.fail_job(job.id, run).await?;
-        return Ok(Outcome::Retried);
+        return Ok(Outcome::Retried {
+            fault: failure.is_plugin_fault(),
+        });
     }
     let reason = if failure.retryable() {
         format!("{reason} (gave up after {} attempts)", job.attempt)
@@ -374,6 +393,8 @@ async fn fail(
     Ok(if matches!(failure, Failure::InvalidInput(_)) {
         Outcome::InputRejected
     } else {
-        Outcome::DeadLettered
+        Outcome::DeadLettered {
+            fault: failure.is_plugin_fault(),
+        }
     })
 }

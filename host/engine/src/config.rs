@@ -56,6 +56,14 @@ pub struct EngineConfig {
     pub pause_min_calls: usize,
     /// Share of failed recent calls that pauses a plugin.
     pub pause_failure_ratio: f64,
+    /// How long a paused installation waits before one job runs as a
+    /// probe; doubled after each failed probe, up to `pause_probe_max`.
+    pub pause_probe_after: Duration,
+    /// Longest wait between probes of a paused installation.
+    pub pause_probe_max: Duration,
+    /// The master key that seals secrets: `None` keeps it in
+    /// `<data-dir>/master.key` (made with mode 0600 on first start).
+    pub master_key_file: Option<PathBuf>,
     /// Outbound network policy for effect plugins.
     pub effects: EffectsConfig,
     /// Remote execution (used once a transport is set).
@@ -146,6 +154,9 @@ impl EngineConfig {
             pause_window: 20,
             pause_min_calls: 10,
             pause_failure_ratio: 0.8,
+            pause_probe_after: Duration::from_secs(30),
+            pause_probe_max: Duration::from_secs(600),
+            master_key_file: None,
             effects: EffectsConfig::default(),
             remote: RemoteConfig::default(),
         }

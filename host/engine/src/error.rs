@@ -158,6 +158,26 @@ pub enum EngineError {
     /// The request conflicts with the current state (e.g. a dead letter already replayed).
     #[error("{0}")]
     Conflict(String),
+
+    /// A request value is not acceptable (a config key, a secret's size...).
+    #[error("{0}")]
+    Invalid(String),
+
+    /// The caller may not do this (e.g. a tenant uploading an effect).
+    #[error("{0}")]
+    Forbidden(String),
+
+    /// The plugin name belongs to another owner.
+    #[error("the plugin name `{0}` is taken by another owner; choose another name")]
+    PluginNameTaken(String),
+
+    /// No such tenant, or it was deleted.
+    #[error("tenant `{0}` not found")]
+    TenantNotFound(String),
+
+    /// The tenant id is in use, or was used by a deleted tenant.
+    #[error("{0}")]
+    TenantExists(String),
     /// A storage failure.
     #[error("storage error: {0}")]
     Store(#[from] reyna_store::StoreError),

@@ -17,13 +17,16 @@ use tokio::sync::{oneshot, watch};
 use crate::error::EngineError;
 use crate::host::{JobHost, Recorded};
 use crate::inner::Inner;
+use crate::installs::Resolved;
 use crate::plugins::Loaded;
-use crate::remote::{RemoteJob, RemoteOutcome};
+use crate::remote::{CallConfig, RemoteJob, RemoteOutcome};
 
 /// What one job's call needs: the admitted job, its plugin and its event.
 pub(crate) struct Work {
     pub job: Job,
     pub plugin: Arc<Loaded>,
+    /// The tenant's installation: the config the call sees.
+    pub install: Arc<Resolved>,
     pub event: Event,
     /// Digest and size of the input's data.
     pub input_digest: Digest,
@@ -57,6 +60,8 @@ pub(crate) struct Executed {
     /// The guest's log, bounded and redacted by the runtime.
     pub logs: Vec<LogLine>,
     pub log_truncated: bool,
+    /// The secret config keys the plugin itself read.
+    pub secrets_read: Vec<String>,
     /// A remote result's sender, told what the commit did.
     pub reply: Option<oneshot::Sender<Result<RemoteOutcome, EngineError>>>,
 }
@@ -81,12 +86,14 @@ impl Executor for Local {
         Box::pin(async move {
             let inner = &self.inner;
             let p = &work.plugin;
-            let mut host = JobHost::new(inner.clone(), &work.job.tenant, work.seed);
+            let mut host = JobHost::new(inner.clone(), &work.job.tenant, work.job.id, work.seed);
             host.replay = work.replay;
             let host = Arc::new(host);
+            let install = &work.install;
             let executed = if p.manifest.kind == Kind::Effect {
                 let ctx = EffectContext {
-                    config: p.config.clone(),
+                    config: install.config.clone(),
+                    secret_keys: install.secret_keys.clone(),
                     host: host.clone(),
                     policy: Arc::new(inner.config.effects.policy(&p.record.name)),
                     seed: work.seed,
@@ -103,11 +110,13 @@ impl Executor for Local {
                     read_other_blobs: true,
                     logs: report.logs,
                     log_truncated: report.log_truncated,
+                    secrets_read: report.secrets_read,
                     reply: None,
                 }
             } else {
                 let ctx = CallContext {
-                    config: p.config.clone(),
+                    config: install.config.clone(),
+                    secret_keys: install.secret_keys.clone(),
                     host: host.clone(),
                     allowed_effects: p.manifest.effects.clone(),
                     seed: work.seed,
@@ -122,6 +131,7 @@ impl Executor for Local {
                     read_other_blobs: host.read_other_blobs.load(Ordering::Relaxed),
                     logs: report.logs,
                     log_truncated: report.log_truncated,
+                    secrets_read: report.secrets_read,
                     reply: None,
                 }
             };
@@ -171,7 +181,11 @@ impl Executor for Transported {
             let started = Instant::now();
             // The config (secrets included) never travels in the message: a
             // worker gets it by claiming the job (`Engine::claim_remote`).
-            let arrival = remote.send(work.job.id, message, p.config.clone()).await;
+            let config = CallConfig {
+                config: work.install.config.clone(),
+                secret_keys: work.install.secret_keys.clone(),
+            };
+            let arrival = remote.send(work.job.id, message, config).await;
             let mut shutdown: watch::Receiver<bool> = inner.shutdown.subscribe();
             let delivery = tokio::select! {
                 delivery = arrival => delivery.ok(),
@@ -192,6 +206,7 @@ impl Executor for Transported {
                 read_other_blobs: result.read_other_blobs,
                 logs: result.logs,
                 log_truncated: result.log_truncated,
+                secrets_read: result.secrets_read,
                 reply: Some(delivery.reply),
             })
         })

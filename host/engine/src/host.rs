@@ -8,7 +8,7 @@ use std::time::Instant;
 use reyna_runtime::{
     Blob, EffectAnswer, EffectContext, EffectFuture, GuestError, HostApi, HostFuture,
 };
-use reyna_store::{BlobId, BlobMeta, Digest, EffectCall, EffectOutcome, Store};
+use reyna_store::{BlobId, BlobMeta, Digest, EffectCall, EffectOutcome, JobId, Store};
 
 use crate::inner::Inner;
 
@@ -56,6 +56,8 @@ pub(crate) fn recorded_effects(
 pub(crate) struct JobHost {
     pub inner: Arc<Inner>,
     pub tenant: String,
+    /// The job the calls are for (effect calls record the secrets they read under it).
+    pub job: JobId,
     pub read_other_blobs: AtomicBool,
     pub seed: u64,
     /// Replay mode: answer effect calls from these recorded responses only.
@@ -63,10 +65,11 @@ pub(crate) struct JobHost {
 }
 
 impl JobHost {
-    pub(crate) fn new(inner: Arc<Inner>, tenant: &str, seed: u64) -> Self {
+    pub(crate) fn new(inner: Arc<Inner>, tenant: &str, job: JobId, seed: u64) -> Self {
         Self {
             inner,
             tenant: tenant.to_owned(),
+            job,
             read_other_blobs: AtomicBool::new(false),
             seed,
             replay: None,
@@ -278,7 +281,15 @@ impl HostApi for JobHost {
             if let Some(recorded) = &self.replay {
                 return self.replayed(recorded, name, Digest::of(&request));
             }
-            perform_effect(&self.inner, &self.tenant, self.seed, name, request).await
+            perform_effect(
+                &self.inner,
+                &self.tenant,
+                self.job,
+                self.seed,
+                name,
+                request,
+            )
+            .await
         })
     }
 }
@@ -290,6 +301,7 @@ impl HostApi for JobHost {
 pub(crate) async fn perform_effect(
     inner: &Arc<Inner>,
     tenant: &str,
+    job: JobId,
     seed: u64,
     name: &str,
     request: Vec<u8>,
@@ -303,15 +315,35 @@ pub(crate) async fn perform_effect(
             GuestError::Fatal(format!("effect `{name}` is not registered or is disabled")),
         );
     };
+    // The effect runs as the tenant's installation of it: its config and secrets.
+    let install = effect
+        .default_for(tenant)
+        .map(|default| inner.plugins.installs.resolve(tenant, name, default))
+        .filter(|install| install.enabled);
+    let Some(install) = install else {
+        return EffectAnswer::unserved(
+            name,
+            request_digest,
+            "unavailable: not installed for this tenant",
+            GuestError::Fatal(format!(
+                "effect `{name}` is not enabled for tenant {tenant} (its installation)"
+            )),
+        );
+    };
     let started = Instant::now();
     let ctx = EffectContext {
-        config: effect.config.clone(),
+        config: install.config.clone(),
+        secret_keys: install.secret_keys.clone(),
         // An effect reads blobs as the job's tenant, nothing wider.
-        host: Arc::new(JobHost::new(inner.clone(), tenant, seed)),
+        host: Arc::new(JobHost::new(inner.clone(), tenant, job, seed)),
         policy: Arc::new(inner.config.effects.policy(name)),
         seed,
     };
     let report = inner.runtime.perform(&effect.plugin, request, ctx).await;
+    let uses = install.uses(name, &report.secrets_read);
+    if !uses.is_empty() {
+        inner.record_secret_uses(job, uses);
+    }
     let mut record = EffectCall {
         effect: name.to_owned(),
         version: effect.record.version.clone(),

@@ -2,12 +2,13 @@
 //! registries, the dispatcher's slots and the transport. Below every module
 //! that runs jobs; imports none of them.
 
+use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use reyna_runtime::Runtime;
-use reyna_store::{Job, Store, StoreError};
+use reyna_store::{Job, JobId, SecretUse, Store, StoreError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::config::EngineConfig;
@@ -36,6 +37,9 @@ pub(crate) struct Inner {
     pub dispatcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Store scans and walks running at once on the blocking pool.
     pub blocking_reads: Semaphore,
+    /// Secrets effect calls read for running jobs, recorded in the job's
+    /// lineage when it completes.
+    pub effect_secrets: Mutex<HashMap<JobId, Vec<SecretUse>>>,
 }
 
 /// Longest a scan or walk on the blocking pool may take before its caller
@@ -78,6 +82,25 @@ impl Inner {
         if let Some(slots) = self.slots.get() {
             slots.hand_over(jobs, permits);
         }
+    }
+
+    /// Notes secrets an effect call read for `job`.
+    pub(crate) fn record_secret_uses(&self, job: JobId, uses: Vec<SecretUse>) {
+        self.effect_secrets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(job)
+            .or_default()
+            .extend(uses);
+    }
+
+    /// The secrets effect calls read for `job`, forgotten here.
+    pub(crate) fn take_secret_uses(&self, job: JobId) -> Vec<SecretUse> {
+        self.effect_secrets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&job)
+            .unwrap_or_default()
     }
 
     pub(crate) fn pause_policy(&self) -> PausePolicy {

@@ -5,15 +5,26 @@
 //! subscription), runs them in the sandbox ([`reyna_runtime`]) under their
 //! limits, and records every outcome atomically in the store
 //! ([`reyna_store`]): derived blobs with their lineage and next jobs, retries
-//! with backoff, dead letters. Transports (HTTP, NATS, the CLI) call into it.
+//! with backoff, dead letters. Each tenant runs a plugin through its
+//! installation (its own enabled flag, config, sealed secrets and circuit
+//! breaker). Transports (HTTP, NATS, the CLI) call into it.
 //!
 //! ```no_run
-//! use reyna_engine::{Engine, EngineConfig};
+//! use reyna_engine::{Engine, EngineConfig, InstallPolicy, TenantId};
 //!
 //! # async fn example(wasm: Vec<u8>) -> Result<(), reyna_engine::EngineError> {
 //! let engine = Engine::open(EngineConfig::new("./reyna-data")).await?;
 //! engine.register_bundled_schemas().await?;
-//! engine.upload_plugin(wasm, "admin").await?;
+//! let acme = TenantId::parse("acme").expect("a valid tenant id");
+//! engine.create_tenant(&acme, "Acme", "operator").await?;
+//! // A global plugin, installed for every tenant that does not opt out.
+//! let (plugin, _) = engine
+//!     .upload_plugin(wasm, None, InstallPolicy::All, "operator")
+//!     .await?;
+//! // acme's own secret for it: sealed, never shown, versioned.
+//! engine
+//!     .set_secret("acme", &plugin.name, "api_key", "sk-...", "operator")
+//!     .await?;
 //! engine.start();
 //! let blob = engine
 //!     .create_blob("acme", "text-input-v1", br#"{"text": "Hello."}"#.to_vec(), vec![])
@@ -25,7 +36,6 @@
 //! ```
 #![deny(missing_docs)]
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,19 +51,22 @@ mod error;
 mod executor;
 mod host;
 mod inner;
+mod installs;
 mod pipeline;
 mod plugins;
 mod remote;
 mod schemas;
 mod slots;
+mod tenancy;
 mod view;
 
 pub use config::{EffectsConfig, EngineConfig};
 pub use error::{EngineError, Violation};
+pub use installs::{InstallationView, SecretView};
 pub use plugins::{PluginStats, PluginView};
 pub use remote::{
-    JobCopy, RemoteConfig, RemoteJob, RemoteOutcome, RemoteRefusal, RemoteResult, RunningJob,
-    Transport, TransportError, TransportFuture,
+    CallConfig, JobCopy, RemoteConfig, RemoteJob, RemoteOutcome, RemoteRefusal, RemoteResult,
+    RunningJob, Transport, TransportError, TransportFuture,
 };
 /// The store itself, for tests and benches that check what it holds.
 #[cfg(feature = "testing")]
@@ -61,9 +74,9 @@ pub use reyna_store;
 /// The records the engine returns. They are kept by the store and defined
 /// there; transports read them only through the engine.
 pub use reyna_store::{
-    AuditEntry, BlobMeta, Counts, DeadLetter, Direction, Edge, Event, GuestLog, Job, JobLog,
-    JobState, Lineage, NewToken, Page, Producer, Role, SchemaRecord, StoreError, TokenRecord,
-    WriterStats,
+    AuditEntry, BlobMeta, Counts, DeadLetter, Direction, Edge, Event, GuestLog, InstallPolicy, Job,
+    JobLog, JobState, Lineage, NewToken, Page, Pause, Producer, Role, SchemaRecord, SecretUse,
+    StoreError, TenantDeleted, TenantRecord, TokenRecord, WriterStats,
 };
 pub use reyna_types::{
     BlobId, Cost, DeadLetterId, Digest, EffectCall, EffectOutcome, JobId, LogLevel, LogLine,
@@ -117,11 +130,15 @@ impl Engine {
         let schemas = SchemaRegistry::new(store.clone());
         schemas.load_all()?;
         let config_key = plugins::ConfigKey::load_or_create(&config.data_dir)?;
-        let plugins = PluginRegistry::new(store.clone(), runtime.clone(), config_key);
+        let vault = tenancy::open_vault(&store, &config)?;
+        let installs = Arc::new(installs::Installs::new(store.clone(), vault, config_key));
+        installs.load_all()?;
+        let plugins = PluginRegistry::new(store.clone(), runtime.clone(), installs);
         // Startup work: loads from the artifact cache, compiles only what is missing.
         for problem in plugins.load_all()? {
             tracing::error!(%problem, "plugin not loaded");
         }
+        tenancy::migrate_legacy_config(&store, &plugins).await?;
         let recovered = store.recover_running().await?;
         if recovered > 0 {
             tracing::info!(
@@ -146,6 +163,7 @@ impl Engine {
                 shutdown,
                 dispatcher: Mutex::new(None),
                 blocking_reads: tokio::sync::Semaphore::new(config_blocking),
+                effect_secrets: Mutex::new(std::collections::HashMap::new()),
             }),
         })
     }
@@ -360,54 +378,67 @@ impl Engine {
     /// world, that its schemas and effects exist and that `name@version` is
     /// new (uploading the same bytes again is a no-op), compiles it, stores
     /// it and enables it (disabling older versions of the same name).
-    /// Every refusal stores nothing. Returns the plugin and whether it was new.
+    /// `owner`: `None` uploads a global plugin (the operator's), installed
+    /// for tenants as `install` says; a tenant uploads a processor only it
+    /// sees and runs. A name belongs to one owner. Every refusal stores
+    /// nothing. Returns the plugin (as `owner` sees it) and whether it was new.
     pub async fn upload_plugin(
         &self,
         bytes: Vec<u8>,
+        owner: Option<&str>,
+        install: reyna_store::InstallPolicy,
         actor: &str,
     ) -> Result<(PluginView, bool), EngineError> {
         self.inner
             .plugins
-            .upload(&self.inner.schemas, bytes, actor)
+            .upload(&self.inner.schemas, bytes, owner, install, actor)
             .await
     }
 
-    /// Every plugin version with its state and counters.
-    pub fn list_plugins(&self) -> Vec<PluginView> {
-        self.inner.plugins.list()
+    /// Every plugin version `scope` sees, with its state and counters:
+    /// `None` for the operator (all, counters of every tenant), or a
+    /// tenant (global plugins and its own, with its installation's state
+    /// and counters).
+    pub fn list_plugins(&self, scope: Option<&str>) -> Vec<PluginView> {
+        self.inner.plugins.list(scope)
     }
 
-    /// One plugin version.
-    pub fn plugin(&self, name: &str, version: &str) -> Option<PluginView> {
-        self.inner.plugins.view(name, version)
+    /// One plugin version, as `scope` sees it.
+    pub fn plugin(&self, name: &str, version: &str, scope: Option<&str>) -> Option<PluginView> {
+        self.inner.plugins.view(name, version, scope)
     }
 
-    /// Enables (disabling the name's other versions) or disables a version.
+    /// Enables (disabling the name's other versions) or disables a version:
+    /// the operator's switch for a global plugin, the owner's for a
+    /// tenant's own. `scope` is who asks (`None`: the operator); a version
+    /// it cannot see is not found, and a tenant may switch only its own.
     pub async fn set_plugin_enabled(
         &self,
         name: &str,
         version: &str,
         enabled: bool,
+        scope: Option<&str>,
         actor: &str,
     ) -> Result<PluginView, EngineError> {
+        let id = format!("{name}@{version}");
+        let p = self
+            .inner
+            .plugins
+            .get_visible(name, version, scope)
+            .ok_or_else(|| EngineError::PluginNotFound(id.clone()))?;
+        if let Some(tenant) = scope
+            && p.record.owner.as_deref() != Some(tenant)
+        {
+            return Err(EngineError::Forbidden(format!(
+                "plugin {id} is global: only the operator enables or disables its versions; a tenant turns it on or off through its installation"
+            )));
+        }
         self.inner
             .plugins
             .set_enabled(name, version, enabled, actor)
-            .await
-    }
-
-    /// Replaces a version's operator config (what `host.config` returns).
-    pub async fn set_plugin_config(
-        &self,
-        name: &str,
-        version: &str,
-        config: BTreeMap<String, String>,
-        actor: &str,
-    ) -> Result<PluginView, EngineError> {
-        self.inner
-            .plugins
-            .set_config(name, version, config, actor)
-            .await
+            .await?;
+        self.plugin(name, version, scope)
+            .ok_or(EngineError::PluginNotFound(id))
     }
 
     /// Validates and stores a blob, its `blob.created` event and one job per
@@ -443,7 +474,7 @@ impl Engine {
                     .map_err(|_| EngineError::InvalidBlobId { id: p.clone() })?,
             );
         }
-        let jobs = self.inner.plugins.route(schema);
+        let jobs = self.inner.plugins.route(schema, tenant);
         let blob = NewBlob {
             tenant: tenant.to_owned(),
             schema: schema.to_owned(),
@@ -469,15 +500,28 @@ impl Engine {
         Ok(meta)
     }
 
-    /// Replays a dead letter as a new attempt of its job.
-    pub async fn replay_dead_letter(&self, id: &str, actor: &str) -> Result<Job, EngineError> {
-        let parsed = id
-            .parse()
-            .map_err(|_| EngineError::NotFound(format!("dead letter {id}")))?;
+    /// Replays a dead letter as a new attempt of its job. `scope` is who
+    /// asks (`None`: the operator); another tenant's dead letter is not found.
+    pub async fn replay_dead_letter(
+        &self,
+        id: &str,
+        scope: Option<&str>,
+        actor: &str,
+    ) -> Result<Job, EngineError> {
+        let not_found = || EngineError::NotFound(format!("dead letter {id}"));
+        let parsed = id.parse().map_err(|_| not_found())?;
+        let letter = self
+            .inner
+            .store
+            .get_dead_letter(parsed)?
+            .filter(|l| scope.is_none_or(|t| t == l.job.tenant))
+            .ok_or_else(not_found)?;
+        let mut entry = audit(actor, "dead-letter.replay", id, "");
+        entry.tenant = Some(letter.job.tenant.clone());
         let job = self
             .inner
             .store
-            .replay_dead_letter(parsed, audit(actor, "dead-letter.replay", id, ""))
+            .replay_dead_letter(parsed, entry)
             .await
             .map_err(|e| match e {
                 StoreError::DeadLetterNotFound { .. } => {
@@ -512,7 +556,7 @@ impl Engine {
             id: blob.to_owned(),
         })?;
         let view = self
-            .plugin(plugin, version)
+            .plugin(plugin, version, Some(tenant))
             .ok_or_else(|| EngineError::PluginNotFound(format!("{plugin}@{version}")))?;
         let meta = self
             .inner
@@ -542,12 +586,13 @@ impl Engine {
         };
         // The job carries the mode: it survives a restart, and the recorded
         // responses are read from lineage when it runs.
-        let entry = audit(
+        let mut entry = audit(
             actor,
             "blob.rerun",
             blob,
             &format!("{plugin}@{version}, {mode}"),
         );
+        entry.tenant = Some(tenant.to_owned());
         Ok(self
             .inner
             .store
@@ -568,8 +613,16 @@ impl Engine {
         )
         .to_lowercase();
         // The target (the new token's id) is filled in by the store.
-        let entry = audit(actor, "token.create", "", &detail);
-        Ok(self.inner.store.put_token(token, entry).await?)
+        let mut entry = audit(actor, "token.create", "", &detail);
+        entry.tenant = Some(token.tenant.clone());
+        self.inner
+            .store
+            .put_token(token, entry)
+            .await
+            .map_err(|e| match e {
+                StoreError::TenantNotFound { id } => EngineError::TenantNotFound(id),
+                other => other.into(),
+            })
     }
 
     /// Revokes a token with its `token.delete` audit entry, in one
@@ -578,7 +631,14 @@ impl Engine {
         let Ok(parsed) = id.parse::<reyna_store::TokenId>() else {
             return Ok(false);
         };
-        let entry = audit(actor, "token.delete", id, "");
+        let mut entry = audit(actor, "token.delete", id, "");
+        entry.tenant = self
+            .inner
+            .store
+            .list_tokens(None)?
+            .into_iter()
+            .find(|t| t.id == parsed)
+            .map(|t| t.tenant);
         Ok(self.inner.store.delete_token(parsed, entry).await?)
     }
 
@@ -595,13 +655,15 @@ impl Engine {
         Ok(self.inner.store.list_tokens(tenant)?)
     }
 
-    /// Up to `limit` audit entries after sequence `after`, oldest first.
+    /// Up to `limit` audit entries after sequence `after`, oldest first:
+    /// all (`tenant` `None`, the operator's view) or those about one tenant.
     pub fn audit_log(
         &self,
         after: u64,
         limit: usize,
+        tenant: Option<&str>,
     ) -> Result<Vec<reyna_store::AuditEntry>, EngineError> {
-        Ok(self.inner.store.list_audit(after, limit)?)
+        Ok(self.inner.store.list_audit(after, limit, tenant)?)
     }
 
     /// Changes each time the outcome of a job is recorded (completed, with or
@@ -648,5 +710,6 @@ fn audit(actor: &str, action: &str, target: &str, detail: &str) -> reyna_store::
         action: action.to_owned(),
         target: target.to_owned(),
         detail: detail.to_owned(),
+        ..reyna_store::NewAudit::default()
     }
 }

@@ -17,15 +17,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use reyna_store::{Cost, GuestLog, Job, StoreError};
+use reyna_store::{Cost, GuestLog, InstallationChange, Job, NewAudit, StoreError};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::admit::{Admission, admit};
+use crate::admit::{Admission, Admitted, Probe, admit};
 use crate::commit;
 use crate::executor::{Executor, Local, Transported};
 use crate::inner::Inner;
-use crate::plugins::{Loaded, Outcome};
+use crate::plugins::{Loaded, Outcome, next_pause};
 use crate::remote::RemoteOutcome;
 use crate::slots::Claimed;
 
@@ -134,10 +134,19 @@ async fn run_job(inner: Arc<Inner>, job: Job, claim: OwnedSemaphorePermit, _in_f
             plugin,
             outcome,
             remote_wall_us,
+            probe,
         })) => {
             // A remote call's own time; locally, the job's time here.
             let wall_us = remote_wall_us.unwrap_or_else(|| started.elapsed().as_micros() as u64);
-            count(&inner, &plugin, outcome, wall_us).await;
+            count(
+                &inner,
+                &job.tenant,
+                &plugin,
+                outcome,
+                wall_us,
+                probe.is_some(),
+            )
+            .await;
         }
         Ok(None) => {}
         Err(e) => {
@@ -154,14 +163,17 @@ struct Carried {
     outcome: Outcome,
     /// Wall time of a call run remotely.
     remote_wall_us: Option<u64>,
+    /// Set when the job probed a paused installation (held until counted).
+    probe: Option<Probe>,
 }
 
 impl Carried {
-    fn local(plugin: Arc<Loaded>, outcome: Outcome) -> Option<Self> {
+    fn local(plugin: Arc<Loaded>, outcome: Outcome, probe: Option<Probe>) -> Option<Self> {
         Some(Self {
             plugin,
             outcome,
             remote_wall_us: None,
+            probe,
         })
     }
 }
@@ -173,17 +185,31 @@ async fn carry(
     job: &Job,
     claim: OwnedSemaphorePermit,
 ) -> Result<Option<Carried>, StoreError> {
-    let (work, key, prior) = match admit(inner, job)? {
+    let (work, key, prior, _lease, probe) = match admit(inner, job)? {
         Admission::Unregistered(reason) => {
             commit::dead(inner, job, reason, Cost::default(), GuestLog::default()).await?;
             return Ok(None);
         }
         Admission::Refused(p, reason) => {
             commit::dead(inner, job, reason, Cost::default(), GuestLog::default()).await?;
-            return Ok(Carried::local(p, Outcome::InputRejected));
+            return Ok(Carried::local(p, Outcome::InputRejected, None));
         }
-        Admission::Run { work, key, prior } => (work, key, prior),
+        Admission::Deferred { until, note } => {
+            inner.store.defer_job(job.id, until, note).await?;
+            return Ok(None);
+        }
+        Admission::Run(admitted) => {
+            let Admitted {
+                work,
+                key,
+                prior,
+                lease,
+                probe,
+            } = *admitted;
+            (work, key, prior, lease, probe)
+        }
     };
+    let install = work.install.clone();
     let p = work.plugin.clone();
     let remote = Transported::takes(inner, &p, work.replay.is_some());
     // Locally the claim is traded for a running slot, given back once the
@@ -197,19 +223,19 @@ async fn carry(
     if let Some(prior) = prior
         && let Some(outcome) = commit::reuse(inner, &p, job, prior, key.clone(), &mut slot).await?
     {
-        return Ok(Carried::local(p, outcome));
+        return Ok(Carried::local(p, outcome, probe));
     }
     let executed = if remote {
         Transported {
             inner: inner.clone(),
         }
-        .execute(*work)
+        .execute(work)
         .await
     } else {
         Local {
             inner: inner.clone(),
         }
-        .execute(*work)
+        .execute(work)
         .await
     };
     let Some(mut executed) = executed else {
@@ -217,7 +243,11 @@ async fn carry(
     };
     let reply = executed.reply.take();
     let remote_wall_us = remote.then_some(executed.cost.wall_us);
-    let committed = commit::executed(inner, &p, job, executed, key, &mut slot).await;
+    let mut secrets = install.uses(&p.record.name, &executed.secrets_read);
+    secrets.extend(inner.take_secret_uses(job.id));
+    secrets.sort();
+    secrets.dedup();
+    let committed = commit::executed(inner, &p, job, executed, key, secrets, &mut slot).await;
     if remote && let Some(transport) = inner.remote.get() {
         transport.finish(job.id);
     }
@@ -232,28 +262,89 @@ async fn carry(
             plugin: p,
             outcome,
             remote_wall_us,
+            probe,
         })
     })
 }
 
-/// Counts a finished job in metrics and plugin stats, pausing the plugin
-/// when its recent calls mostly failed.
-async fn count(inner: &Inner, p: &Loaded, outcome: Outcome, wall_us: u64) {
+/// Counts a finished job in metrics and the installation's statistics,
+/// and runs its circuit breaker: pauses the tenant's installation when its
+/// recent calls mostly failed by the plugin's fault; after a probe, resumes
+/// it (the probe succeeded) or pauses it again for longer (it failed by
+/// the plugin's fault).
+async fn count(
+    inner: &Inner,
+    tenant: &str,
+    p: &Loaded,
+    outcome: Outcome,
+    wall_us: u64,
+    probe: bool,
+) {
     metrics::counter!("reyna_jobs_total", "plugin" => p.record.name.clone(), "outcome" => outcome.as_str())
         .increment(1);
     metrics::histogram!("reyna_job_duration_seconds", "plugin" => p.record.name.clone())
         .record(wall_us as f64 / 1e6);
-    if let Some(reason) = inner
+    let pause = inner
         .plugins
-        .record(p, outcome, wall_us, inner.pause_policy())
-    {
-        tracing::warn!(plugin = %p.id(), %reason, "pausing plugin");
-        if let Err(e) = inner
-            .plugins
-            .pause(&p.record.name, &p.record.version, reason)
-            .await
-        {
-            tracing::error!(plugin = %p.id(), error = %e, "cannot pause plugin");
+        .record(tenant, p, outcome, wall_us, inner.pause_policy());
+    let Some(default) = p.default_for(tenant) else {
+        return;
+    };
+    let name = &p.record.name;
+    let installs = &inner.plugins.installs;
+    let current = installs.resolve(tenant, name, default);
+    let change = if probe {
+        match outcome {
+            Outcome::Succeeded | Outcome::Reused => {
+                inner.plugins.reset_window(tenant, name);
+                Some((
+                    InstallationChange::Resume,
+                    "plugin.resume",
+                    "a probe succeeded".to_owned(),
+                ))
+            }
+            Outcome::Retried { fault: true } | Outcome::DeadLettered { fault: true } => {
+                let reason = format!("a probe failed ({})", outcome.as_str());
+                let pause = next_pause(
+                    current.paused(),
+                    reason.clone(),
+                    &p.record.version,
+                    inner.config.pause_probe_after,
+                    inner.config.pause_probe_max,
+                );
+                Some((InstallationChange::Pause(pause), "plugin.pause", reason))
+            }
+            // Neither the plugin's success nor its fault: the next job probes.
+            _ => None,
         }
+    } else {
+        pause.filter(|_| current.paused().is_none()).map(|reason| {
+            let pause = next_pause(
+                None,
+                reason.clone(),
+                &p.record.version,
+                inner.config.pause_probe_after,
+                inner.config.pause_probe_max,
+            );
+            (InstallationChange::Pause(pause), "plugin.pause", reason)
+        })
+    };
+    let Some((change, action, detail)) = change else {
+        return;
+    };
+    tracing::warn!(%tenant, plugin = %p.id(), action, %detail, "circuit breaker");
+    let audit = NewAudit {
+        actor: "engine".to_owned(),
+        tenant: Some(tenant.to_owned()),
+        action: action.to_owned(),
+        target: p.id().to_string(),
+        detail,
+        ..NewAudit::default()
+    };
+    if let Err(e) = installs
+        .change(tenant, name, default, change, Some(audit))
+        .await
+    {
+        tracing::error!(%tenant, plugin = %p.id(), error = %e, "cannot record the circuit breaker's change");
     }
 }

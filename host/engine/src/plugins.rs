@@ -11,11 +11,14 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use reyna_manifest::{Kind, Manifest, Subject};
 use reyna_runtime::{LoadError, Plugin, Runtime};
-use reyna_store::{Digest, JobSpec, NewAudit, PluginChange, PluginRecord, Store, StoreError};
+use reyna_store::{
+    Digest, InstallPolicy, JobSpec, NewAudit, Pause, PluginChange, PluginRecord, Store, StoreError,
+};
 use reyna_types::PluginRef;
 use serde::Serialize;
 
 use crate::error::EngineError;
+use crate::installs::Installs;
 use crate::schemas::SchemaRegistry;
 
 /// A plugin version as the engine holds it.
@@ -24,13 +27,21 @@ pub(crate) struct Loaded {
     pub record: PluginRecord,
     pub manifest: Manifest,
     pub plugin: Plugin,
-    pub config: Arc<BTreeMap<String, String>>,
-    pub config_digest: Digest,
 }
 
 impl Loaded {
     pub(crate) fn id(&self) -> PluginRef {
         PluginRef::new(&self.record.name, &self.record.version)
+    }
+
+    /// Whether `tenant` runs this plugin when its installation has no
+    /// record; `None` when the tenant may not see it at all (another
+    /// tenant's own plugin).
+    pub(crate) fn default_for(&self, tenant: &str) -> Option<bool> {
+        match &self.record.owner {
+            Some(owner) => (owner == tenant).then_some(true),
+            None => Some(self.record.install == InstallPolicy::All),
+        }
     }
 }
 
@@ -51,10 +62,20 @@ pub struct PluginStats {
     pub reused: u64,
     /// Sum of call wall times, microseconds.
     pub total_wall_us: u64,
-    /// Why the engine paused this plugin, when it did.
+    /// Why the circuit breaker paused the tenant's installation, while it is paused.
     pub paused_reason: Option<String>,
-    #[serde(skip)]
-    recent: VecDeque<bool>,
+}
+
+impl PluginStats {
+    fn add(&mut self, other: &PluginStats) {
+        self.calls += other.calls;
+        self.succeeded += other.succeeded;
+        self.failed += other.failed;
+        self.retried += other.retried;
+        self.dead_lettered += other.dead_lettered;
+        self.reused += other.reused;
+        self.total_wall_us += other.total_wall_us;
+    }
 }
 
 /// A plugin version with its state and counters, for listings.
@@ -72,11 +93,15 @@ pub struct PluginView {
     pub digest: Digest,
     /// The manifest.
     pub manifest: Manifest,
-    /// Digest of its operator config (values are secrets and not shown).
-    pub config_digest: Digest,
+    /// The tenant whose own plugin it is; `None` for a global plugin.
+    pub owner: Option<String>,
+    /// Which tenants a global plugin is installed for by default.
+    pub install: InstallPolicy,
+    /// For a tenant's view: whether the tenant runs it (its installation).
+    pub installed: Option<bool>,
     /// Upload time, unix ms.
     pub created_at: u64,
-    /// Counters since start.
+    /// Counters since start: the tenant's own, or every tenant's for the operator.
     pub stats: PluginStats,
 }
 
@@ -86,13 +111,19 @@ struct State {
     routes: HashMap<String, Vec<Arc<Loaded>>>,
 }
 
+/// Calls counted per (tenant, plugin name, version).
+type StatsKey = (String, String, String);
+
 pub(crate) struct PluginRegistry {
     store: Store,
     runtime: Runtime,
-    /// Keys every `config_digest`.
-    config_key: ConfigKey,
+    /// Each tenant's installations.
+    pub(crate) installs: Arc<Installs>,
     state: RwLock<State>,
-    stats: Mutex<HashMap<(String, String), PluginStats>>,
+    stats: Mutex<HashMap<StatsKey, PluginStats>>,
+    /// The breaker's window per (tenant, plugin name): recent calls, true
+    /// for a success; only the plugin's faults count as failures.
+    recent: Mutex<HashMap<(String, String), VecDeque<bool>>>,
 }
 
 /// The key of [`ConfigKey::digest`]: 32 random bytes made once per
@@ -156,13 +187,21 @@ impl ConfigKey {
     }
 }
 
-/// The audit entry of an operator action on a plugin version.
-fn audit_of(actor: &str, action: &str, name: &str, version: &str) -> NewAudit {
+/// The audit entry of an action on a plugin version (about `tenant`, or
+/// the platform).
+fn audit_of(
+    actor: &str,
+    action: &str,
+    name: &str,
+    version: &str,
+    tenant: Option<&str>,
+) -> NewAudit {
     NewAudit {
         actor: actor.to_owned(),
+        tenant: tenant.map(str::to_owned),
         action: action.to_owned(),
         target: PluginRef::new(name, version).to_string(),
-        detail: String::new(),
+        ..NewAudit::default()
     }
 }
 
@@ -175,13 +214,14 @@ pub(crate) struct PausePolicy {
 }
 
 impl PluginRegistry {
-    pub(crate) fn new(store: Store, runtime: Runtime, config_key: ConfigKey) -> Self {
+    pub(crate) fn new(store: Store, runtime: Runtime, installs: Arc<Installs>) -> Self {
         Self {
             store,
             runtime,
-            config_key,
+            installs,
             state: RwLock::new(State::default()),
             stats: Mutex::new(HashMap::new()),
+            recent: Mutex::new(HashMap::new()),
         }
     }
 
@@ -198,13 +238,10 @@ impl PluginRegistry {
                 reason: e.to_string(),
             })?;
         let manifest = plugin.manifest().clone();
-        let config = Arc::new(record.config.clone());
         Ok(Loaded {
-            config_digest: self.config_key.digest(&config),
             record,
             manifest,
             plugin,
-            config,
         })
     }
 
@@ -236,17 +273,29 @@ impl PluginRegistry {
         &self,
         schemas: &SchemaRegistry,
         bytes: Vec<u8>,
+        owner: Option<&str>,
+        install: InstallPolicy,
         actor: &str,
     ) -> Result<(PluginView, bool), EngineError> {
         let info = reyna_manifest::inspect(&bytes)?;
         let manifest = info.manifest;
         let id = manifest.id();
+        // Effects reach the network: only the operator installs them.
+        if owner.is_some() && manifest.kind == Kind::Effect {
+            return Err(EngineError::Forbidden(format!(
+                "plugin {id} is an effect; only the operator uploads effects (they reach the network)"
+            )));
+        }
         let digest = Digest::of(&bytes);
         let version = manifest.version.to_string();
+        let scope = owner;
         if let Some(existing) = self.store.get_plugin(&manifest.name, &version)? {
+            if existing.owner.as_deref() != owner {
+                return Err(EngineError::PluginNameTaken(manifest.name.clone()));
+            }
             if existing.digest == digest {
                 let view = self
-                    .view(&manifest.name, &version)
+                    .view(&manifest.name, &version, scope)
                     .ok_or_else(|| EngineError::PluginNotFound(id.clone()))?;
                 return Ok((view, false));
             }
@@ -287,6 +336,8 @@ impl PluginRegistry {
             enabled: true,
             config: BTreeMap::new(),
             created_at: reyna_store::now_ms(),
+            owner: owner.map(str::to_owned),
+            install,
         };
         // Compile (or read the cached artifact) before storing anything, so a
         // component that does not load leaves no trace.
@@ -309,13 +360,18 @@ impl PluginRegistry {
         // versions disabled (one live version per name) and the audit entry.
         let change = self
             .store
-            .install_plugin(
-                record,
-                bytes,
-                audit_of(actor, "plugin.upload", &manifest.name, &version),
-            )
+            .install_plugin(record, bytes, {
+                let mut entry = audit_of(actor, "plugin.upload", &manifest.name, &version, owner);
+                entry.detail = match owner {
+                    Some(owner) => format!("{owner}'s own plugin"),
+                    None => format!("global, installed for {} tenants", install.as_str()),
+                };
+                entry
+            })
             .await
             .map_err(|e| match e {
+                StoreError::PluginNameTaken { name } => EngineError::PluginNameTaken(name),
+                StoreError::TenantNotFound { id } => EngineError::TenantNotFound(id),
                 // Another upload of this name@version won the race.
                 StoreError::PluginConflict { .. } => EngineError::PluginConflict {
                     plugin: id.clone(),
@@ -330,18 +386,15 @@ impl PluginRegistry {
                 other => other.into(),
             })?;
         if change.changed {
-            let config = Arc::new(change.record.config.clone());
             let loaded = Loaded {
-                config_digest: self.config_key.digest(&config),
                 manifest: plugin.manifest().clone(),
                 record: change.record.clone(),
                 plugin,
-                config,
             };
             self.apply(Some(loaded), &change);
         }
         let view = self
-            .view(&manifest.name, &version)
+            .view(&manifest.name, &version, scope)
             .ok_or_else(|| EngineError::PluginNotFound(id))?;
         Ok((view, change.changed))
     }
@@ -358,13 +411,10 @@ impl PluginRegistry {
         for record in std::iter::once(&change.record).chain(&change.disabled) {
             let key = (record.name.clone(), record.version.clone());
             if let Some(old) = state.versions.get(&key) {
-                let config = Arc::new(record.config.clone());
                 let loaded = Loaded {
-                    config_digest: self.config_key.digest(&config),
                     manifest: old.manifest.clone(),
                     plugin: old.plugin.clone(),
                     record: record.clone(),
-                    config,
                 };
                 state.versions.insert(key, Arc::new(loaded));
             }
@@ -380,81 +430,38 @@ impl PluginRegistry {
         version: &str,
         enabled: bool,
         actor: &str,
-    ) -> Result<PluginView, EngineError> {
+    ) -> Result<(), EngineError> {
         let action = if enabled {
             "plugin.enable"
         } else {
             "plugin.disable"
         };
-        self.set_enabled_as(
-            name,
-            version,
-            enabled,
-            audit_of(actor, action, name, version),
-        )
-        .await
-    }
-
-    /// Pauses a version the engine found failing, with `reason` in the audit.
-    pub(crate) async fn pause(
-        &self,
-        name: &str,
-        version: &str,
-        reason: String,
-    ) -> Result<PluginView, EngineError> {
-        let mut entry = audit_of("engine", "plugin.pause", name, version);
-        entry.detail = reason;
-        self.set_enabled_as(name, version, false, entry).await
-    }
-
-    async fn set_enabled_as(
-        &self,
-        name: &str,
-        version: &str,
-        enabled: bool,
-        entry: NewAudit,
-    ) -> Result<PluginView, EngineError> {
         let id = format!("{name}@{version}");
-        if self.get(name, version).is_none() {
+        let Some(p) = self.get(name, version) else {
             return Err(EngineError::PluginNotFound(id));
-        }
+        };
+        let entry = audit_of(actor, action, name, version, p.record.owner.as_deref());
         let change = self
             .store
             .set_plugin_enabled(name, version, enabled, entry)
             .await?;
         self.apply(None, &change);
-        if enabled
-            && let Some(s) = self
-                .stats
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get_mut(&(name.to_owned(), version.to_owned()))
-        {
-            s.paused_reason = None;
-            s.recent.clear();
-        }
-        self.view(name, version)
-            .ok_or(EngineError::PluginNotFound(id))
+        Ok(())
     }
 
-    /// Replaces a version's operator config.
-    pub(crate) async fn set_config(
+    /// Clears a version's pre-installation config once it has moved into
+    /// the tenants' installations.
+    pub(crate) async fn clear_legacy_config(
         &self,
         name: &str,
         version: &str,
-        config: BTreeMap<String, String>,
-        actor: &str,
-    ) -> Result<PluginView, EngineError> {
-        let id = format!("{name}@{version}");
-        if self.get(name, version).is_none() {
-            return Err(EngineError::PluginNotFound(id));
-        }
-        let keys: Vec<String> = config.keys().cloned().collect();
-        let mut entry = audit_of(actor, "plugin.config", name, version);
-        entry.detail = format!("keys: {}", keys.join(", "));
+        detail: String,
+    ) -> Result<(), EngineError> {
+        let mut entry = audit_of("system", "plugin.config.migrate", name, version, None);
+        entry.detail = detail;
         let record = self
             .store
-            .set_plugin_config(name, version, config, entry)
+            .set_plugin_config(name, version, BTreeMap::new(), entry)
             .await?;
         self.apply(
             None,
@@ -464,8 +471,7 @@ impl PluginRegistry {
                 changed: true,
             },
         );
-        self.view(name, version)
-            .ok_or(EngineError::PluginNotFound(id))
+        Ok(())
     }
 
     pub(crate) fn get(&self, name: &str, version: &str) -> Option<Arc<Loaded>> {
@@ -473,6 +479,18 @@ impl PluginRegistry {
             .versions
             .get(&(name.to_owned(), version.to_owned()))
             .cloned()
+    }
+
+    /// The plugin version `name@version` as `scope` sees it: `None` for the
+    /// operator (everything), or a tenant (global plugins and its own).
+    pub(crate) fn get_visible(
+        &self,
+        name: &str,
+        version: &str,
+        scope: Option<&str>,
+    ) -> Option<Arc<Loaded>> {
+        self.get(name, version)
+            .filter(|p| scope.is_none_or(|t| p.default_for(t).is_some()))
     }
 
     /// The enabled version of effect `name`.
@@ -484,8 +502,9 @@ impl PluginRegistry {
             .cloned()
     }
 
-    /// Jobs for a new blob of `schema`: one per enabled plugin routed to it.
-    pub(crate) fn route(&self, schema: &str) -> Vec<JobSpec> {
+    /// Jobs for a new blob of `schema` of `tenant`: one per enabled plugin
+    /// routed to it that the tenant runs (its installation).
+    pub(crate) fn route(&self, schema: &str, tenant: &str) -> Vec<JobSpec> {
         let subject = format!("blob.created.{schema}");
         self.read()
             .routes
@@ -493,6 +512,11 @@ impl PluginRegistry {
             .map(|plugins| {
                 plugins
                     .iter()
+                    .filter(|p| {
+                        p.default_for(tenant).is_some_and(|default| {
+                            self.installs.enabled(tenant, &p.record.name, default)
+                        })
+                    })
                     .map(|p| JobSpec {
                         plugin: p.record.name.clone(),
                         version: p.record.version.clone(),
@@ -503,110 +527,179 @@ impl PluginRegistry {
             .unwrap_or_default()
     }
 
-    pub(crate) fn view(&self, name: &str, version: &str) -> Option<PluginView> {
-        let loaded = self.get(name, version)?;
-        Some(self.view_of(&loaded))
+    /// A version as `scope` sees it (`None`: the operator).
+    pub(crate) fn view(
+        &self,
+        name: &str,
+        version: &str,
+        scope: Option<&str>,
+    ) -> Option<PluginView> {
+        let loaded = self.get_visible(name, version, scope)?;
+        Some(self.view_of(&loaded, scope))
     }
 
-    fn view_of(&self, p: &Loaded) -> PluginView {
-        let stats = self
-            .stats
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&(p.record.name.clone(), p.record.version.clone()))
-            .cloned()
-            .unwrap_or_default();
+    fn view_of(&self, p: &Loaded, scope: Option<&str>) -> PluginView {
+        let (name, version) = (&p.record.name, &p.record.version);
+        let mut stats = PluginStats::default();
+        for ((tenant, n, v), s) in self.stats.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            if n == name && v == version && scope.is_none_or(|t| t == tenant) {
+                stats.add(s);
+            }
+        }
+        let installed = scope.and_then(|tenant| {
+            let default = p.default_for(tenant)?;
+            let install = self.installs.resolve(tenant, name, default);
+            stats.paused_reason = install.paused().map(|pause| pause.reason.clone());
+            Some(install.enabled)
+        });
         PluginView {
-            name: p.record.name.clone(),
-            version: p.record.version.clone(),
+            name: name.clone(),
+            version: version.clone(),
             kind: p.manifest.kind,
             enabled: p.record.enabled,
             digest: p.record.digest,
             manifest: p.manifest.clone(),
-            config_digest: p.config_digest,
+            owner: p.record.owner.clone(),
+            install: p.record.install,
+            installed,
             created_at: p.record.created_at,
             stats,
         }
     }
 
-    /// Every version, sorted by name then upload time.
-    pub(crate) fn list(&self) -> Vec<PluginView> {
-        let mut all: Vec<Arc<Loaded>> = self.read().versions.values().cloned().collect();
+    /// Every version `scope` sees, sorted by name then upload time.
+    pub(crate) fn list(&self, scope: Option<&str>) -> Vec<PluginView> {
+        let mut all: Vec<Arc<Loaded>> = self
+            .read()
+            .versions
+            .values()
+            .filter(|p| scope.is_none_or(|t| p.default_for(t).is_some()))
+            .cloned()
+            .collect();
         all.sort_by(|a, b| {
             (&a.record.name, a.record.created_at).cmp(&(&b.record.name, b.record.created_at))
         });
-        all.iter().map(|p| self.view_of(p)).collect()
+        all.iter().map(|p| self.view_of(p, scope)).collect()
     }
 
-    /// Why the engine paused this version, if it did.
-    pub(crate) fn paused_reason(&self, p: &Loaded) -> Option<String> {
-        self.stats
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&(p.record.name.clone(), p.record.version.clone()))
-            .and_then(|s| s.paused_reason.clone())
+    /// Every live plugin name (any version), with its owner and install
+    /// default for `tenant`, or `None` when the tenant may not see it.
+    pub(crate) fn default_for_name(&self, name: &str, tenant: &str) -> Option<Option<bool>> {
+        let state = self.read();
+        let mut found = None;
+        for p in state.versions.values().filter(|p| p.record.name == name) {
+            found = Some(p.default_for(tenant));
+            if p.record.enabled {
+                break;
+            }
+        }
+        found
     }
 
-    /// Records a call's outcome; returns a pause reason when the plugin's
-    /// recent calls mostly failed.
+    /// Records a call's outcome for `tenant`'s installation; returns a
+    /// pause reason when its recent calls mostly failed by the plugin's
+    /// fault (a `retryable` the plugin returned, or the input's fault,
+    /// never counts).
     pub(crate) fn record(
         &self,
+        tenant: &str,
         p: &Loaded,
         outcome: Outcome,
         wall_us: u64,
         policy: PausePolicy,
     ) -> Option<String> {
-        let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-        let s = stats
-            .entry((p.record.name.clone(), p.record.version.clone()))
-            .or_default();
-        let counts_for_pause = match outcome {
-            Outcome::Reused => {
-                s.reused += 1;
-                return None;
-            }
-            Outcome::Succeeded => {
-                s.calls += 1;
-                s.succeeded += 1;
-                Some(true)
-            }
-            // The input's fault, not the plugin's.
-            Outcome::InputRejected => {
-                s.calls += 1;
-                s.failed += 1;
-                s.dead_lettered += 1;
-                None
-            }
-            Outcome::Retried => {
-                s.calls += 1;
-                s.failed += 1;
-                s.retried += 1;
-                Some(false)
-            }
-            Outcome::DeadLettered => {
-                s.calls += 1;
-                s.failed += 1;
-                s.dead_lettered += 1;
-                Some(false)
-            }
+        let key = (
+            tenant.to_owned(),
+            p.record.name.clone(),
+            p.record.version.clone(),
+        );
+        let counts_for_pause = {
+            let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+            let s = stats.entry(key).or_default();
+            let counts = match outcome {
+                Outcome::Reused => {
+                    s.reused += 1;
+                    return None;
+                }
+                Outcome::Succeeded => {
+                    s.calls += 1;
+                    s.succeeded += 1;
+                    Some(true)
+                }
+                // The input's fault, not the plugin's.
+                Outcome::InputRejected => {
+                    s.calls += 1;
+                    s.failed += 1;
+                    s.dead_lettered += 1;
+                    None
+                }
+                Outcome::Retried { fault } => {
+                    s.calls += 1;
+                    s.failed += 1;
+                    s.retried += 1;
+                    fault.then_some(false)
+                }
+                Outcome::DeadLettered { fault } => {
+                    s.calls += 1;
+                    s.failed += 1;
+                    s.dead_lettered += 1;
+                    fault.then_some(false)
+                }
+            };
+            s.total_wall_us += wall_us;
+            counts
         };
-        s.total_wall_us += wall_us;
-        if let Some(ok) = counts_for_pause {
-            s.recent.push_back(ok);
-            while s.recent.len() > policy.window {
-                s.recent.pop_front();
-            }
+        let ok = counts_for_pause?;
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let window = recent
+            .entry((tenant.to_owned(), p.record.name.clone()))
+            .or_default();
+        window.push_back(ok);
+        while window.len() > policy.window {
+            window.pop_front();
         }
-        let failures = s.recent.iter().filter(|ok| !**ok).count();
-        if s.paused_reason.is_none()
-            && s.recent.len() >= policy.min_calls
-            && failures as f64 >= policy.failure_ratio * s.recent.len() as f64
+        let failures = window.iter().filter(|ok| !**ok).count();
+        if window.len() >= policy.min_calls
+            && failures as f64 >= policy.failure_ratio * window.len() as f64
         {
-            let reason = format!("{failures} of its last {} calls failed", s.recent.len());
-            s.paused_reason = Some(reason.clone());
+            let reason = format!("{failures} of its last {} calls failed", window.len());
+            window.clear();
             return Some(reason);
         }
         None
+    }
+
+    /// Forgets the breaker's window of an installation (it resumed).
+    pub(crate) fn reset_window(&self, tenant: &str, name: &str) {
+        self.recent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(tenant.to_owned(), name.to_owned()));
+    }
+}
+
+/// The pause of an installation whose probe failed, or whose calls
+/// failed: the wait before the next probe doubles each time, up to `max`.
+pub(crate) fn next_pause(
+    previous: Option<&Pause>,
+    reason: String,
+    version: &str,
+    first: std::time::Duration,
+    max: std::time::Duration,
+) -> Pause {
+    let now = reyna_store::now_ms();
+    let backoff_ms = match previous {
+        Some(p) => p.backoff_ms.saturating_mul(2),
+        None => first.as_millis() as u64,
+    }
+    .min(max.as_millis() as u64)
+    .max(1);
+    Pause {
+        reason,
+        version: version.to_owned(),
+        since: previous.map_or(now, |p| p.since),
+        probe_at: now + backoff_ms,
+        backoff_ms,
     }
 }
 
@@ -615,8 +708,14 @@ impl PluginRegistry {
 pub(crate) enum Outcome {
     Succeeded,
     Reused,
-    Retried,
-    DeadLettered,
+    /// `fault`: the plugin's fault (a trap, a timeout, a fatal error...),
+    /// not a `retryable` it returned or the host's.
+    Retried {
+        fault: bool,
+    },
+    DeadLettered {
+        fault: bool,
+    },
     InputRejected,
 }
 
@@ -625,8 +724,8 @@ impl Outcome {
         match self {
             Outcome::Succeeded => "succeeded",
             Outcome::Reused => "reused",
-            Outcome::Retried => "retried",
-            Outcome::DeadLettered => "dead_lettered",
+            Outcome::Retried { .. } => "retried",
+            Outcome::DeadLettered { .. } => "dead_lettered",
             Outcome::InputRejected => "input_rejected",
         }
     }

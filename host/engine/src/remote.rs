@@ -32,7 +32,7 @@
 //! Config (secrets included) is handed over only with a claim, never in the
 //! job message.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -136,6 +136,18 @@ pub struct RemoteJob {
     pub data_digest: Digest,
 }
 
+/// What a call reads with `config(key)`, handed to the worker that claims
+/// the job (never in the job message): the tenant's installation config,
+/// secrets opened, and which keys are secrets.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CallConfig {
+    /// Plain values and secrets.
+    pub config: Arc<BTreeMap<String, String>>,
+    /// The keys whose values are secrets: redacted from what the runtime
+    /// reports, and recorded by name when read.
+    pub secret_keys: Arc<BTreeSet<String>>,
+}
+
 /// What a worker sends back for one job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RemoteResult {
@@ -162,6 +174,9 @@ pub struct RemoteResult {
     /// Whether log lines were dropped for exceeding the plugin's log limit.
     #[serde(default)]
     pub log_truncated: bool,
+    /// The secret config keys the call read (names only).
+    #[serde(default)]
+    pub secrets_read: Vec<String>,
 }
 
 /// What [`crate::Engine::complete_remote`] did with a result.
@@ -298,8 +313,8 @@ pub(crate) struct Delivery {
 struct Outstanding {
     /// Kept to publish again; its inline data is dropped once published.
     job: RemoteJob,
-    /// The plugin's config, handed to the worker that claims the job.
-    config: Arc<BTreeMap<String, String>>,
+    /// The installation's config, handed to the worker that claims the job.
+    config: CallConfig,
     published_at: Option<Instant>,
     /// The task awaiting this job's result; taken by the first delivery.
     waiter: Option<oneshot::Sender<Delivery>>,
@@ -363,7 +378,7 @@ impl Remote {
         &self,
         id: JobId,
         job: RemoteJob,
-        config: Arc<BTreeMap<String, String>>,
+        config: CallConfig,
     ) -> oneshot::Receiver<Delivery> {
         let (tx, rx) = oneshot::channel();
         self.outstanding().insert(
@@ -421,6 +436,7 @@ impl Remote {
                         worker: "state node".into(),
                         logs: Vec::new(),
                         log_truncated: false,
+                        secrets_read: Vec::new(),
                     };
                     let _ = waiter.send(Delivery { result, reply });
                 }
@@ -459,7 +475,7 @@ impl Remote {
         job_id: &str,
         attempt: u32,
         copy: JobCopy,
-    ) -> Result<(RunningJob, Arc<BTreeMap<String, String>>), RemoteRefusal> {
+    ) -> Result<(RunningJob, CallConfig), RemoteRefusal> {
         self.with_job(job_id, attempt, |o| {
             match o.claim {
                 None => o.claim = Some(copy),
@@ -612,7 +628,7 @@ impl crate::Engine {
         job_id: &str,
         attempt: u32,
         copy: JobCopy,
-    ) -> Result<(RunningJob, Arc<BTreeMap<String, String>>), RemoteRefusal> {
+    ) -> Result<(RunningJob, CallConfig), RemoteRefusal> {
         let remote = self
             .inner
             .remote
@@ -709,8 +725,15 @@ impl crate::Engine {
                 effect: name.to_owned(),
             });
         }
-        let answer =
-            crate::host::perform_effect(&self.inner, &job.tenant, job.seed, name, request).await;
+        let answer = {
+            let Ok(id) = job_id.parse::<JobId>() else {
+                return Err(RemoteRefusal::NotRunning {
+                    job: job_id.to_owned(),
+                    attempt,
+                });
+            };
+            crate::host::perform_effect(&self.inner, &job.tenant, id, job.seed, name, request).await
+        };
         if let (Ok(response), Some(remote)) = (&answer.response, self.inner.remote.get()) {
             remote.keep_response(job_id, attempt, Digest::of(response));
         }

@@ -123,7 +123,7 @@ impl SchemaRegistry {
                     actor: actor.to_owned(),
                     action: "schema.register".into(),
                     target: id.to_owned(),
-                    detail: String::new(),
+                    ..reyna_store::NewAudit::default()
                 },
             )
             .await

@@ -38,7 +38,7 @@ pub(crate) struct JobRef {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Request {
     /// Claims the job for this copy of its message; the reply is the
-    /// plugin's config (`BTreeMap<String, String>`, encoded).
+    /// config of the tenant's installation (a `CallConfig`, encoded).
     Claim,
     /// The job's component, or the response of one of its effect calls,
     /// by digest.
@@ -281,7 +281,7 @@ async fn whole(
     let (id, attempt, copy) = (job.job_id.as_str(), job.attempt, job.copy);
     match request {
         Request::Claim => match engine.claim_remote(id, attempt, copy) {
-            Ok((_, config)) => Ok(Some(encode(&*config))),
+            Ok((_, config)) => Ok(Some(encode(&config))),
             Err(refusal) => Err(refused(refusal)),
         },
         Request::Bytes { digest } => match engine.remote_bytes(id, attempt, copy, digest) {

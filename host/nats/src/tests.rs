@@ -35,7 +35,12 @@ async fn open(dir: &Path, tune: impl FnOnce(&mut EngineConfig)) -> Engine {
     engine.register_bundled_schemas().await.unwrap();
     for name in ["llm", "text-expand", "word-stats"] {
         engine
-            .upload_plugin(reyna_artifacts::bytes(name).unwrap(), "test")
+            .upload_plugin(
+                reyna_artifacts::bytes(name).unwrap(),
+                None,
+                reyna_engine::InstallPolicy::All,
+                "test",
+            )
             .await
             .unwrap();
     }
@@ -48,7 +53,7 @@ async fn configure(engine: &Engine, plugin: &str, config: &[(&str, &str)]) {
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
     engine
-        .set_plugin_config(plugin, "1.0.0", config, "test")
+        .configure_installation(TENANT, plugin, config)
         .await
         .unwrap();
 }

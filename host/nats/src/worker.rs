@@ -1,7 +1,7 @@
 //! A stateless worker: pulls jobs, runs them in the sandbox under the
 //! plugin's limits, publishes each result and only then acks the job.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_nats::Client;
 use async_nats::jetstream::{self, AckKind, message::PublishMessage};
-use reyna_engine::{JobCopy, RemoteJob, RemoteRefusal, RemoteResult};
+use reyna_engine::{CallConfig, JobCopy, RemoteJob, RemoteRefusal, RemoteResult};
 use reyna_runtime::{
     Blob, CallContext, EffectAnswer, EffectFuture, Failure, GuestError, HostApi, HostFuture,
     Plugin, Runtime, RuntimeConfig,
@@ -273,14 +273,11 @@ async fn handle(shared: &Shared, message: jetstream::Message) {
     }
 }
 
-/// Claims the job for this copy of its message; returns the plugin's config.
-async fn claim(
-    shared: &Shared,
-    tenant: &str,
-    job: &JobRef,
-) -> Result<BTreeMap<String, String>, NotRun> {
+/// Claims the job for this copy of its message; returns the config of the
+/// tenant's installation of the plugin.
+async fn claim(shared: &Shared, tenant: &str, job: &JobRef) -> Result<CallConfig, NotRun> {
     match rpc::call(&shared.client, tenant, job, Request::Claim).await {
-        Ok(Some(bytes)) => decode::<BTreeMap<String, String>>(&bytes)
+        Ok(Some(bytes)) => decode::<CallConfig>(&bytes)
             .map_err(|e| NotRun::HandBack(format!("cannot read the job's config: {e}"))),
         Ok(None) => Err(NotRun::HandBack("the state node sent no claim".into())),
         Err(CallError::Refused(refusal)) => Err(NotRun::Refused(refusal)),
@@ -310,6 +307,7 @@ async fn run(shared: &Shared, mut job: RemoteJob, copy: JobCopy) -> Result<Remot
         worker: shared.name.clone(),
         logs: Vec::new(),
         log_truncated: false,
+        secrets_read: Vec::new(),
     };
     let plugin = match load(shared, &tenant, &job_ref, &job.component_digest).await {
         Ok(plugin) => plugin,
@@ -354,7 +352,8 @@ async fn run(shared: &Shared, mut job: RemoteJob, copy: JobCopy) -> Result<Remot
         read_other_blobs: AtomicBool::new(false),
     });
     let ctx = CallContext {
-        config: Arc::new(config),
+        config: config.config,
+        secret_keys: config.secret_keys,
         host: host.clone(),
         allowed_effects: job.effects.clone(),
         seed: job.seed,
@@ -364,6 +363,7 @@ async fn run(shared: &Shared, mut job: RemoteJob, copy: JobCopy) -> Result<Remot
     result.cost = call.cost;
     result.read_other_blobs = host.read_other_blobs.load(Ordering::Relaxed);
     result.effect_calls = call.effect_calls;
+    result.secrets_read = call.secrets_read;
     (result.logs, result.log_truncated) = (call.logs, call.log_truncated);
     Ok(result)
 }

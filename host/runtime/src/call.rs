@@ -1,7 +1,7 @@
 //! One processor call: what the caller provides besides the [`Event`]
 //! ([`CallContext`]) and what comes out ([`CallReport`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -22,8 +22,14 @@ use crate::types::{Event, Output};
 /// What the caller provides besides the event.
 #[derive(Clone)]
 pub struct CallContext {
-    /// The plugin's operator-set configuration, read by the guest's `config`.
+    /// The configuration of the tenant's installation of the plugin (plain
+    /// values and opened secrets), read by the guest's `config`.
     pub config: Arc<BTreeMap<String, String>>,
+    /// The config keys whose values are secrets (besides those that look
+    /// like one, see [`is_secret_key`](crate::is_secret_key)): redacted
+    /// from the report, and each one the guest reads is listed in
+    /// [`CallReport::secrets_read`].
+    pub secret_keys: Arc<BTreeSet<String>>,
     /// Blob reads and effect calls.
     pub host: Arc<dyn HostApi>,
     /// Effects this call may use. An effect must also be declared in the
@@ -39,6 +45,7 @@ impl Default for CallContext {
     fn default() -> Self {
         CallContext {
             config: Arc::default(),
+            secret_keys: Arc::default(),
             host: Arc::new(NoHost),
             allowed_effects: Vec::new(),
             seed: 0,
@@ -80,6 +87,9 @@ pub struct CallReport {
     /// [`Limits::max_retained_bytes`](crate::Limits::max_retained_bytes),
     /// whatever the guest did.
     pub retained_bytes: u64,
+    /// The secret config keys ([`CallContext::secret_keys`]) the guest
+    /// read, sorted. Never their values.
+    pub secrets_read: Vec<String>,
 }
 
 impl CallReport {
@@ -140,6 +150,7 @@ impl Runtime {
             log_truncated: false,
             effect_calls: Vec::new(),
             retained_bytes: 0,
+            secrets_read: Vec::new(),
         };
         report.result = self
             .run(plugin, event, ctx, started, &mut report)
@@ -179,11 +190,12 @@ impl Runtime {
             .into_iter()
             .filter(|e| manifest.effects.contains(e))
             .collect();
-        let secrets = Arc::new(Secrets::from_config(&ctx.config));
+        let secrets = Arc::new(Secrets::from_config(&ctx.config, &ctx.secret_keys));
         let state = CallState::new(CallSetup {
             limits: p.limits,
             tenant: event.blob.tenant.clone(),
             config: ctx.config,
+            secret_keys: ctx.secret_keys,
             host: ctx.host,
             allowed_effects,
             seed: ctx.seed,
@@ -203,6 +215,9 @@ impl Runtime {
         report.instantiate_us = ran.instantiate_us;
         let mut state = ran.state;
         report.effect_calls = std::mem::take(&mut state.effect_calls);
+        report.secrets_read = std::mem::take(&mut state.secrets_read)
+            .into_iter()
+            .collect();
         // Even a guest that swallowed the refusal fails the call.
         if let Some(failure) = state.refusal.take() {
             return Err(failure);

@@ -2,7 +2,7 @@
 //! `deliver` (an effect run as a sink for an event), with its network policy
 //! ([`EffectContext`]) and what it did ([`EffectReport`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,11 +23,16 @@ use crate::types::Event;
 /// What the caller provides to an effect call besides its input.
 #[derive(Clone)]
 pub struct EffectContext {
-    /// The effect's operator-set configuration (endpoint, API key, ...),
+    /// The configuration of the tenant's installation of the effect
+    /// (endpoint, API key, ...),
     /// read by the guest's `config`. Values of keys that look like secrets
     /// (see [`is_secret_key`](crate::is_secret_key)) are redacted from the
     /// report.
     pub config: Arc<BTreeMap<String, String>>,
+    /// Config keys whose values are secrets whatever their name: redacted
+    /// like the others, and listed in [`EffectReport::secrets_read`] when
+    /// read.
+    pub secret_keys: Arc<BTreeSet<String>>,
     /// Blob reads (`get-blob`, `query-blobs`). `perform` has no event, so no
     /// tenant: its reads see nothing. `deliver` reads the event's tenant.
     pub host: Arc<dyn HostApi>,
@@ -42,6 +47,7 @@ impl Default for EffectContext {
     fn default() -> Self {
         EffectContext {
             config: Arc::default(),
+            secret_keys: Arc::default(),
             host: Arc::new(NoHost),
             policy: Arc::default(),
             seed: 0,
@@ -84,6 +90,9 @@ pub struct EffectReport {
     /// Attempts made after that one: refused, counted, not recorded, so a
     /// guest looping on refusals holds no more than the cap.
     pub unrecorded_requests: u64,
+    /// The secret config keys ([`EffectContext::secret_keys`]) the guest
+    /// read, sorted. Never their values.
+    pub secrets_read: Vec<String>,
 }
 
 impl Runtime {
@@ -124,6 +133,7 @@ impl Runtime {
                 log_truncated: false,
                 requests: Vec::new(),
                 unrecorded_requests: 0,
+                secrets_read: Vec::new(),
             };
         }
         let tenant = event.blob.tenant.clone();
@@ -157,6 +167,7 @@ impl Runtime {
             log_truncated: false,
             requests: Vec::new(),
             unrecorded_requests: 0,
+            secrets_read: Vec::new(),
         };
         report.result = self
             .effect_result(plugin, invocation, tenant, ctx, started, &mut report)
@@ -185,7 +196,7 @@ impl Runtime {
                 p.manifest.id()
             )));
         }
-        let secrets = Arc::new(Secrets::from_config(&ctx.config));
+        let secrets = Arc::new(Secrets::from_config(&ctx.config, &ctx.secret_keys));
         let net = Arc::new(NetCall::new(
             ctx.policy,
             p.manifest.allowed_hosts(),
@@ -195,6 +206,7 @@ impl Runtime {
             limits: p.limits,
             tenant,
             config: ctx.config,
+            secret_keys: ctx.secret_keys,
             host: ctx.host,
             allowed_effects: Vec::new(),
             seed: ctx.seed,
@@ -216,6 +228,7 @@ impl Runtime {
         };
         (report.logs, report.log_truncated) = (ran.logs, ran.log_truncated);
         report.instantiate_us = ran.instantiate_us;
+        report.secrets_read = ran.state.secrets_read.iter().cloned().collect();
         // The store is gone, so no request task can still be writing.
         drop(ran.state);
         let net = net.finish();

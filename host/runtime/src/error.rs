@@ -138,6 +138,17 @@ impl Failure {
         )
     }
 
+    /// Whether the failure is the plugin's own doing (a trap, a timeout,
+    /// memory, a fatal error, an invalid output...): what a circuit breaker
+    /// counts. A `retryable` the plugin returned (it is waiting for
+    /// something), an input it rejected, a busy or failing host are not.
+    pub fn is_plugin_fault(&self) -> bool {
+        !matches!(
+            self,
+            Failure::InvalidInput(_) | Failure::Retryable(_) | Failure::Busy | Failure::Host(_)
+        )
+    }
+
     /// A short stable name of the variant, for metrics and lineage.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -388,6 +388,9 @@ pub(crate) struct CallState {
     pub log: SharedLog,
     tenant: String,
     config: Arc<BTreeMap<String, String>>,
+    secret_keys: Arc<std::collections::BTreeSet<String>>,
+    /// The secret keys the guest read.
+    pub secrets_read: std::collections::BTreeSet<String>,
     host: Arc<dyn HostApi>,
     allowed_effects: Vec<String>,
     max_effect_calls: u32,
@@ -402,6 +405,7 @@ pub(crate) struct CallSetup {
     pub limits: Limits,
     pub tenant: String,
     pub config: Arc<BTreeMap<String, String>>,
+    pub secret_keys: Arc<std::collections::BTreeSet<String>>,
     pub host: Arc<dyn HostApi>,
     pub allowed_effects: Vec<String>,
     pub seed: u64,
@@ -448,6 +452,8 @@ impl CallState {
             log,
             tenant: setup.tenant,
             config: setup.config,
+            secret_keys: setup.secret_keys,
+            secrets_read: std::collections::BTreeSet::new(),
             host: setup.host,
             allowed_effects: setup.allowed_effects,
             max_effect_calls: limits.max_effect_calls,
@@ -501,7 +507,11 @@ impl host::Host for CallState {
     }
 
     async fn config(&mut self, key: String) -> Option<String> {
-        self.config.get(&key).cloned()
+        let value = self.config.get(&key).cloned();
+        if value.is_some() && self.secret_keys.contains(&key) && !self.secrets_read.contains(&key) {
+            self.secrets_read.insert(key);
+        }
+        value
     }
 
     async fn get_blob(&mut self, id: String) -> Result<Option<types::Blob>, types::Error> {

@@ -33,10 +33,15 @@ pub(crate) struct Secrets {
 }
 
 impl Secrets {
-    pub fn from_config(config: &BTreeMap<String, String>) -> Self {
+    /// The values of `config` under `secret_keys` and under keys that look
+    /// like secrets.
+    pub fn from_config(
+        config: &BTreeMap<String, String>,
+        secret_keys: &std::collections::BTreeSet<String>,
+    ) -> Self {
         let mut values: Vec<String> = config
             .iter()
-            .filter(|(k, v)| !v.is_empty() && is_secret_key(k))
+            .filter(|(k, v)| !v.is_empty() && (secret_keys.contains(*k) || is_secret_key(k)))
             .map(|(_, v)| v.clone())
             .collect();
         values.sort_by_key(|v| std::cmp::Reverse(v.len()));
@@ -190,7 +195,7 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        Secrets::from_config(&config)
+        Secrets::from_config(&config, &Default::default())
     }
 
     #[test]

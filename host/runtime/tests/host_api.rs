@@ -42,6 +42,7 @@ async fn an_allowed_effect_is_served_and_recorded() {
         host: Arc::new(host.clone()),
         allowed_effects: vec!["llm".into()],
         seed: 7,
+        ..CallContext::default()
     };
     let report = runtime.call(&plugin, text_event("Short text."), ctx).await;
     assert_eq!(json(&report)["text"], "A much longer text, with detail.");
@@ -71,6 +72,7 @@ async fn a_declared_effect_the_caller_did_not_allow_is_denied() {
         host: Arc::new(host.clone()),
         allowed_effects: vec![],
         seed: 0,
+        ..CallContext::default()
     };
     let report = runtime.call(&plugin, text_event("Short text."), ctx).await;
     assert_eq!(
@@ -94,6 +96,7 @@ async fn guest_errors_keep_their_kind() {
         host: Arc::new(host),
         allowed_effects: vec!["llm".into()],
         seed: 0,
+        ..CallContext::default()
     };
     let report = runtime.call(&plugin, text_event("Short text."), ctx).await;
     let failure = report.result.unwrap_err();

@@ -13,7 +13,7 @@
 
 use crate::model::{
     BlobId, BlobMeta, Cost, Digest, EffectCall, Event, GuestLog, Job, JobId, JobState, LogLevel,
-    LogLine, Producer,
+    LogLine, Producer, SecretUse,
 };
 
 /// First byte of a binary record (a JSON record starts with `{`).
@@ -267,6 +267,13 @@ impl Binary for Producer {
             call.put(out);
         }
         put_opt_id(out, self.reused_from.map(JobId::key));
+        // Last, so records written before it decode with no secrets.
+        put_u64(out, self.secrets.len() as u64);
+        for used in &self.secrets {
+            put_str(out, &used.plugin);
+            put_str(out, &used.name);
+            put_u32(out, used.version);
+        }
     }
 
     fn take(r: &mut Reader<'_>) -> Option<Self> {
@@ -280,6 +287,17 @@ impl Binary for Producer {
             cost: Cost::take(r)?,
             effect_calls: r.list(EffectCall::take)?,
             reused_from: r.opt_id()?.map(JobId::from_key),
+            secrets: if r.0.is_empty() {
+                Vec::new()
+            } else {
+                r.list(|r| {
+                    Some(SecretUse {
+                        plugin: r.string()?,
+                        name: r.string()?,
+                        version: r.u32()?,
+                    })
+                })?
+            },
         })
     }
 }
@@ -504,6 +522,11 @@ mod tests {
                 outcome: crate::model::EffectOutcome::Failed("timeout: 2s".into()),
             }],
             reused_from: Some(JobId::generate()),
+            secrets: vec![SecretUse {
+                plugin: "llm".into(),
+                name: "api_key".into(),
+                version: 3,
+            }],
         }
     }
 
@@ -600,8 +623,17 @@ mod tests {
 
     #[test]
     fn truncated_or_padded_records_are_refused() {
-        let bytes = to_vec(&meta(Some(producer())));
-        for n in 0..bytes.len() {
+        let m = meta(Some(producer()));
+        let bytes = to_vec(&m);
+        // A record written before producers listed the secrets they read
+        // ends where that list begins: it decodes, with none.
+        let mut before = m.clone();
+        if let Some(p) = before.producer.as_mut() {
+            p.secrets.clear();
+        }
+        let old_len = to_vec(&before).len() - 1;
+        assert_eq!(from_slice::<BlobMeta>(&bytes[..old_len]), Some(before));
+        for n in (0..bytes.len()).filter(|n| *n != old_len) {
             assert!(
                 from_slice::<BlobMeta>(&bytes[..n]).is_none(),
                 "prefix of {n} bytes"

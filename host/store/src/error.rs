@@ -139,6 +139,42 @@ pub enum StoreError {
     /// A token with the same hash exists.
     #[error("a token with this hash already exists")]
     TokenConflict,
+    /// No such tenant, or it was deleted.
+    #[error("tenant `{id}` not found")]
+    TenantNotFound {
+        /// The tenant id.
+        id: String,
+    },
+    /// A tenant with this id exists (or existed: ids are never reused).
+    #[error("tenant `{id}` already exists{}", if *.deleted { " (it was deleted; tenant ids are never reused)" } else { "" })]
+    TenantExists {
+        /// The tenant id.
+        id: String,
+        /// Whether the existing tenant was deleted.
+        deleted: bool,
+    },
+    /// The plugin name belongs to another owner (the platform or a tenant).
+    #[error("the plugin name `{name}` is taken by another owner")]
+    PluginNameTaken {
+        /// The plugin name.
+        name: String,
+    },
+    /// A sealed secret could not be re-encrypted; nothing was changed.
+    #[error("cannot re-encrypt secret {secret}: {reason}")]
+    Reseal {
+        /// tenant/plugin/name and version.
+        secret: String,
+        /// Why.
+        reason: String,
+    },
+    /// The installation has no such secret.
+    #[error("secret `{name}` of plugin {plugin} is not set")]
+    SecretNotFound {
+        /// The plugin name.
+        plugin: String,
+        /// The secret's config key.
+        name: String,
+    },
 }
 
 /// Shorthand for results of store operations.

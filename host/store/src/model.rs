@@ -58,6 +58,23 @@ pub struct Producer {
     /// Set when the outputs were copied from an earlier identical run
     /// instead of running again.
     pub reused_from: Option<JobId>,
+    /// The installation secrets the run read (names and versions, never
+    /// values), its own and those of the effects it called.
+    #[serde(default)]
+    pub secrets: Vec<SecretUse>,
+}
+
+/// One secret a run read: which plugin's installation, which name, which
+/// version. Never the value.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SecretUse {
+    /// The plugin whose installation holds the secret (the processor, or an
+    /// effect it called).
+    pub plugin: String,
+    /// The secret's config key.
+    pub name: String,
+    /// The version read.
+    pub version: u32,
 }
 
 /// A blob to ingest.
@@ -222,6 +239,8 @@ pub struct Completion {
     /// would pass it dead-letters the job instead, storing nothing of it.
     /// `None`: no budget.
     pub max_tree_blobs: Option<u64>,
+    /// The secrets the run read, recorded in each output's producer.
+    pub secrets: Vec<SecretUse>,
 }
 
 /// What [`Store::complete_job_and_claim`](crate::Store::complete_job_and_claim) did.
@@ -417,10 +436,159 @@ pub struct PluginRecord {
     pub digest: Digest,
     /// Whether routing sends it events.
     pub enabled: bool,
-    /// Operator-set config, read by the plugin through `config(key)`.
+    /// Config of stores before installations (format 4 and earlier). The
+    /// engine moves it into each tenant's installation when it opens the
+    /// store and leaves this empty; nothing reads it otherwise.
+    #[serde(default)]
     pub config: BTreeMap<String, String>,
     /// When it was uploaded.
     pub created_at: u64,
+    /// The tenant that uploaded it and alone sees and runs it; `None` for
+    /// a global plugin (the operator's).
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Which tenants a global plugin is installed for by default.
+    #[serde(default)]
+    pub install: InstallPolicy,
+}
+
+/// Which tenants a global plugin version runs for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstallPolicy {
+    /// Installed for every tenant unless the tenant opts out.
+    #[default]
+    All,
+    /// Installed only for the tenants that opt in.
+    OptIn,
+}
+
+impl InstallPolicy {
+    /// The policy's name on the wire (`all`, `opt-in`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstallPolicy::All => "all",
+            InstallPolicy::OptIn => "opt-in",
+        }
+    }
+}
+
+/// A tenant: the unit of isolation. Every blob, job, token, installation
+/// and audit entry belongs to one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantRecord {
+    /// Its id (one NATS subject token).
+    pub id: String,
+    /// A label for people.
+    pub name: String,
+    /// When it was created.
+    pub created_at: u64,
+    /// When it was deleted. A deleted tenant keeps its record so its id is
+    /// never given to someone else (who would inherit its blobs).
+    #[serde(default)]
+    pub deleted_at: Option<u64>,
+}
+
+/// What deleting a tenant removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TenantDeleted {
+    /// Its tokens, revoked.
+    pub tokens: usize,
+    /// Its installations, with their configs and secrets.
+    pub installations: usize,
+    /// Its own plugin versions, disabled.
+    pub plugins: usize,
+}
+
+/// A plugin as one tenant runs it: the tenant's enabled flag, config,
+/// secrets and health. Keyed by (tenant, plugin name), so it carries over
+/// to the plugin's next version.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Installation {
+    /// The tenant.
+    pub tenant: String,
+    /// The plugin name.
+    pub plugin: String,
+    /// Whether the tenant runs it.
+    pub enabled: bool,
+    /// Plain config values, read by the plugin through `config(key)`.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    /// The secrets: each name's current version (the values are sealed
+    /// in their own table).
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretState>,
+    /// Set while the circuit breaker holds it paused.
+    #[serde(default)]
+    pub paused: Option<Pause>,
+    /// When it was first written.
+    pub created_at: u64,
+    /// When it last changed.
+    pub updated_at: u64,
+}
+
+/// A secret's state in an installation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretState {
+    /// The newest version written (kept after deletion, so a version
+    /// number never names two values).
+    pub version: u32,
+    /// Whether it currently has a value.
+    pub set: bool,
+    /// When it last changed.
+    pub updated_at: u64,
+}
+
+/// Why and until when an installation is paused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    /// What the breaker saw.
+    pub reason: String,
+    /// The plugin version that failed.
+    pub version: String,
+    /// When it paused.
+    pub since: u64,
+    /// When one job may run again as a probe.
+    pub probe_at: u64,
+    /// The wait before this probe; doubled (up to a cap) each time a probe fails.
+    pub backoff_ms: u64,
+}
+
+/// A change to one installation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InstallationChange {
+    /// Sets the tenant's enabled flag.
+    Enabled(bool),
+    /// Replaces the plain config.
+    Config(BTreeMap<String, String>),
+    /// Writes a secret's next version, keeping the older versions in
+    /// `keep` (jobs still use them) and deleting the rest.
+    SetSecret {
+        /// The config key.
+        name: String,
+        /// The sealed value (the store never sees it in the clear).
+        sealed: Vec<u8>,
+        /// Older versions still in use.
+        keep: Vec<u32>,
+    },
+    /// Removes a secret's value (all versions not in `keep`).
+    DeleteSecret {
+        /// The config key.
+        name: String,
+        /// Older versions still in use.
+        keep: Vec<u32>,
+    },
+    /// Deletes a secret's versions that are neither current nor in `keep`.
+    PruneSecret {
+        /// The config key.
+        name: String,
+        /// Versions still in use.
+        keep: Vec<u32>,
+    },
+    /// Pauses it (a `plugin.paused.<name>` event on the tenant's stream).
+    Pause(Pause),
+    /// Resumes it (a `plugin.resumed.<name>` event).
+    Resume,
 }
 
 /// What a plugin write did: the version's record as stored, and the other
@@ -439,7 +607,11 @@ pub struct PluginChange {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
-    /// Operator: plugins, schemas, tokens.
+    /// The platform: global plugins and schemas, tenants, every token, the
+    /// whole audit log.
+    Operator,
+    /// A tenant's administrator: its tokens, installations, configs,
+    /// secrets, dead letters and audit.
     Admin,
     /// Create and read blobs.
     Writer,
@@ -477,11 +649,20 @@ pub struct TokenRecord {
     pub created_at: u64,
 }
 
-/// An operator action to record.
+fn ok() -> String {
+    "ok".to_owned()
+}
+
+/// An operator or tenant-admin action to record.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NewAudit {
-    /// Who acted (token id or `system`).
+    /// Who acted (token id, `engine` or `system`).
     pub actor: String,
+    /// The tenant acted on; `None` for the platform (global plugins and
+    /// schemas), which only the operator reads.
+    pub tenant: Option<String>,
+    /// How it ended; empty is recorded as `ok`.
+    pub outcome: String,
     /// What they did, e.g. `plugin.upload`.
     pub action: String,
     /// What they did it to, e.g. `text-expand@1.2.0`.
@@ -499,6 +680,12 @@ pub struct AuditEntry {
     pub at: u64,
     /// Who acted.
     pub actor: String,
+    /// The tenant acted on; `None` for the platform.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// How it ended (`ok`, or what went wrong).
+    #[serde(default = "ok")]
+    pub outcome: String,
     /// What they did.
     pub action: String,
     /// What they did it to.

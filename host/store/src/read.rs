@@ -567,13 +567,102 @@ pub(crate) fn list_audit(
     txn: &ReadTransaction,
     after: u64,
     limit: usize,
+    tenant: Option<&str>,
 ) -> Result<Vec<AuditEntry>> {
     let limit = clamp_limit(limit);
     let t = txn.open_table(AUDIT)?;
-    t.range::<u64>((Bound::Excluded(after), Bound::Unbounded))?
-        .take(limit)
-        .map(|e| decode("audit entry", e?.1.value()))
-        .collect()
+    let Some(tenant) = tenant else {
+        return t
+            .range::<u64>((Bound::Excluded(after), Bound::Unbounded))?
+            .take(limit)
+            .map(|e| decode("audit entry", e?.1.value()))
+            .collect();
+    };
+    let index = txn.open_table(AUDIT_BY_TENANT)?;
+    let mut out = Vec::new();
+    let start = (tenant, after.saturating_add(1));
+    for entry in index.range(start..=(tenant, u64::MAX))?.take(limit) {
+        let (k, _) = entry?;
+        if let Some(v) = t.get(k.value().1)? {
+            out.push(decode("audit entry", v.value())?);
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn get_tenant(txn: &ReadTransaction, id: &str) -> Result<Option<TenantRecord>> {
+    let t = txn.open_table(TENANTS)?;
+    t.get(id)?.map(|v| decode("tenant", v.value())).transpose()
+}
+
+pub(crate) fn list_tenants(txn: &ReadTransaction) -> Result<Vec<TenantRecord>> {
+    let t = txn.open_table(TENANTS)?;
+    t.iter()?.map(|e| decode("tenant", e?.1.value())).collect()
+}
+
+pub(crate) fn get_installation(
+    txn: &ReadTransaction,
+    tenant: &str,
+    plugin: &str,
+) -> Result<Option<Installation>> {
+    let t = txn.open_table(INSTALLATIONS)?;
+    t.get((tenant, plugin))?
+        .map(|v| decode("installation", v.value()))
+        .transpose()
+}
+
+pub(crate) fn list_installations(
+    txn: &ReadTransaction,
+    tenant: Option<&str>,
+) -> Result<Vec<Installation>> {
+    let t = txn.open_table(INSTALLATIONS)?;
+    let mut out = Vec::new();
+    let range = match tenant {
+        Some(tenant) => t.range((tenant, "")..)?,
+        None => t.range::<(&str, &str)>(..)?,
+    };
+    for entry in range {
+        let (k, v) = entry?;
+        if tenant.is_some_and(|tenant| k.value().0 != tenant) {
+            break;
+        }
+        out.push(decode("installation", v.value())?);
+    }
+    Ok(out)
+}
+
+pub(crate) fn get_secret(
+    txn: &ReadTransaction,
+    tenant: &str,
+    plugin: &str,
+    name: &str,
+    version: u32,
+) -> Result<Option<Vec<u8>>> {
+    let t = txn.open_table(SECRETS)?;
+    Ok(t.get((tenant, plugin, name, version))?
+        .map(|v| v.value().to_vec()))
+}
+
+#[allow(clippy::type_complexity)]
+pub(crate) fn list_sealed_secrets(
+    txn: &ReadTransaction,
+) -> Result<Vec<((String, String, String, u32), Vec<u8>)>> {
+    let t = txn.open_table(SECRETS)?;
+    let mut out = Vec::new();
+    for entry in t.iter()? {
+        let (k, v) = entry?;
+        let (tenant, plugin, name, version) = k.value();
+        out.push((
+            (
+                tenant.to_owned(),
+                plugin.to_owned(),
+                name.to_owned(),
+                version,
+            ),
+            v.value().to_vec(),
+        ));
+    }
+    Ok(out)
 }
 
 fn counter(txn: &ReadTransaction, name: &str) -> Result<u64> {

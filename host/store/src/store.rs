@@ -617,9 +617,140 @@ impl Store {
         self.submit(ops::AppendAudit { entry }).await
     }
 
-    /// Up to `limit` audit entries after sequence `after`, oldest first.
-    pub fn list_audit(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>> {
-        read::list_audit(&self.read()?, after, limit)
+    /// Up to `limit` audit entries after sequence `after`, oldest first:
+    /// every entry, or only those about `tenant`.
+    pub fn list_audit(
+        &self,
+        after: u64,
+        limit: usize,
+        tenant: Option<&str>,
+    ) -> Result<Vec<AuditEntry>> {
+        read::list_audit(&self.read()?, after, limit, tenant)
+    }
+
+    // ---- tenants and installations -----------------------------------------
+
+    /// Creates a tenant; an id in use (or used before: a deleted tenant's
+    /// id is never reused) is [`StoreError::TenantExists`].
+    pub async fn put_tenant(&self, id: &str, name: &str, audit: NewAudit) -> Result<TenantRecord> {
+        self.submit(ops::Audited {
+            op: ops::PutTenant {
+                id: id.to_owned(),
+                name: name.to_owned(),
+            },
+            audit,
+            describe: |_, _| true,
+        })
+        .await
+    }
+
+    /// Deletes a tenant in one transaction: its tokens are revoked, its
+    /// installations and secrets removed, its own plugins disabled, and its
+    /// record kept as a tombstone. Its blobs stay (unreachable by any
+    /// token: no tenant can take its id again).
+    pub async fn delete_tenant(&self, id: &str, audit: NewAudit) -> Result<TenantDeleted> {
+        self.submit(ops::Audited {
+            op: ops::DeleteTenant { id: id.to_owned() },
+            audit,
+            describe: |done: &TenantDeleted, entry| {
+                append_detail(
+                    entry,
+                    &format!(
+                        "{} tokens revoked, {} installations removed, {} plugin versions disabled",
+                        done.tokens, done.installations, done.plugins
+                    ),
+                );
+                true
+            },
+        })
+        .await
+    }
+
+    /// A tenant's record, deleted or not.
+    pub fn get_tenant(&self, id: &str) -> Result<Option<TenantRecord>> {
+        read::get_tenant(&self.read()?, id)
+    }
+
+    /// Every tenant record (deleted ones included), by id.
+    pub fn list_tenants(&self) -> Result<Vec<TenantRecord>> {
+        read::list_tenants(&self.read()?)
+    }
+
+    /// Changes one tenant's installation of plugin `plugin` (creating its
+    /// record, enabled as `default_enabled` says, when it has none), with
+    /// `audit` in the same transaction when given.
+    pub async fn update_installation(
+        &self,
+        tenant: &str,
+        plugin: &str,
+        default_enabled: bool,
+        change: InstallationChange,
+        audit: Option<NewAudit>,
+    ) -> Result<Installation> {
+        let op = ops::UpdateInstallation {
+            tenant: tenant.to_owned(),
+            plugin: plugin.to_owned(),
+            default_enabled,
+            change,
+        };
+        match audit {
+            Some(audit) => {
+                self.submit(ops::Audited {
+                    op,
+                    audit,
+                    describe: |_, _| true,
+                })
+                .await
+            }
+            None => self.submit(op).await,
+        }
+    }
+
+    /// One tenant's installation record of a plugin, if it has one.
+    pub fn get_installation(&self, tenant: &str, plugin: &str) -> Result<Option<Installation>> {
+        read::get_installation(&self.read()?, tenant, plugin)
+    }
+
+    /// Every installation record (of one tenant, or all).
+    pub fn list_installations(&self, tenant: Option<&str>) -> Result<Vec<Installation>> {
+        read::list_installations(&self.read()?, tenant)
+    }
+
+    /// A secret's sealed value at `version`, if kept.
+    pub fn get_secret(
+        &self,
+        tenant: &str,
+        plugin: &str,
+        name: &str,
+        version: u32,
+    ) -> Result<Option<Vec<u8>>> {
+        read::get_secret(&self.read()?, tenant, plugin, name, version)
+    }
+
+    /// Every sealed secret value, with its key (for checks and tests).
+    #[allow(clippy::type_complexity)]
+    pub fn list_sealed_secrets(&self) -> Result<Vec<((String, String, String, u32), Vec<u8>)>> {
+        read::list_sealed_secrets(&self.read()?)
+    }
+
+    /// Replaces every sealed secret with its re-encryption under a new
+    /// master key, in one transaction: `values` holds each secret's key,
+    /// the sealed bytes it was read with and the new ones. A secret added,
+    /// removed or changed since it was read refuses the whole operation
+    /// ([`StoreError::Reseal`]); nothing is changed then. Returns how many
+    /// it replaced.
+    #[allow(clippy::type_complexity)]
+    pub async fn reseal_secrets(
+        &self,
+        values: Vec<((String, String, String, u32), Vec<u8>, Vec<u8>)>,
+    ) -> Result<usize> {
+        self.submit(ops::ResealSecrets { values }).await
+    }
+
+    /// Puts a running job back in the queue until `due_at` without
+    /// counting an attempt; `note` becomes its last error.
+    pub async fn defer_job(&self, job: JobId, due_at: u64, note: String) -> Result<Job> {
+        self.submit(ops::DeferJob { job, due_at, note }).await
     }
 
     // ---- health ------------------------------------------------------------
@@ -721,6 +852,61 @@ fn count_trees(txn: &redb::WriteTransaction) -> Result<()> {
     Ok(())
 }
 
+/// Format 5: a tenant record for every tenant that tokens or blobs name,
+/// and `admin` tokens (the operator's, before tenant admins existed)
+/// become `operator` tokens. Runs in the transaction that raises the
+/// version.
+fn make_tenants(txn: &redb::WriteTransaction) -> Result<()> {
+    use crate::tables::{BLOBS_BY_TENANT, TENANTS, TOKENS, decode, encode};
+    use redb::ReadableTable;
+    let mut tenants = std::collections::BTreeSet::new();
+    let mut promoted = Vec::new();
+    for entry in txn.open_table(TOKENS)?.iter()? {
+        let (_, v) = entry?;
+        let mut token: TokenRecord = decode("token", v.value())?;
+        tenants.insert(token.tenant.clone());
+        if token.role == Role::Admin {
+            token.role = Role::Operator;
+            promoted.push(token);
+        }
+    }
+    {
+        let mut table = txn.open_table(TOKENS)?;
+        for token in &promoted {
+            table.insert(token.id.key(), encode("token", token)?.as_slice())?;
+        }
+    }
+    // The blob index is ordered by tenant: jump from one tenant to the next.
+    {
+        let by_tenant = txn.open_table(BLOBS_BY_TENANT)?;
+        let mut from = String::new();
+        loop {
+            let next = by_tenant
+                .range((from.as_str(), 0, 0)..)?
+                .next()
+                .transpose()?
+                .map(|(k, _)| k.value().0.to_owned());
+            let Some(tenant) = next else { break };
+            from = format!("{tenant}\0");
+            tenants.insert(tenant);
+        }
+    }
+    let now = crate::now_ms();
+    let mut table = txn.open_table(TENANTS)?;
+    for id in tenants {
+        if table.get(id.as_str())?.is_none() {
+            let record = TenantRecord {
+                id: id.clone(),
+                name: id.clone(),
+                created_at: now,
+                deleted_at: None,
+            };
+            table.insert(id.as_str(), encode("tenant", &record)?.as_slice())?;
+        }
+    }
+    Ok(())
+}
+
 /// Creates missing tables and checks (or writes) the format version,
 /// migrating an older file first.
 fn init(db: &Database) -> Result<()> {
@@ -756,6 +942,9 @@ fn init(db: &Database) -> Result<()> {
         txn.delete_table(crate::tables::IDEMPOTENCY_V2)?;
         if found < 4 {
             count_trees(&txn)?;
+        }
+        if found < 5 {
+            make_tenants(&txn)?;
         }
         txn.open_table(META)?.insert(META_FORMAT, FORMAT_VERSION)?;
         txn.commit()?;

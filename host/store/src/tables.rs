@@ -33,7 +33,14 @@ use crate::error::{Result, StoreError};
 ///   input when absent) and [`TREES`] counts each tree's derived blobs.
 ///   Nothing is rewritten; the version is raised so a format 3 build, which
 ///   would reject the longer job records, refuses the file instead.
-pub(crate) const FORMAT_VERSION: u64 = 4;
+/// - 5: tenants are records ([`TENANTS`]); a plugin runs for a tenant
+///   through its [`INSTALLATIONS`] record, with sealed [`SECRETS`];
+///   producers end with the secrets the run read; audit entries name their
+///   tenant ([`AUDIT_BY_TENANT`]). Opening a format 4 file makes a tenant
+///   record for every tenant its tokens and blobs name and turns its
+///   `admin` tokens into `operator` tokens (admin now means a tenant's
+///   administrator).
+pub(crate) const FORMAT_VERSION: u64 = 5;
 /// Key of the format version in [`META`].
 pub(crate) const META_FORMAT: &str = "format";
 
@@ -177,6 +184,18 @@ pub(crate) const TOKENS_BY_HASH: TableDefinition<'static, &str, u128> =
     TableDefinition::new("tokens_by_hash");
 /// seq → JSON [`AuditEntry`](crate::AuditEntry).
 pub(crate) const AUDIT: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("audit");
+/// (tenant, seq) → (): the audit entries about one tenant.
+pub(crate) const AUDIT_BY_TENANT: TableDefinition<'static, (&str, u64), ()> =
+    TableDefinition::new("audit_by_tenant");
+/// Tenant id → JSON [`TenantRecord`](crate::TenantRecord).
+pub(crate) const TENANTS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("tenants");
+/// (tenant, plugin name) → JSON [`Installation`](crate::Installation).
+pub(crate) const INSTALLATIONS: TableDefinition<'static, (&str, &str), &[u8]> =
+    TableDefinition::new("installations");
+/// (tenant, plugin name, secret name, version) → the sealed value (the
+/// engine's vault encrypts it; the store never sees it in the clear).
+pub(crate) const SECRETS: TableDefinition<'static, (&str, &str, &str, u32), &[u8]> =
+    TableDefinition::new("secrets");
 /// (job id, attempt) → binary [`JobLog`](crate::JobLog): what the guest
 /// logged in that attempt (only attempts that logged something).
 pub(crate) const JOB_LOGS: TableDefinition<'static, (u128, u32), &[u8]> =

@@ -88,6 +88,10 @@ lazy_tables! {
     audit: Table<'t, u64, &'static [u8]> = open_table(AUDIT);
     job_logs: Table<'t, (u128, u32), &'static [u8]> = open_table(JOB_LOGS);
     trees: Table<'t, u128, u64> = open_table(TREES);
+    audit_by_tenant: Table<'t, (&'static str, u64), ()> = open_table(AUDIT_BY_TENANT);
+    tenants: Table<'t, &'static str, &'static [u8]> = open_table(TENANTS);
+    installations: Table<'t, (&'static str, &'static str), &'static [u8]> = open_table(INSTALLATIONS);
+    secrets: Table<'t, (&'static str, &'static str, &'static str, u32), &'static [u8]> = open_table(SECRETS);
 }
 
 impl Tx<'_> {

@@ -760,7 +760,7 @@ async fn a_store_reopens_with_everything_and_refuses_a_newer_format() {
             err,
             StoreError::UnsupportedFormat {
                 found: 99,
-                supported: 4
+                supported: 5
             }
         ),
         "{err}"
@@ -815,7 +815,7 @@ async fn a_format_1_file_with_json_records_opens_and_is_upgraded() {
 
     let db = redb::Database::open(&path).unwrap();
     let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
-    assert_eq!(format_of(&txn), 4);
+    assert_eq!(format_of(&txn), 5);
 }
 
 #[tokio::test]
@@ -894,7 +894,7 @@ async fn a_format_2_idempotency_record_is_rekeyed_when_the_file_opens() {
 
     let db = redb::Database::open(&path).unwrap();
     let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
-    assert_eq!(format_of(&txn), 4);
+    assert_eq!(format_of(&txn), 5);
     let names: Vec<String> = txn
         .list_tables()
         .unwrap()
@@ -1049,5 +1049,80 @@ async fn a_format_3_file_has_its_trees_counted_when_it_opens() {
     drop(store);
     let db = redb::Database::open(&path).unwrap();
     let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
-    assert_eq!(format_of(&txn), 4);
+    assert_eq!(format_of(&txn), 5);
+}
+
+#[tokio::test]
+async fn a_format_4_file_gets_tenant_records_and_its_admin_tokens_become_operators() {
+    use reyna_store::{NewAudit, NewToken, Role};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reyna.redb");
+    {
+        let store = reyna_store::Store::open(&path).unwrap();
+        store
+            .put_tenant("default", "Default", NewAudit::default())
+            .await
+            .unwrap();
+        for (role, name) in [(Role::Admin, "ops"), (Role::Writer, "app")] {
+            let token = NewToken {
+                tenant: "default".into(),
+                role,
+                name: name.into(),
+                hash: format!("hash-{name}"),
+            };
+            store.put_token(token, NewAudit::default()).await.unwrap();
+        }
+        // A tenant known only from its blobs (format 4 had no tenant records).
+        let mut theirs = new_blob("t-v1", b"{}");
+        theirs.tenant = "globex".into();
+        store.create_blob(theirs, vec![]).await.unwrap();
+    }
+    // As format 4 left it: no tenant records.
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        set_format(&txn, 4);
+        let tenants: redb::TableDefinition<'static, &str, &[u8]> =
+            redb::TableDefinition::new("tenants");
+        assert!(txn.delete_table(tenants).unwrap());
+        txn.commit().unwrap();
+    }
+    let store = reyna_store::Store::open(&path).unwrap();
+    let mut ids: Vec<String> = store
+        .list_tenants()
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["default", "globex"]);
+    let roles: std::collections::BTreeMap<String, Role> = store
+        .list_tokens(None)
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.name, t.role))
+        .collect();
+    assert_eq!(roles["ops"], Role::Operator, "admin meant operator before");
+    assert_eq!(roles["app"], Role::Writer);
+    assert!(store.check().unwrap().problems.is_empty());
+    // Tokens of the migrated tenants can be made; of unknown ones not.
+    let token = |tenant: &str| NewToken {
+        tenant: tenant.into(),
+        role: Role::Reader,
+        name: "r".into(),
+        hash: format!("hash-r-{tenant}"),
+    };
+    store
+        .put_token(token("globex"), NewAudit::default())
+        .await
+        .unwrap();
+    let err = store
+        .put_token(token("initech"), NewAudit::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::TenantNotFound { .. }), "{err}");
+    drop(store);
+    let db = redb::Database::open(&path).unwrap();
+    let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+    assert_eq!(format_of(&txn), 5);
 }

@@ -18,13 +18,13 @@ fn audit(action: &str, target: &str) -> NewAudit {
         actor: "admin".to_owned(),
         action: action.to_owned(),
         target: target.to_owned(),
-        detail: String::new(),
+        ..NewAudit::default()
     }
 }
 
 fn actions(store: &Store) -> Vec<(String, String)> {
     store
-        .list_audit(0, 1000)
+        .list_audit(0, 1000, None)
         .unwrap()
         .into_iter()
         .map(|e| (e.action, e.target))
@@ -97,6 +97,8 @@ fn plugin(version: &str, digest: Digest) -> PluginRecord {
         enabled: false,
         config: BTreeMap::new(),
         created_at: 1,
+        owner: None,
+        install: reyna_store::InstallPolicy::All,
     }
 }
 
@@ -265,6 +267,18 @@ async fn tokens_are_found_by_hash_and_can_be_deleted() {
         hash: hash.to_owned(),
     };
     let create = || audit("token.create", "");
+    // A token belongs to a tenant that exists.
+    let err = store
+        .put_token(token(TENANT, "h1"), create())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::TenantNotFound { .. }), "{err}");
+    for tenant in [TENANT, "globex"] {
+        store
+            .put_tenant(tenant, tenant, audit("tenant.create", tenant))
+            .await
+            .unwrap();
+    }
     let a = store
         .put_token(token(TENANT, "h1"), create())
         .await
@@ -290,6 +304,8 @@ async fn tokens_are_found_by_hash_and_can_be_deleted() {
     assert_eq!(
         actions(&store),
         [
+            ("tenant.create".to_owned(), TENANT.to_owned()),
+            ("tenant.create".to_owned(), "globex".to_owned()),
             ("token.create".to_owned(), a.id.to_string()),
             ("token.create".to_owned(), b.id.to_string()),
             ("token.delete".to_owned(), a.id.to_string()),
@@ -307,13 +323,13 @@ async fn audit_log_appends_in_order() {
                 actor: "admin".to_owned(),
                 action: action.to_owned(),
                 target: "text-expand@1.2.0".to_owned(),
-                detail: String::new(),
+                ..NewAudit::default()
             })
             .await
             .unwrap();
     }
-    let all = store.list_audit(0, 10).unwrap();
+    let all = store.list_audit(0, 10, None).unwrap();
     assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
     assert_eq!(all[1].action, "plugin.enable");
-    assert_eq!(store.list_audit(2, 10).unwrap().len(), 1);
+    assert_eq!(store.list_audit(2, 10, None).unwrap().len(), 1);
 }

@@ -124,8 +124,8 @@ pub(crate) async fn get(
     }
 }
 
-/// A page of dead letters, oldest first: the caller's tenant's, or for an
-/// admin every tenant's (or `tenant=`'s).
+/// A page of dead letters, oldest first: the caller's tenant's, or for the
+/// operator every tenant's (or `tenant=`'s).
 #[utoipa::path(get, path = "/v1/dead-letters", tag = "jobs", security(("bearer" = [])),
     params(ListDeadLetters),
     responses(
@@ -138,19 +138,7 @@ pub(crate) async fn dead_letters(
     QueryParams(q): QueryParams<ListDeadLetters>,
 ) -> ApiResult<Json<DeadLetterPage>> {
     let limit = page_size(&state, q.limit)?;
-    let tenant = if caller.is_admin() {
-        q.tenant
-    } else {
-        if q.tenant
-            .as_ref()
-            .is_some_and(|t| t != caller.tenant.as_str())
-        {
-            return Err(ApiError::Forbidden(
-                "only admins may list another tenant's dead letters".into(),
-            ));
-        }
-        Some(caller.tenant.to_string())
-    };
+    let tenant = caller.tenant_filter(q.tenant)?;
     let tenant = tenant
         .map(|t| TenantId::parse(&t))
         .transpose()
@@ -162,7 +150,8 @@ pub(crate) async fn dead_letters(
     }))
 }
 
-/// Replay a dead letter (admin): its job runs again as the next attempt.
+/// Replay a dead letter (its tenant's admin, or the operator): its job
+/// runs again as the next attempt.
 #[utoipa::path(post, path = "/v1/dead-letters/{id}/replay", tag = "jobs", security(("bearer" = [])),
     params(("id" = String, Path, description = "Dead letter id")),
     responses(
@@ -178,7 +167,7 @@ pub(crate) async fn replay(
     dead_letter_id(&id)?;
     let job = state
         .engine()
-        .replay_dead_letter(&id, &caller.actor())
+        .replay_dead_letter(&id, caller.scope(), &caller.actor())
         .await?;
     Ok(Json(job.into()))
 }

@@ -12,6 +12,7 @@ pub(crate) mod jobs;
 pub(crate) mod ops;
 pub(crate) mod plugins;
 pub(crate) mod schemas;
+pub(crate) mod tenants;
 pub(crate) mod tokens;
 
 /// The page size asked for, or the default; refuses 0 and sizes over the maximum.

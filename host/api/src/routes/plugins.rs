@@ -3,19 +3,23 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use reyna_engine::EngineError;
+use reyna_engine::{EngineError, InstallPolicy};
 
 use crate::AppState;
 use crate::auth::{Admin, Reader};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{JsonBody, Path, WasmBody};
-use crate::wire::{Plugin, PluginConfig, PluginUploaded, PluginVersions};
+use crate::extract::{Path, QueryParams, WasmBody};
+use crate::wire::{Plugin, PluginUploaded, PluginVersions, UploadPlugin};
 
-/// Upload a plugin component (admin). The body is the `.wasm` file; its
-/// embedded manifest says what it is. The new version is enabled and older
-/// versions of the same name are disabled. Uploading the same bytes again
-/// is a no-op (200); every refusal stores nothing.
+/// Upload a plugin component. The body is the `.wasm` file; its embedded
+/// manifest says what it is. The operator uploads global plugins, installed
+/// for every tenant (`install=all`, tenants may opt out) or for those that
+/// opt in (`install=opt-in`); a tenant's admin uploads processors that only
+/// its tenant sees and runs. A name belongs to one owner. The new version
+/// is enabled and older versions of the same name are disabled. Uploading
+/// the same bytes again is a no-op (200); every refusal stores nothing.
 #[utoipa::path(post, path = "/v1/plugins", tag = "plugins", security(("bearer" = [])),
+    params(UploadPlugin),
     request_body(content = Vec<u8>, description = "The component bytes", content_type = "application/wasm"),
     responses(
         (status = 201, description = "Uploaded and enabled", body = PluginUploaded),
@@ -25,9 +29,29 @@ use crate::wire::{Plugin, PluginConfig, PluginUploaded, PluginVersions};
 pub(crate) async fn upload(
     Admin(caller): Admin,
     State(state): State<AppState>,
+    QueryParams(q): QueryParams<UploadPlugin>,
     WasmBody(bytes): WasmBody,
 ) -> ApiResult<(StatusCode, Json<PluginUploaded>)> {
-    let (view, created) = state.engine().upload_plugin(bytes, &caller.actor()).await?;
+    let install = match q.install.as_deref() {
+        None | Some("all") => InstallPolicy::All,
+        Some("opt-in") => InstallPolicy::OptIn,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid-query",
+                format!("install must be `all` or `opt-in`, got `{other}`"),
+            ));
+        }
+    };
+    if !caller.is_operator() && q.install.is_some() {
+        return Err(ApiError::bad_request(
+            "invalid-query",
+            "`install` is the operator's choice for global plugins; a tenant's own plugin is installed for its tenant only",
+        ));
+    }
+    let (view, created) = state
+        .engine()
+        .upload_plugin(bytes, caller.scope(), install, &caller.actor())
+        .await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -42,17 +66,21 @@ pub(crate) async fn upload(
     ))
 }
 
-/// Every plugin version with its state and counters.
+/// Every plugin version the caller sees (the operator: all; a tenant:
+/// global plugins and its own), with its state and counters.
 #[utoipa::path(get, path = "/v1/plugins", tag = "plugins", security(("bearer" = [])),
     responses(
         (status = 200, description = "Plugin versions", body = Vec<Plugin>),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
     ))]
-pub(crate) async fn list(_: Reader, State(state): State<AppState>) -> ApiResult<Json<Vec<Plugin>>> {
+pub(crate) async fn list(
+    Reader(caller): Reader,
+    State(state): State<AppState>,
+) -> ApiResult<Json<Vec<Plugin>>> {
     Ok(Json(
         state
             .engine()
-            .list_plugins()
+            .list_plugins(caller.scope())
             .into_iter()
             .map(Into::into)
             .collect(),
@@ -67,13 +95,13 @@ pub(crate) async fn list(_: Reader, State(state): State<AppState>) -> ApiResult<
         (status = "4XX", description = "Refused or not found", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn versions(
-    _: Reader,
+    Reader(caller): Reader,
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<PluginVersions>> {
     let mut versions: Vec<Plugin> = state
         .engine()
-        .list_plugins()
+        .list_plugins(caller.scope())
         .into_iter()
         .filter(|p| p.name == name)
         .map(Into::into)
@@ -93,17 +121,21 @@ pub(crate) async fn versions(
         (status = "4XX", description = "Refused or not found", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn get_version(
-    _: Reader,
+    Reader(caller): Reader,
     State(state): State<AppState>,
     Path((name, version)): Path<(String, String)>,
 ) -> ApiResult<Json<Plugin>> {
-    let view = state.engine().plugin(&name, &version).ok_or_else(|| {
-        ApiError::Engine(EngineError::PluginNotFound(format!("{name}@{version}")))
-    })?;
+    let view = state
+        .engine()
+        .plugin(&name, &version, caller.scope())
+        .ok_or_else(|| {
+            ApiError::Engine(EngineError::PluginNotFound(format!("{name}@{version}")))
+        })?;
     Ok(Json(view.into()))
 }
 
-/// Enable a version (admin); the name's other versions are disabled.
+/// Enable a version; the name's other versions are disabled. The
+/// operator's switch for global plugins; a tenant admin's for its own.
 #[utoipa::path(post, path = "/v1/plugins/{name}/{version}/enable", tag = "plugins", security(("bearer" = [])),
     params(("name" = String, Path, description = "Plugin name"), ("version" = String, Path, description = "Version")),
     responses(
@@ -118,13 +150,15 @@ pub(crate) async fn enable(
     Ok(Json(
         state
             .engine()
-            .set_plugin_enabled(&name, &version, true, &caller.actor())
+            .set_plugin_enabled(&name, &version, true, caller.scope(), &caller.actor())
             .await?
             .into(),
     ))
 }
 
-/// Disable a version (admin): it receives no new events.
+/// Disable a version: it receives no new events. The operator's switch
+/// for global plugins; a tenant admin's for its own (a tenant turns a
+/// global plugin off through its installation).
 #[utoipa::path(post, path = "/v1/plugins/{name}/{version}/disable", tag = "plugins", security(("bearer" = [])),
     params(("name" = String, Path, description = "Plugin name"), ("version" = String, Path, description = "Version")),
     responses(
@@ -139,31 +173,7 @@ pub(crate) async fn disable(
     Ok(Json(
         state
             .engine()
-            .set_plugin_enabled(&name, &version, false, &caller.actor())
-            .await?
-            .into(),
-    ))
-}
-
-/// Replace a version's operator config (admin): what the plugin reads with
-/// `config(key)`. Values are never shown back, only their digest.
-#[utoipa::path(put, path = "/v1/plugins/{name}/{version}/config", tag = "plugins", security(("bearer" = [])),
-    params(("name" = String, Path, description = "Plugin name"), ("version" = String, Path, description = "Version")),
-    request_body = PluginConfig,
-    responses(
-        (status = 200, description = "Config replaced", body = Plugin),
-        (status = "4XX", description = "Refused or not found", body = Problem, content_type = "application/problem+json"),
-    ))]
-pub(crate) async fn set_config(
-    Admin(caller): Admin,
-    State(state): State<AppState>,
-    Path((name, version)): Path<(String, String)>,
-    JsonBody(body): JsonBody<PluginConfig>,
-) -> ApiResult<Json<Plugin>> {
-    Ok(Json(
-        state
-            .engine()
-            .set_plugin_config(&name, &version, body.config, &caller.actor())
+            .set_plugin_enabled(&name, &version, false, caller.scope(), &caller.actor())
             .await?
             .into(),
     ))

@@ -7,12 +7,12 @@ use axum::http::{HeaderMap, StatusCode};
 use reyna_engine::EngineError;
 
 use crate::AppState;
-use crate::auth::{Admin, Reader};
+use crate::auth::{Operator, Reader};
 use crate::error::{ApiError, ApiResult, Problem, ProblemViolation};
 use crate::extract::{JsonBody, Path, read_body};
 use crate::wire::{CreateSchema, Schema, SchemaCreated, Validation};
 
-/// Register a JSON Schema (admin). Ids are immutable: the same document
+/// Register a JSON Schema (operator: schemas are global). Ids are immutable: the same document
 /// again is accepted (200), a different one under a taken id is 409.
 #[utoipa::path(post, path = "/v1/schemas", tag = "schemas", security(("bearer" = [])),
     request_body = CreateSchema,
@@ -22,7 +22,7 @@ use crate::wire::{CreateSchema, Schema, SchemaCreated, Validation};
         (status = "4XX", description = "Refused; nothing stored", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn create(
-    Admin(caller): Admin,
+    Operator(caller): Operator,
     State(state): State<AppState>,
     JsonBody(body): JsonBody<CreateSchema>,
 ) -> ApiResult<(StatusCode, Json<SchemaCreated>)> {

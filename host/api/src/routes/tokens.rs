@@ -10,9 +10,11 @@ use crate::AppState;
 use crate::auth::{Admin, generate_token, hash_token};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{JsonBody, Path, QueryParams};
-use crate::wire::{AuditEntry, CreateToken, ListAudit, Token, TokenCreated};
+use crate::wire::{AuditEntry, CreateToken, ListAudit, ListTokens, Token, TokenCreated};
 
-/// Create a token (admin). The secret is in this response only.
+/// Create a token. The secret is in this response only. A tenant's admin
+/// creates tokens of its own tenant (admin, writer, reader); the operator
+/// of any tenant, any role.
 #[utoipa::path(post, path = "/v1/tokens", tag = "tokens", security(("bearer" = [])),
     request_body = CreateToken,
     responses(
@@ -24,7 +26,23 @@ pub(crate) async fn create(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<CreateToken>,
 ) -> ApiResult<(StatusCode, Json<TokenCreated>)> {
-    let tenant = check_tenant(&body.tenant)?;
+    let tenant = match body.tenant {
+        Some(t) => check_tenant(&t)?,
+        None => caller.tenant.clone(),
+    };
+    if !caller.is_operator() {
+        if tenant != caller.tenant {
+            return Err(ApiError::Forbidden(format!(
+                "a tenant admin creates tokens for its own tenant ({}) only",
+                caller.tenant
+            )));
+        }
+        if body.role == crate::wire::Role::Operator {
+            return Err(ApiError::Forbidden(
+                "only the operator creates operator tokens".into(),
+            ));
+        }
+    }
     let secret = generate_token()?;
     let record = state
         .engine()
@@ -47,19 +65,27 @@ pub(crate) async fn create(
     ))
 }
 
-/// Every token (never secrets).
+/// Tokens, never their secrets: a tenant admin's own tenant's; the
+/// operator's every tenant's (or `tenant=`'s).
 #[utoipa::path(get, path = "/v1/tokens", tag = "tokens", security(("bearer" = [])),
+    params(ListTokens),
     responses(
         (status = 200, description = "Tokens", body = Vec<Token>),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
     ))]
-pub(crate) async fn list(_: Admin, State(state): State<AppState>) -> ApiResult<Json<Vec<Token>>> {
-    let mut tokens = state.engine().list_tokens(None)?;
+pub(crate) async fn list(
+    Admin(caller): Admin,
+    State(state): State<AppState>,
+    QueryParams(q): QueryParams<ListTokens>,
+) -> ApiResult<Json<Vec<Token>>> {
+    let tenant = caller.tenant_filter(q.tenant)?;
+    let mut tokens = state.engine().list_tokens(tenant.as_deref())?;
     tokens.sort_by_key(|t| t.created_at);
     Ok(Json(tokens.into_iter().map(Into::into).collect()))
 }
 
-/// Revoke a token (admin). A token cannot revoke itself.
+/// Revoke a token: a tenant admin its own tenant's, the operator any. A
+/// token cannot revoke itself.
 #[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens", security(("bearer" = [])),
     params(("id" = String, Path, description = "Token record id")),
     responses(
@@ -79,13 +105,25 @@ pub(crate) async fn delete(
             "a token cannot revoke itself; use another admin token".into(),
         ));
     }
+    let target = state
+        .engine()
+        .list_tokens(caller.scope())?
+        .into_iter()
+        .find(|t| t.id == parsed)
+        .ok_or_else(|| ApiError::NotFound(format!("token {id} not found")))?;
+    if target.role == reyna_engine::Role::Operator && !caller.is_operator() {
+        return Err(ApiError::Forbidden(
+            "only the operator revokes an operator token".into(),
+        ));
+    }
     if !state.engine().delete_token(&id, &caller.actor()).await? {
         return Err(ApiError::NotFound(format!("token {id} not found")));
     }
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The audit log of operator actions (admin), oldest first.
+/// The audit log, oldest first: a tenant admin reads its own tenant's
+/// entries; the operator every entry (or `tenant=`'s).
 #[utoipa::path(get, path = "/v1/audit", tag = "tokens", security(("bearer" = [])),
     params(ListAudit),
     responses(
@@ -93,11 +131,14 @@ pub(crate) async fn delete(
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn audit(
-    _: Admin,
+    Admin(caller): Admin,
     State(state): State<AppState>,
     QueryParams(q): QueryParams<ListAudit>,
 ) -> ApiResult<Json<Vec<AuditEntry>>> {
     let limit = page_size(&state, q.limit)?;
-    let entries = state.engine().audit_log(q.after.unwrap_or(0), limit)?;
+    let tenant = caller.tenant_filter(q.tenant)?;
+    let entries = state
+        .engine()
+        .audit_log(q.after.unwrap_or(0), limit, tenant.as_deref())?;
     Ok(Json(entries.into_iter().map(Into::into).collect()))
 }

@@ -106,6 +106,27 @@ async fn another_tenants_blob_is_404_everywhere() {
 #[tokio::test]
 async fn admins_create_list_and_revoke_tokens_and_it_is_audited() {
     let api = api().await;
+    // A token belongs to an existing tenant: the operator creates it first.
+    let p = api
+        .post_json(
+            "/v1/tokens",
+            ADMIN,
+            json!({ "tenant": "initech", "role": "writer", "name": "ci" }),
+        )
+        .await
+        .problem(404);
+    assert!(p["detail"].as_str().unwrap().contains("initech"), "{p}");
+    let tenant = api
+        .post_json(
+            "/v1/tenants",
+            ADMIN,
+            json!({ "id": "initech", "name": "Initech" }),
+        )
+        .await
+        .ok(201);
+    assert_eq!(tenant["id"], "initech");
+    assert_eq!(tenant["name"], "Initech");
+    assert_eq!(tenant["deleted_at"], serde_json::Value::Null);
     let created = api
         .post_json(
             "/v1/tokens",
@@ -130,10 +151,15 @@ async fn admins_create_list_and_revoke_tokens_and_it_is_audited() {
         .await
         .ok(201);
     assert_eq!(blob["tenant"], "initech");
+    let me = api.get("/v1/me", &secret).await.ok(200);
+    assert_eq!(me["tenant"], "initech");
+    assert_eq!(me["role"], "writer");
+    assert_eq!(me["token_id"], id.as_str());
 
+    // The operator lists every tenant's tokens (the five of `common` and this one).
     let list = api.get("/v1/tokens", ADMIN).await.ok(200);
     let listed = list.as_array().unwrap();
-    assert_eq!(listed.len(), 5);
+    assert_eq!(listed.len(), 6, "{list}");
     assert!(
         !list.to_string().contains(&secret),
         "secrets are never listed"
@@ -145,6 +171,10 @@ async fn admins_create_list_and_revoke_tokens_and_it_is_audited() {
         .await
         .problem(403);
     assert_eq!(p["type"], "https://reyna.dev/problems/forbidden");
+    // Acme's admin does not see initech's token: not found, not forbidden.
+    api.send(Call::new(Method::DELETE, &format!("/v1/tokens/{id}")).token(TENANT_ADMIN))
+        .await
+        .problem(404);
     let reply = api
         .send(Call::new(Method::DELETE, &format!("/v1/tokens/{id}")).token(ADMIN))
         .await;
@@ -162,7 +192,9 @@ async fn admins_create_list_and_revoke_tokens_and_it_is_audited() {
         .map(|e| e["action"].as_str().unwrap())
         .collect();
     assert!(
-        actions.contains(&"token.create") && actions.contains(&"token.delete"),
+        actions.contains(&"tenant.create")
+            && actions.contains(&"token.create")
+            && actions.contains(&"token.delete"),
         "{actions:?}"
     );
     let entry = audit
@@ -172,7 +204,18 @@ async fn admins_create_list_and_revoke_tokens_and_it_is_audited() {
         .find(|e| e["action"] == "token.delete")
         .unwrap();
     assert_eq!(entry["target"], id.as_str());
+    assert_eq!(entry["tenant"], "initech");
+    assert_eq!(entry["outcome"], "ok");
     assert!(entry["actor"].as_str().unwrap().starts_with("token:"));
+    // Initech's entries are not in acme's audit.
+    let acme = api.get("/v1/audit", TENANT_ADMIN).await.ok(200);
+    assert!(
+        acme.as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["tenant"] == "acme"),
+        "{acme}"
+    );
 }
 
 #[tokio::test]
@@ -202,20 +245,36 @@ async fn token_requests_are_checked() {
             .contains("unknown variant `root`"),
         "{p}"
     );
-    // A token cannot revoke itself (so the last admin cannot lock everyone out by accident).
+    // A token cannot revoke itself (so the last admin cannot lock everyone
+    // out by accident): neither the operator nor a tenant admin.
     let tokens = api.get("/v1/tokens", ADMIN).await.ok(200);
-    let own = tokens
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "admin")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id_of = |name: &str| {
+        tokens
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("no token named {name} in {tokens}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let own = id_of("operator");
     api.send(Call::new(Method::DELETE, &format!("/v1/tokens/{own}")).token(ADMIN))
         .await
         .problem(409);
+    let own = id_of("admin");
+    api.send(Call::new(Method::DELETE, &format!("/v1/tokens/{own}")).token(TENANT_ADMIN))
+        .await
+        .problem(409);
+    // A tenant admin cannot lock the operator out, even one of its tenant.
+    let operator = id_of("operator");
+    let p = api
+        .send(Call::new(Method::DELETE, &format!("/v1/tokens/{operator}")).token(TENANT_ADMIN))
+        .await
+        .problem(403);
+    assert!(p["detail"].as_str().unwrap().contains("operator"), "{p}");
+    api.get("/v1/me", ADMIN).await.ok(200);
     api.send(Call::new(Method::DELETE, "/v1/tokens/not-an-id").token(ADMIN))
         .await
         .problem(404);

@@ -15,7 +15,11 @@ use tower::ServiceExt;
 pub const TENANT: &str = "acme";
 pub const OTHER: &str = "globex";
 
+/// The operator (its token belongs to `acme`): what `admin` meant before
+/// tenant admins existed.
 pub const ADMIN: &str = "reyna_test_admin";
+/// `acme`'s own admin.
+pub const TENANT_ADMIN: &str = "reyna_test_tenant_admin";
 pub const WRITER: &str = "reyna_test_writer";
 pub const READER: &str = "reyna_test_reader";
 /// A writer of the other tenant.
@@ -47,8 +51,9 @@ pub async fn api_with_plugins(plugins: &[&str]) -> Api {
     api_with(ApiConfig::default(), plugins, |_| {}).await
 }
 
-/// An engine (started) with the bundled schemas, `plugins` uploaded, and
-/// tokens: admin, writer and reader of `acme`, a writer of `globex`.
+/// An engine (started) with the bundled schemas, `plugins` uploaded,
+/// tenants `acme` and `globex`, and tokens: the operator (of `acme`),
+/// admin, writer and reader of `acme`, a writer of `globex`.
 pub async fn api_with(
     config: ApiConfig,
     plugins: &[&str],
@@ -73,11 +78,18 @@ pub async fn api_with_transport(
     for name in plugins {
         let bytes = reyna_artifacts::bytes(name).unwrap();
         engine
-            .upload_plugin(bytes, "test")
+            .upload_plugin(bytes, None, reyna_engine::InstallPolicy::All, "test")
             .await
             .unwrap_or_else(|e| panic!("upload {name}: {e}"));
     }
-    ensure_token(&engine, ADMIN, TENANT, Role::Admin, "admin")
+    for tenant in [TENANT, OTHER] {
+        let id = reyna_engine::TenantId::parse(tenant).unwrap();
+        engine.create_tenant(&id, tenant, "test").await.unwrap();
+    }
+    ensure_token(&engine, ADMIN, TENANT, Role::Operator, "operator")
+        .await
+        .unwrap();
+    ensure_token(&engine, TENANT_ADMIN, TENANT, Role::Admin, "admin")
         .await
         .unwrap();
     ensure_token(&engine, WRITER, TENANT, Role::Writer, "writer")

@@ -157,9 +157,10 @@ async fn a_dead_letter_is_listed_and_replayed_by_an_admin() {
         api.get("/v1/dead-letters", STRANGER).await.ok(200)["items"],
         json!([])
     );
+    // Another tenant's dead letters are not found, not forbidden.
     api.get("/v1/dead-letters?tenant=acme", STRANGER)
         .await
-        .problem(403);
+        .problem(404);
     assert_eq!(
         api.get("/v1/dead-letters?tenant=acme", ADMIN).await.ok(200)["items"]
             .as_array()
@@ -175,8 +176,28 @@ async fn a_dead_letter_is_listed_and_replayed_by_an_admin() {
     api.send(Call::post(&format!("/v1/dead-letters/{letter_id}/replay")).token(WRITER))
         .await
         .problem(403);
+    // Globex's admin cannot replay (or learn of) acme's dead letter.
+    let globex_admin = api
+        .post_json(
+            "/v1/tokens",
+            ADMIN,
+            json!({ "tenant": "globex", "role": "admin", "name": "globex-admin" }),
+        )
+        .await
+        .ok(201)["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        api.get("/v1/dead-letters", &globex_admin).await.ok(200)["items"],
+        json!([])
+    );
+    api.send(Call::post(&format!("/v1/dead-letters/{letter_id}/replay")).token(&globex_admin))
+        .await
+        .problem(404);
+    // Acme's own admin replays it.
     let job = api
-        .send(Call::post(&format!("/v1/dead-letters/{letter_id}/replay")).token(ADMIN))
+        .send(Call::post(&format!("/v1/dead-letters/{letter_id}/replay")).token(TENANT_ADMIN))
         .await
         .ok(200);
     assert_eq!(job["state"], "pending");
@@ -205,13 +226,17 @@ async fn a_dead_letter_is_listed_and_replayed_by_an_admin() {
         "{derived}"
     );
     assert_eq!(derived["derived"][0]["producer"]["attempt"], 7);
-    let audit = api.get("/v1/audit", ADMIN).await.ok(200);
+    // In acme's audit, which its admin reads.
+    let audit = api.get("/v1/audit", TENANT_ADMIN).await.ok(200);
     assert!(
         audit
             .as_array()
             .unwrap()
             .iter()
-            .any(|e| e["action"] == "dead-letter.replay" && e["target"] == letter_id.as_str())
+            .any(|e| e["action"] == "dead-letter.replay"
+                && e["target"] == letter_id.as_str()
+                && e["tenant"] == "acme"),
+        "{audit}"
     );
     api.engine.shutdown().await;
 }

@@ -128,7 +128,7 @@ async fn request_bodies_share_a_memory_budget_and_plugin_uploads_count() {
         p["detail"].as_str().unwrap().contains("max-body-memory"),
         "{p}"
     );
-    assert!(api.engine.list_plugins().is_empty());
+    assert!(api.engine.list_plugins(None).is_empty());
     // Nor does a body without a declared length, counted as it arrives.
     let chunked = json!({ "schema": "text-input-v1", "data": { "text": "c".repeat(4000) } });
     let p = api

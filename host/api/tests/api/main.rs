@@ -11,3 +11,4 @@ mod jobs;
 mod limits;
 mod ops;
 mod registry;
+mod roles;

@@ -1,5 +1,5 @@
 //! Schemas and plugins: registration, listing, validation, upload refusals,
-//! enable/disable and config.
+//! enable/disable, and each tenant's installation config and secrets.
 
 use axum::http::Method;
 use reyna_api::ApiConfig;
@@ -131,6 +131,9 @@ async fn plugins_upload_list_disable_enable_and_configure() {
             .unwrap()
             .starts_with("sha256:")
     );
+    // The operator's upload is a global plugin, installed for every tenant.
+    assert_eq!(created["plugin"]["owner"], serde_json::Value::Null);
+    assert_eq!(created["plugin"]["install"], "all");
     assert_eq!(upload(wasm("word-count")).await.ok(200)["created"], false);
 
     let p = upload(b"\0asm not really".to_vec()).await.problem(422);
@@ -150,6 +153,8 @@ async fn plugins_upload_list_disable_enable_and_configure() {
 
     let list = api.get("/v1/plugins", READER).await.ok(200);
     assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["installed"], true, "acme runs it: {list}");
+    assert_eq!(list[0]["owner"], serde_json::Value::Null);
     let versions = api.get("/v1/plugins/word-count", READER).await.ok(200);
     assert_eq!(versions["versions"][0]["version"], "0.1.0");
     assert!(versions["versions"][0]["stats"]["calls"].is_u64());
@@ -178,34 +183,67 @@ async fn plugins_upload_list_disable_enable_and_configure() {
         .await
         .problem(404);
 
-    let before = enabled["config_digest"].as_str().unwrap().to_owned();
+    // Config is per installation: acme's admin configures acme's.
+    let installation = "/v1/tenants/acme/installations/word-count";
+    let before = api.get(installation, TENANT_ADMIN).await.ok(200);
+    assert_eq!(before["enabled"], true, "{before}");
+    assert_eq!(before["explicit"], false, "{before}");
     let configured = api
         .send(
-            Call::new(Method::PUT, "/v1/plugins/word-count/0.1.0/config")
-                .token(ADMIN)
+            Call::new(Method::PUT, &format!("{installation}/config"))
+                .token(TENANT_ADMIN)
                 .json(&json!({ "config": { "mode": "fast" } })),
         )
         .await
         .ok(200);
-    assert_ne!(configured["config_digest"], before.as_str());
+    assert_ne!(configured["config_digest"], before["config_digest"]);
+    assert_eq!(configured["config"], json!({ "mode": "fast" }));
+    // A secret is shown as set, never its value.
+    let secret = api
+        .send(
+            Call::new(Method::PUT, &format!("{installation}/secrets/api_key"))
+                .token(TENANT_ADMIN)
+                .json(&json!({ "value": "sk-do-not-show" })),
+        )
+        .await;
     assert!(
-        !configured.to_string().contains("fast"),
-        "config values are not shown"
+        !secret.text().contains("sk-do-not-show"),
+        "{}",
+        secret.text()
     );
+    let secret = secret.ok(200);
+    assert_eq!(secret["secrets"][0]["name"], "api_key");
+    assert_eq!(secret["secrets"][0]["set"], true);
+    assert_ne!(secret["config_digest"], configured["config_digest"]);
     api.send(
-        Call::new(Method::PUT, "/v1/plugins/word-count/0.1.0/config")
-            .token(ADMIN)
+        Call::new(Method::PUT, &format!("{installation}/config"))
+            .token(TENANT_ADMIN)
             .json(&json!({ "mode": "fast" })),
     )
     .await
     .problem(400);
     api.send(
-        Call::new(Method::PUT, "/v1/plugins/word-count/0.1.0/config")
+        Call::new(Method::PUT, &format!("{installation}/config"))
             .token(WRITER)
             .json(&json!({ "config": {} })),
     )
     .await
     .problem(403);
+    // Globex's installation keeps its own (empty) config.
+    let globex = api
+        .get("/v1/tenants/globex/installations/word-count", ADMIN)
+        .await
+        .ok(200);
+    assert_eq!(globex["config"], json!({}), "{globex}");
+    assert_eq!(globex["secrets"], json!([]), "{globex}");
+    // The per-version config of every tenant is gone.
+    api.send(
+        Call::new(Method::PUT, "/v1/plugins/word-count/0.1.0/config")
+            .token(ADMIN)
+            .json(&json!({ "config": { "mode": "fast" } })),
+    )
+    .await
+    .problem(404);
 
     let audit = api.get("/v1/audit", ADMIN).await.ok(200);
     let actions: Vec<&str> = audit
@@ -214,7 +252,13 @@ async fn plugins_upload_list_disable_enable_and_configure() {
         .iter()
         .map(|e| e["action"].as_str().unwrap())
         .collect();
-    assert!(actions.contains(&"plugin.upload"), "{actions:?}");
+    for action in [
+        "plugin.upload",
+        "installation.config",
+        "installation.secret.set",
+    ] {
+        assert!(actions.contains(&action), "{action} in {actions:?}");
+    }
     api.engine.shutdown().await;
 }
 

@@ -30,7 +30,7 @@ pub async fn engine(dir: &std::path::Path) -> Engine {
 pub async fn upload(engine: &Engine, name: &str) {
     let bytes = reyna_artifacts::bytes(name).unwrap();
     engine
-        .upload_plugin(bytes, "test")
+        .upload_plugin(bytes, None, reyna_engine::InstallPolicy::All, "test")
         .await
         .unwrap_or_else(|e| panic!("upload {name}: {e}"));
 }

@@ -40,12 +40,12 @@ async fn configure(engine: &reyna_engine::Engine, port: u16) {
         ("api_key".to_owned(), "sk-test-secret".to_owned()),
     ]);
     engine
-        .set_plugin_config("llm", "1.0.0", llm, "test")
+        .configure_installation(TENANT, "llm", llm)
         .await
         .unwrap();
     let expand = BTreeMap::from([("use_llm".to_owned(), "true".to_owned())]);
     engine
-        .set_plugin_config("text-expand", "1.0.0", expand, "test")
+        .configure_installation(TENANT, "text-expand", expand)
         .await
         .unwrap();
 }
@@ -291,7 +291,7 @@ async fn replay_mode_refuses_a_call_it_has_no_recording_for() {
     // Its routed run expands without the model (no `use_llm` yet), so no
     // llm call is recorded; the re-run with the model has nothing to replay.
     engine
-        .set_plugin_config("text-expand", "1.0.0", BTreeMap::new(), "test")
+        .configure_installation(TENANT, "text-expand", BTreeMap::new())
         .await
         .unwrap();
     engine.start();

@@ -45,7 +45,7 @@ async fn a_retryable_failure_is_retried_until_it_succeeds() {
         engine.store().jobs_for_blob(TENANT, request.id).unwrap()[0].state,
         JobState::Done
     );
-    let stats = engine.plugin("book-compile", "1.0.0").unwrap().stats;
+    let stats = engine.plugin("book-compile", "1.0.0", None).unwrap().stats;
     assert!(stats.retried >= 1 && stats.succeeded == 1, "{stats:?}");
     engine.shutdown().await;
 }
@@ -79,7 +79,7 @@ async fn exhausted_retries_dead_letter_and_a_replay_is_a_new_attempt() {
 
     put(&engine, "chapter-v1", chapter(1)).await;
     let job = engine
-        .replay_dead_letter(&dead[0].id.to_string(), "operator")
+        .replay_dead_letter(&dead[0].id.to_string(), None, "operator")
         .await
         .unwrap();
     assert_eq!(job.attempt, 7);
@@ -91,7 +91,7 @@ async fn exhausted_retries_dead_letter_and_a_replay_is_a_new_attempt() {
         "the replay is recorded in lineage"
     );
     let err = engine
-        .replay_dead_letter(&dead[0].id.to_string(), "operator")
+        .replay_dead_letter(&dead[0].id.to_string(), None, "operator")
         .await
         .unwrap_err();
     assert!(err.to_string().contains("already replayed"), "{err}");
@@ -99,77 +99,132 @@ async fn exhausted_retries_dead_letter_and_a_replay_is_a_new_attempt() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plugin_that_keeps_failing_is_paused_and_reported() {
+async fn a_plugin_that_keeps_failing_is_paused_for_its_tenant_and_its_jobs_wait() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = engine(dir.path()).await;
+    let mut config = config(dir.path());
+    // No probe within the test: the pause holds until resumed by hand.
+    config.pause_probe_after = std::time::Duration::from_secs(3600);
+    config.pause_probe_max = std::time::Duration::from_secs(3600);
+    let engine = engine_with(config).await;
+    let id = reyna_engine::TenantId::parse(TENANT).unwrap();
+    engine.create_tenant(&id, TENANT, "test").await.unwrap();
     upload(&engine, "hostile-panic").await;
     upload(&engine, "word-count").await;
     // All jobs exist before dispatch starts, so each must end somewhere.
+    let mut blobs = Vec::new();
     for i in 0..14 {
-        put(
-            &engine,
-            "text-input-v1",
-            json!({ "text": format!("blob {i}") }),
-        )
-        .await;
+        blobs.push(
+            put(
+                &engine,
+                "text-input-v1",
+                json!({ "text": format!("blob {i}") }),
+            )
+            .await,
+        );
     }
     engine.start();
-    idle(&engine).await;
-    let view = engine.plugin("hostile-panic", "0.1.0").unwrap();
-    assert!(!view.enabled, "paused");
+    wait_until(
+        &engine,
+        "the pause and every job settled or waiting",
+        || {
+            let paused = engine
+                .installation(TENANT, "hostile-panic")
+                .unwrap()
+                .paused
+                .is_some();
+            let counts = engine.counts().unwrap();
+            paused && counts.jobs_running == 0 && counts.jobs_done >= 14
+        },
+    )
+    .await;
+    let install = engine.installation(TENANT, "hostile-panic").unwrap();
+    let pause = install.paused.expect("paused");
+    assert_eq!(pause.reason, "10 of its last 10 calls failed");
+    assert!(pause.probe_at > pause.since);
+    // The tenant's installation is paused, not the plugin: it stays enabled.
+    let view = engine.plugin("hostile-panic", "0.1.0", None).unwrap();
+    assert!(view.enabled);
+    let mine = engine
+        .plugin("hostile-panic", "0.1.0", Some(TENANT))
+        .unwrap();
     assert_eq!(
-        view.stats.paused_reason.as_deref(),
+        mine.stats.paused_reason.as_deref(),
         Some("10 of its last 10 calls failed")
     );
+    // Jobs that ran are dead letters; the rest wait, none lost.
     let dead = engine
         .store()
         .list_dead_letters(Some(TENANT), None, 100)
         .unwrap()
         .items;
-    let reasons: Vec<&str> = dead.iter().map(|d| d.reason.as_str()).collect();
-    assert_eq!(
-        dead.len(),
-        14,
-        "every job of the failing plugin is a dead letter, none lost: {reasons:#?}"
-    );
-    // Jobs that ran trapped with the panic message; jobs claimed after the
-    // pause say why they did not run. Both are replayable.
-    for reason in &reasons {
-        let trapped =
-            reason.starts_with("trap: ") && reason.contains("hostile-panic was asked to panic");
-        let paused = reason.ends_with("is disabled (paused: 10 of its last 10 calls failed)");
-        assert!(trapped || paused, "{reason}");
+    let waiting: Vec<_> = blobs
+        .iter()
+        .flat_map(|b| engine.store().jobs_for_blob(TENANT, b.id).unwrap())
+        .filter(|j| j.plugin == "hostile-panic" && j.state == JobState::Pending)
+        .collect();
+    assert!(dead.len() >= 10, "{}", dead.len());
+    assert_eq!(dead.len() + waiting.len(), 14, "every job ran or waits");
+    for letter in &dead {
+        assert!(
+            letter.reason.starts_with("trap: ")
+                && letter.reason.contains("hostile-panic was asked to panic"),
+            "{}",
+            letter.reason
+        );
     }
-    assert!(reasons.iter().filter(|r| r.starts_with("trap: ")).count() >= 10);
-    let audit = engine.store().list_audit(0, 100).unwrap();
+    for job in &waiting {
+        let note = job.last_error.as_deref().unwrap_or_default();
+        assert!(
+            note.contains("is paused (10 of its last 10 calls failed)"),
+            "{note}"
+        );
+    }
+    let audit = engine.audit_log(0, 100, Some(TENANT)).unwrap();
     assert!(
-        audit
-            .iter()
-            .any(|a| a.action == "plugin.pause" && a.target == "hostile-panic@0.1.0"),
+        audit.iter().any(|a| a.action == "plugin.pause"
+            && a.target == "hostile-panic@0.1.0"
+            && a.actor == "engine"),
         "{audit:?}"
     );
-    // Its neighbour was unaffected, and a blob created now is not routed to
-    // the paused plugin at all.
+    let events = engine.events_after(0, 1000).unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.tenant == TENANT && e.subject == "plugin.paused.hostile-panic"),
+        "the pause is an event on the tenant's stream"
+    );
+    // Its neighbour was unaffected.
     assert_eq!(
         engine
-            .plugin("word-count", "0.1.0")
+            .plugin("word-count", "0.1.0", None)
             .unwrap()
             .stats
             .succeeded,
         14
     );
-    let late = put(
-        &engine,
-        "text-input-v1",
-        json!({ "text": "after the pause" }),
-    )
-    .await;
-    idle(&engine).await;
-    let jobs = engine.store().jobs_for_blob(TENANT, late.id).unwrap();
-    assert_eq!(
-        jobs.iter().map(|j| j.plugin.as_str()).collect::<Vec<_>>(),
-        ["word-count"]
+    // Turning the installation on by hand resumes it: the waiting jobs run
+    // now (and fail again, being hostile), counted as dead letters.
+    engine
+        .set_installation_enabled(TENANT, "hostile-panic", true, "test")
+        .await
+        .unwrap();
+    assert!(
+        engine
+            .installation(TENANT, "hostile-panic")
+            .unwrap()
+            .paused
+            .is_none()
     );
+    wait_until(&engine, "the waiting jobs ran", || {
+        let dead = engine
+            .store()
+            .list_dead_letters(Some(TENANT), None, 100)
+            .unwrap()
+            .items
+            .len();
+        dead == 14
+    })
+    .await;
     engine.shutdown().await;
 }
 
@@ -240,7 +295,7 @@ async fn identical_input_reuses_the_stored_result_and_records_it() {
     assert_eq!(json(&engine, second.id), json!({ "words": 3 }));
     let reused_from = second.producer.unwrap().reused_from;
     assert_eq!(reused_from, Some(first.producer.unwrap().job_id));
-    let stats = engine.plugin("word-count", "0.1.0").unwrap().stats;
+    let stats = engine.plugin("word-count", "0.1.0", None).unwrap().stats;
     assert_eq!((stats.calls, stats.reused), (1, 1));
     engine.shutdown().await;
 }
@@ -323,6 +378,6 @@ async fn the_tree_budget_stops_a_fan_out_while_another_tenants_job_completes() {
     );
     assert!(engine.store().check().unwrap().problems.is_empty());
     // The budget is not the plugin's failure: it stays enabled.
-    assert!(engine.plugin("fan-out", "0.1.0").unwrap().enabled);
+    assert!(engine.plugin("fan-out", "0.1.0", None).unwrap().enabled);
     engine.shutdown().await;
 }

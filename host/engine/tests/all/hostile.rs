@@ -106,7 +106,10 @@ async fn upload_echo(engine: &reyna_engine::Engine) {
             toml.replace("name = \"echo-sink\"", "name = \"echo\"")
         })
         .unwrap();
-    engine.upload_plugin(bytes, "test").await.unwrap();
+    engine
+        .upload_plugin(bytes, None, reyna_engine::InstallPolicy::All, "test")
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

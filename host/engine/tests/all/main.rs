@@ -9,4 +9,5 @@ mod failures;
 mod hostile;
 mod pipeline;
 mod registry;
+mod tenancy;
 mod tenancy_recovery;

@@ -27,7 +27,7 @@ async fn refused(engine: &Engine, bytes: Vec<u8>) -> EngineError {
     let plugins_before = engine.store().list_plugins().unwrap().len();
     let digest = Digest::of(&bytes);
     let err = engine
-        .upload_plugin(bytes, "test")
+        .upload_plugin(bytes, None, reyna_engine::InstallPolicy::All, "test")
         .await
         .expect_err("upload must be refused");
     assert_eq!(
@@ -162,11 +162,19 @@ async fn same_version_with_different_bytes_is_refused_and_same_bytes_is_a_no_op(
     let engine = engine(dir.path()).await;
     let original = reyna_artifacts::bytes("word-count").unwrap();
     let (view, created) = engine
-        .upload_plugin(original.clone(), "test")
+        .upload_plugin(
+            original.clone(),
+            None,
+            reyna_engine::InstallPolicy::All,
+            "test",
+        )
         .await
         .unwrap();
     assert!(created && view.enabled);
-    let (_, created) = engine.upload_plugin(original, "test").await.unwrap();
+    let (_, created) = engine
+        .upload_plugin(original, None, reyna_engine::InstallPolicy::All, "test")
+        .await
+        .unwrap();
     assert!(!created, "uploading identical bytes again changes nothing");
     let err = refused(
         &engine,
@@ -179,7 +187,7 @@ async fn same_version_with_different_bytes_is_refused_and_same_bytes_is_a_no_op(
         ),
         "{err}"
     );
-    assert_eq!(engine.list_plugins().len(), 1);
+    assert_eq!(engine.list_plugins(None).len(), 1);
 }
 
 #[tokio::test]
