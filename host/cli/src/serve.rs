@@ -767,12 +767,15 @@ mod tests {
     fn the_readme_config_example_sets_the_client_limits_to_their_defaults() {
         let readme = include_str!("../../../README.md");
         let block = readme
-            .split("### Configuration")
+            .split("## Configuration")
             .nth(1)
             .and_then(|s| s.split("```toml\n").nth(1))
             .and_then(|s| s.split("```").next())
-            .expect("a toml block under ### Configuration");
+            .expect("a toml block under ## Configuration");
         let settings = resolve_text(block).unwrap();
+        let engine = EngineConfig::new("x");
+        assert_eq!(settings.engine.pause_probe_after, engine.pause_probe_after);
+        assert_eq!(settings.engine.pause_probe_max, engine.pause_probe_max);
         let (api, defaults) = (settings.api, ApiConfig::default());
         assert_eq!(api.max_connections, defaults.max_connections);
         assert_eq!(api.header_timeout, defaults.header_timeout);

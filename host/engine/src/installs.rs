@@ -136,7 +136,9 @@ pub(crate) struct Installs {
     vault: RwLock<Vault>,
     config_key: ConfigKey,
     empty_digest: Digest,
-    cache: RwLock<HashMap<Key, Arc<Resolved>>>,
+    /// tenant → plugin → its installation, looked up by `&str` (no
+    /// allocation on the routing and admission paths).
+    cache: RwLock<HashMap<String, HashMap<String, Arc<Resolved>>>>,
     /// (tenant, plugin, secret) → version → jobs running with it.
     leases: Mutex<HashMap<SecretName, BTreeMap<u32, usize>>>,
     /// Paused installations with a probe job running.
@@ -168,10 +170,11 @@ impl Installs {
 
     /// Loads every stored installation, opening its secrets.
     pub(crate) fn load_all(&self) -> Result<(), EngineError> {
-        let mut cache = HashMap::new();
+        let mut cache: HashMap<String, HashMap<String, Arc<Resolved>>> = HashMap::new();
         for record in self.store.list_installations(None)? {
-            let key = (record.tenant.clone(), record.plugin.clone());
-            cache.insert(key, Arc::new(self.resolve_record(record)?));
+            let (tenant, plugin) = (record.tenant.clone(), record.plugin.clone());
+            let resolved = Arc::new(self.resolve_record(record)?);
+            cache.entry(tenant).or_default().insert(plugin, resolved);
         }
         *self.cache.write().unwrap_or_else(|e| e.into_inner()) = cache;
         Ok(())
@@ -228,13 +231,8 @@ impl Installs {
         plugin: &str,
         default_enabled: bool,
     ) -> Arc<Resolved> {
-        if let Some(found) = self
-            .cache
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&(tenant.to_owned(), plugin.to_owned()))
-        {
-            return found.clone();
+        if let Some(found) = self.cached(tenant, plugin) {
+            return found;
         }
         Arc::new(Resolved {
             enabled: default_enabled,
@@ -246,15 +244,23 @@ impl Installs {
         })
     }
 
+    fn cached(&self, tenant: &str, plugin: &str) -> Option<Arc<Resolved>> {
+        self.cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(tenant)
+            .and_then(|plugins| plugins.get(plugin))
+            .cloned()
+    }
+
     /// Whether `tenant` runs `plugin` (routing's question; no allocation).
     pub(crate) fn enabled(&self, tenant: &str, plugin: &str, default_enabled: bool) -> bool {
-        let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
-        // A HashMap keyed by owned pairs needs owned keys to look up; the
-        // map is small per tenant, so scan only on a miss of the fast path.
-        match cache.get(&(tenant.to_owned(), plugin.to_owned())) {
-            Some(found) => found.enabled,
-            None => default_enabled,
-        }
+        self.cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(tenant)
+            .and_then(|plugins| plugins.get(plugin))
+            .map_or(default_enabled, |found| found.enabled)
     }
 
     /// The view of an installation for the API.
@@ -333,7 +339,9 @@ impl Installs {
         self.cache
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert((tenant.to_owned(), plugin.to_owned()), resolved.clone());
+            .entry(tenant.to_owned())
+            .or_default()
+            .insert(plugin.to_owned(), resolved.clone());
         Ok(resolved)
     }
 
@@ -530,7 +538,7 @@ impl Installs {
         self.cache
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|(t, _), _| t != tenant);
+            .remove(tenant);
     }
 
     /// Re-encrypts every secret under a new master key, in one store

@@ -5,7 +5,6 @@
 //! config never travels in a job message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -154,6 +153,10 @@ async fn worker_requests_are_scoped_by_the_running_job_never_the_payload() {
         )
         .await
         .unwrap();
+    // acme's installation of word-stats holds a secret: the claim hands it
+    // over, no job message carries it.
+    let secret_value = "sk-nats-secret-7c1e";
+    configure(&engine, "word-stats", &[("api_key", secret_value)]).await;
     let (node, _) = attach(&engine, &server).await;
     let input = engine
         .create_blob(TENANT, "text-input-v1", text("A short text."), vec![])
@@ -172,6 +175,10 @@ async fn worker_requests_are_scoped_by_the_running_job_never_the_payload() {
         .find(|(j, _)| j.plugin == "text-expand" && j.event.blob.tenant == TENANT)
         .cloned()
         .unwrap();
+    for (job, _) in &jobs {
+        let message = serde_json::to_string(job).unwrap();
+        assert!(!message.contains(secret_value), "a job message: {message}");
+    }
     let client = async_nats::connect(server.url()).await.unwrap();
     let mine = job_ref(&stats, copy);
 
@@ -205,16 +212,18 @@ async fn worker_requests_are_scoped_by_the_running_job_never_the_payload() {
         }
     );
 
-    // The claim hands over the config; another copy is refused after it.
+    // The claim hands over the installation's config, secrets marked;
+    // another copy is refused after it.
     let config = rpc::call(&client, TENANT, &mine, Request::Claim)
         .await
         .unwrap()
         .unwrap();
-    assert!(
-        decode::<BTreeMap<String, String>>(&config)
-            .unwrap()
-            .is_empty()
+    let config = decode::<reyna_engine::CallConfig>(&config).unwrap();
+    assert_eq!(
+        config.config.get("api_key").map(String::as_str),
+        Some(secret_value)
     );
+    assert!(config.secret_keys.contains("api_key"));
     let mut other_copy = mine.clone();
     other_copy.copy.sequence += 1000;
     let r = refusal(rpc::call(&client, TENANT, &other_copy, Request::Claim).await);
