@@ -543,7 +543,7 @@ async fn a_revoked_admin_token_stays_revoked_after_a_restart() {
     let created = http
         .post(format!("{}/v1/tokens", host.url))
         .bearer_auth(&first)
-        .json(&json!({ "tenant": "default", "role": "admin", "name": "second" }))
+        .json(&json!({ "tenant": "default", "role": "operator", "name": "second" }))
         .send()
         .await
         .unwrap();
