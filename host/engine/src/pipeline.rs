@@ -63,6 +63,9 @@ pub(crate) async fn dispatch(
 ) {
     let mut jobs_changed = inner.store.watch_jobs();
     let mut tasks: JoinSet<()> = JoinSet::new();
+    // Claims go round-robin across tenants: each starts after the tenant
+    // the previous one served last.
+    let mut last_tenant: Option<String> = None;
     loop {
         if *shutdown.borrow() {
             break;
@@ -88,8 +91,13 @@ pub(crate) async fn dispatch(
             // free slots too, so counting them is not enough to hold them.
             let reserved = inner.reserve(inner.config.claim_batch);
             if !reserved.is_empty() {
-                match inner.store.claim_due_jobs(now, reserved.len()).await {
+                match inner
+                    .store
+                    .claim_due_jobs(now, reserved.len(), last_tenant.clone())
+                    .await
+                {
                     Ok(jobs) if !jobs.is_empty() => {
+                        last_tenant = jobs.last().map(|j| j.tenant.clone());
                         for claimed in jobs.into_iter().zip(reserved) {
                             spawn_job(&inner, &mut tasks, claimed);
                         }

@@ -44,7 +44,7 @@
 //!
 //!     // A worker claims it and commits its output with lineage.
 //!     let now = input.created_at;
-//!     let job = store.claim_due_jobs(now, 16).await?.remove(0);
+//!     let job = store.claim_due_jobs(now, 16, None).await?.remove(0);
 //!     let outputs = store
 //!         .complete_job(
 //!             job.id,

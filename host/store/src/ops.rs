@@ -103,9 +103,10 @@ impl WriteOp for CreateBlob {
             producer: None,
         };
         tx.insert_blob(&meta, &self.blob.data, true)?;
-        let mut claimed = Vec::with_capacity(self.claim.min(self.jobs.len()));
+        let free = if tx.backlog()? { 0 } else { self.claim };
+        let mut claimed = Vec::with_capacity(free.min(self.jobs.len()));
         for (i, spec) in self.jobs.iter().enumerate() {
-            let claim = i < self.claim;
+            let claim = i < free;
             let job = tx.insert_job(&meta, meta.id, spec, claim)?;
             if claim {
                 claimed.push(job);
@@ -229,10 +230,11 @@ impl WriteOp for CompleteJob {
         // done job returned above.
         let mut claimed = Vec::new();
         let mut enqueued = 0;
+        let free = if tx.backlog()? { 0 } else { self.claim };
         for (i, (meta, output)) in metas.iter().zip(&c.outputs).enumerate() {
             tx.insert_blob(meta, &output.data, true)?;
             for spec in c.next_jobs.get(i).map(Vec::as_slice).unwrap_or_default() {
-                let claim = enqueued < self.claim;
+                let claim = enqueued < free;
                 let job = tx.insert_job(meta, job.tree, spec, claim)?;
                 enqueued += 1;
                 if claim {
@@ -336,29 +338,77 @@ fn dead_letter(
 pub(crate) struct ClaimDue {
     pub(crate) now: u64,
     pub(crate) limit: usize,
+    /// The tenant the previous claim served last: this one starts after it.
+    pub(crate) after: Option<String>,
 }
 
 impl WriteOp for ClaimDue {
     type Output = Vec<Job>;
 
+    /// Round-robin across the tenants with due work: one job of each in
+    /// turn (oldest due first within a tenant), starting after `after`, so
+    /// one tenant's backlog delays another's job by at most one round.
     fn apply(&self, tx: &mut Tx<'_>) -> OpResult<Vec<Job>> {
-        let mut ids = Vec::new();
-        for entry in tx
-            .jobs_due()?
-            .range(..=(self.now, u128::MAX))?
-            .take(self.limit)
-        {
-            let (key, _) = entry.map_err(StoreError::from)?;
-            ids.push(key.value().1);
+        let now = self.now;
+        // The tenants with a job due now, in id order: one lookup each,
+        // skipping from one tenant's entries to the next tenant's.
+        let mut tenants: Vec<String> = Vec::new();
+        let mut from = String::new();
+        loop {
+            let next = tx
+                .jobs_due_by_tenant()?
+                .range((from.as_str(), 0, 0)..)?
+                .next()
+                .transpose()
+                .map_err(StoreError::from)?
+                .map(|(k, _)| {
+                    let (tenant, due, _) = k.value();
+                    (tenant.to_owned(), due)
+                });
+            let Some((tenant, due)) = next else { break };
+            from = format!("{tenant}\0");
+            if due <= now {
+                tenants.push(tenant);
+            }
         }
-        let mut claimed = Vec::with_capacity(ids.len());
-        for id in ids {
-            // A queue entry without its job would be a bug; skip it rather
-            // than wedge the dispatcher (`check` reports it).
-            if let Some(mut job) = tx.job(JobId::from_key(id))? {
-                let due = job.due_at;
-                tx.move_job(&mut job, JobState::Running, due)?;
-                claimed.push(job);
+        if let Some(after) = &self.after {
+            let split = tenants.partition_point(|t| t <= after);
+            tenants.rotate_left(split);
+        }
+        let mut claimed = Vec::new();
+        while claimed.len() < self.limit && !tenants.is_empty() {
+            let mut exhausted = Vec::new();
+            for (i, tenant) in tenants.iter().enumerate() {
+                if claimed.len() == self.limit {
+                    break;
+                }
+                let next = tx
+                    .jobs_due_by_tenant()?
+                    .range((tenant.as_str(), 0, 0)..=(tenant.as_str(), now, u128::MAX))?
+                    .next()
+                    .transpose()
+                    .map_err(StoreError::from)?
+                    .map(|(k, _)| (k.value().1, k.value().2));
+                let Some((due, id)) = next else {
+                    exhausted.push(i);
+                    continue;
+                };
+                match tx.job(JobId::from_key(id))? {
+                    Some(mut job) => {
+                        let due = job.due_at;
+                        tx.move_job(&mut job, JobState::Running, due)?;
+                        claimed.push(job);
+                    }
+                    // An index entry without its job would be a bug; drop it
+                    // rather than wedge the dispatcher.
+                    None => {
+                        tx.jobs_due_by_tenant()?
+                            .remove((tenant.as_str(), due, id))?;
+                    }
+                }
+            }
+            for i in exhausted.into_iter().rev() {
+                tenants.remove(i);
             }
         }
         Ok(claimed)

@@ -714,6 +714,7 @@ pub(crate) fn check(txn: &ReadTransaction) -> Result<CheckReport> {
     let edges_up = txn.open_table(EDGES_UP)?;
     let jobs = txn.open_table(JOBS)?;
     let due = txn.open_table(JOBS_DUE)?;
+    let due_by_tenant = txn.open_table(JOBS_DUE_BY_TENANT)?;
     let running = txn.open_table(JOBS_RUNNING)?;
     let by_blob = txn.open_multimap_table(JOBS_BY_BLOB)?;
     let events = txn.open_table(EVENTS)?;
@@ -841,6 +842,15 @@ pub(crate) fn check(txn: &ReadTransaction) -> Result<CheckReport> {
         let id = job.id.key();
         *by_state.entry(job.state).or_default() += 1;
         let in_due = due.get((job.due_at, id))?.is_some();
+        let in_tenant_queue = due_by_tenant
+            .get((job.tenant.as_str(), job.due_at, id))?
+            .is_some();
+        if in_tenant_queue != in_due {
+            problems.push(format!(
+                "job {} is queued={in_due} but in its tenant's queue={in_tenant_queue}",
+                job.id
+            ));
+        }
         let in_running = running.get(id)?.is_some();
         if in_due != (job.state == JobState::Pending)
             || in_running != (job.state == JobState::Running)
@@ -916,6 +926,9 @@ pub(crate) fn check(txn: &ReadTransaction) -> Result<CheckReport> {
                 "{found} {state} jobs but the store counts {counted}"
             ));
         }
+    }
+    if due_by_tenant.len()? != due.len()? {
+        problems.push("the tenants' queues do not hold exactly the queued jobs".to_owned());
     }
     if due.len()? + running.len()? + counts.jobs_done + counts.jobs_dead != jobs.len()? {
         problems.push("job queues and counters do not add up to the number of jobs".to_owned());

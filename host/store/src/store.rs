@@ -169,8 +169,9 @@ impl Store {
     /// claimed (running, as [`Self::claim_due_jobs`] leaves them) and
     /// returned, in the same transaction: a dispatcher with `claim` free
     /// workers runs them at once, without a claim of its own. The other jobs
-    /// are pending. A crash before they finish leaves them running, and
-    /// [`Self::recover_running`] makes them due again.
+    /// are pending; all are, while any job is due and waiting (they take
+    /// their turn in [`Self::claim_due_jobs`]). A crash before they finish
+    /// leaves them running, and [`Self::recover_running`] makes them due again.
     pub async fn create_blob_and_claim(
         &self,
         blob: NewBlob,
@@ -268,8 +269,9 @@ impl Store {
 
     /// [`Self::complete_job`], with the first `claim` next jobs (in output
     /// order) stored already claimed (running) and returned, in the same
-    /// transaction, so a chain's next step runs without a claim of its own.
-    /// Completing a job that is already done claims nothing.
+    /// transaction, so a chain's next step runs without a claim of its own;
+    /// none while any job is due and waiting. Completing a job that is
+    /// already done claims nothing.
     pub async fn complete_job_and_claim(
         &self,
         job: JobId,
@@ -303,9 +305,16 @@ impl Store {
     }
 
     /// Marks up to `limit` pending jobs due at or before `now` as running and
-    /// returns them, earliest due first.
-    pub async fn claim_due_jobs(&self, now: u64, limit: usize) -> Result<Vec<Job>> {
-        self.submit(ops::ClaimDue { now, limit }).await
+    /// returns them: round-robin across the tenants with due jobs (one of
+    /// each in turn, earliest due first within a tenant), starting after
+    /// tenant `after` (pass the last tenant the previous claim returned).
+    pub async fn claim_due_jobs(
+        &self,
+        now: u64,
+        limit: usize,
+        after: Option<String>,
+    ) -> Result<Vec<Job>> {
+        self.submit(ops::ClaimDue { now, limit, after }).await
     }
 
     /// Makes every running job pending and due now; call once at startup,
@@ -907,6 +916,24 @@ fn make_tenants(txn: &redb::WriteTransaction) -> Result<()> {
     Ok(())
 }
 
+/// Format 6: indexes every pending job under its tenant too. Runs in the
+/// transaction that raises the version.
+fn index_due_by_tenant(txn: &redb::WriteTransaction) -> Result<()> {
+    use crate::tables::{JOBS, JOBS_DUE, JOBS_DUE_BY_TENANT, decode_job};
+    use redb::ReadableTable;
+    let jobs = txn.open_table(JOBS)?;
+    let mut index = txn.open_table(JOBS_DUE_BY_TENANT)?;
+    for entry in txn.open_table(JOBS_DUE)?.iter()? {
+        let (k, _) = entry?;
+        let (due, id) = k.value();
+        if let Some(v) = jobs.get(id)? {
+            let job = decode_job(v.value())?;
+            index.insert((job.tenant.as_str(), due, id), ())?;
+        }
+    }
+    Ok(())
+}
+
 /// Creates missing tables and checks (or writes) the format version,
 /// migrating an older file first.
 fn init(db: &Database) -> Result<()> {
@@ -945,6 +972,9 @@ fn init(db: &Database) -> Result<()> {
         }
         if found < 5 {
             make_tenants(&txn)?;
+        }
+        if found < 6 {
+            index_due_by_tenant(&txn)?;
         }
         txn.open_table(META)?.insert(META_FORMAT, FORMAT_VERSION)?;
         txn.commit()?;

@@ -40,7 +40,10 @@ use crate::error::{Result, StoreError};
 ///   record for every tenant its tokens and blobs name and turns its
 ///   `admin` tokens into `operator` tokens (admin now means a tenant's
 ///   administrator).
-pub(crate) const FORMAT_VERSION: u64 = 5;
+/// - 6: pending jobs are also indexed by tenant ([`JOBS_DUE_BY_TENANT`]),
+///   so claims go round-robin across the tenants with due work; opening a
+///   format 5 file indexes its pending jobs.
+pub(crate) const FORMAT_VERSION: u64 = 6;
 /// Key of the format version in [`META`].
 pub(crate) const META_FORMAT: &str = "format";
 
@@ -89,6 +92,9 @@ pub(crate) const JOBS: TableDefinition<'static, u128, &[u8]> = TableDefinition::
 pub(crate) const JOBS_DUE: TableDefinition<'static, (u64, u128), ()> =
     TableDefinition::new("jobs_due");
 /// Job id → (): exactly the running jobs.
+/// (tenant, due, job) → (): the due queue of each tenant, for fair claims.
+pub(crate) const JOBS_DUE_BY_TENANT: TableDefinition<'static, (&str, u64, u128), ()> =
+    TableDefinition::new("jobs_due_by_tenant");
 pub(crate) const JOBS_RUNNING: TableDefinition<'static, u128, ()> =
     TableDefinition::new("jobs_running");
 /// Input blob id → job ids enqueued for it.

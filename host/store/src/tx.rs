@@ -74,6 +74,7 @@ lazy_tables! {
     jobs: Table<'t, u128, &'static [u8]> = open_table(JOBS);
     jobs_due: Table<'t, (u64, u128), ()> = open_table(JOBS_DUE);
     jobs_running: Table<'t, u128, ()> = open_table(JOBS_RUNNING);
+    jobs_due_by_tenant: Table<'t, (&'static str, u64, u128), ()> = open_table(JOBS_DUE_BY_TENANT);
     jobs_by_blob: MultimapTable<'t, u128, u128> = open_multimap_table(JOBS_BY_BLOB);
     jobs_by_state: Table<'t, (&'static str, u8, u128), ()> = open_table(JOBS_BY_STATE);
     counters: Table<'t, &'static str, u64> = open_table(COUNTERS);
@@ -272,6 +273,8 @@ impl Tx<'_> {
             self.jobs_running()?.insert(job.id.key(), ())?;
         } else {
             self.jobs_due()?.insert((job.due_at, job.id.key()), ())?;
+            self.jobs_due_by_tenant()?
+                .insert((job.tenant.as_str(), job.due_at, job.id.key()), ())?;
             self.signals.jobs_enqueued = true;
         }
         self.jobs_by_blob()?.insert(input.id.key(), job.id.key())?;
@@ -288,6 +291,8 @@ impl Tx<'_> {
         match job.state {
             JobState::Pending => {
                 self.jobs_due()?.remove((job.due_at, id))?;
+                self.jobs_due_by_tenant()?
+                    .remove((job.tenant.as_str(), job.due_at, id))?;
             }
             JobState::Running => {
                 self.jobs_running()?.remove(id)?;
@@ -299,6 +304,8 @@ impl Tx<'_> {
             JobState::Pending => {
                 job.due_at = due_at;
                 self.jobs_due()?.insert((due_at, id), ())?;
+                self.jobs_due_by_tenant()?
+                    .insert((job.tenant.as_str(), due_at, id), ())?;
                 self.signals.jobs_enqueued = true;
             }
             JobState::Running => {
@@ -315,6 +322,17 @@ impl Tx<'_> {
         job.state = to;
         job.updated_at = self.now;
         self.put_job(job)
+    }
+
+    /// Whether a job is due now and waiting for a worker. New jobs then wait
+    /// their turn in the queue (claimed fairly across tenants) instead of
+    /// taking a free worker first.
+    pub(crate) fn backlog(&mut self) -> Result<bool> {
+        let now = self.now;
+        Ok(self
+            .jobs_due()?
+            .first()?
+            .is_some_and(|(k, _)| k.value().0 <= now))
     }
 
     /// Adds to a counter when the batch finishes: every completion moves

@@ -180,7 +180,7 @@ async fn create_blob_and_claim_stores_the_first_jobs_running_in_the_same_commit(
     assert_consistent(&store);
 
     // Only the pending one is left to claim; a claimed one completes as usual.
-    let rest = store.claim_due_jobs(LATER, 10).await.unwrap();
+    let rest = store.claim_due_jobs(LATER, 10, None).await.unwrap();
     assert_eq!(rest.len(), 1);
     assert_eq!(rest[0].plugin, "index");
     store
@@ -192,7 +192,7 @@ async fn create_blob_and_claim_stores_the_first_jobs_running_in_the_same_commit(
     drop(store);
     let store = reyna_store::Store::open(&path).unwrap();
     assert_eq!(store.recover_running().await.unwrap(), 2);
-    let again = store.claim_due_jobs(LATER, 10).await.unwrap();
+    let again = store.claim_due_jobs(LATER, 10, None).await.unwrap();
     let mut again: Vec<JobId> = again.into_iter().map(|j| j.id).collect();
     let mut expected = vec![claimed[1].id, rest[0].id];
     again.sort();
@@ -259,7 +259,7 @@ async fn complete_job_and_claim_stores_the_first_next_jobs_running() {
         (counts.jobs_pending, counts.jobs_running, counts.jobs_done),
         (1, 2, 1)
     );
-    let pending = store.claim_due_jobs(LATER, 10).await.unwrap();
+    let pending = store.claim_due_jobs(LATER, 10, None).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].blob_id, outputs[1].id);
 
@@ -281,7 +281,11 @@ async fn complete_job_stores_outputs_lineage_events_next_jobs_and_done() {
         )
         .await
         .unwrap();
-    let job = store.claim_due_jobs(LATER, 10).await.unwrap().remove(0);
+    let job = store
+        .claim_due_jobs(LATER, 10, None)
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(job.state, JobState::Running);
     assert_eq!(store.counts().unwrap().jobs_running, 1);
 
@@ -382,7 +386,11 @@ async fn completing_twice_changes_nothing_and_returns_the_same_blobs() {
         )
         .await
         .unwrap();
-    let job = store.claim_due_jobs(LATER, 10).await.unwrap().remove(0);
+    let job = store
+        .claim_due_jobs(LATER, 10, None)
+        .await
+        .unwrap()
+        .remove(0);
     let make = || {
         let mut c = completion(vec![
             output("expanded-v1", b"a"),
@@ -421,7 +429,11 @@ async fn misaligned_next_jobs_or_missing_extra_parent_store_nothing() {
         )
         .await
         .unwrap();
-    let job = store.claim_due_jobs(LATER, 10).await.unwrap().remove(0);
+    let job = store
+        .claim_due_jobs(LATER, 10, None)
+        .await
+        .unwrap()
+        .remove(0);
     let before = store.counts().unwrap();
 
     let mut c = completion(vec![output("a-v1", b"1"), output("a-v1", b"2")]);
@@ -473,15 +485,21 @@ async fn claim_takes_only_due_jobs_in_due_order_up_to_the_limit() {
             .unwrap();
     }
     assert!(
-        store.claim_due_jobs(0, 10).await.unwrap().is_empty(),
+        store.claim_due_jobs(0, 10, None).await.unwrap().is_empty(),
         "nothing is due at time 0"
     );
-    let first = store.claim_due_jobs(LATER, 3).await.unwrap();
+    let first = store.claim_due_jobs(LATER, 3, None).await.unwrap();
     assert_eq!(first.len(), 3);
     assert!(first.windows(2).all(|w| w[0].due_at <= w[1].due_at));
-    let rest = store.claim_due_jobs(LATER, 10).await.unwrap();
+    let rest = store.claim_due_jobs(LATER, 10, None).await.unwrap();
     assert_eq!(rest.len(), 2);
-    assert!(store.claim_due_jobs(LATER, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_due_jobs(LATER, 10, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(store.next_due_at().unwrap(), None);
     let counts = store.counts().unwrap();
     assert_eq!((counts.jobs_pending, counts.jobs_running), (0, 5));
@@ -490,7 +508,10 @@ async fn claim_takes_only_due_jobs_in_due_order_up_to_the_limit() {
     assert_eq!(store.recover_running().await.unwrap(), 5);
     let counts = store.counts().unwrap();
     assert_eq!((counts.jobs_pending, counts.jobs_running), (5, 0));
-    assert_eq!(store.claim_due_jobs(LATER, 10).await.unwrap().len(), 5);
+    assert_eq!(
+        store.claim_due_jobs(LATER, 10, None).await.unwrap().len(),
+        5
+    );
     assert_consistent(&store);
 }
 
@@ -504,7 +525,11 @@ async fn fail_with_retry_requeues_the_next_attempt_at_the_retry_time() {
         )
         .await
         .unwrap();
-    let job = store.claim_due_jobs(LATER, 1).await.unwrap().remove(0);
+    let job = store
+        .claim_due_jobs(LATER, 1, None)
+        .await
+        .unwrap()
+        .remove(0);
     let retry_at = job.due_at + 60_000;
     let outcome = store
         .fail_job(
@@ -528,12 +553,16 @@ async fn fail_with_retry_requeues_the_next_attempt_at_the_retry_time() {
     assert_eq!(store.next_due_at().unwrap(), Some(retry_at));
     assert!(
         store
-            .claim_due_jobs(retry_at - 1, 10)
+            .claim_due_jobs(retry_at - 1, 10, None)
             .await
             .unwrap()
             .is_empty()
     );
-    let again = store.claim_due_jobs(retry_at, 10).await.unwrap().remove(0);
+    let again = store
+        .claim_due_jobs(retry_at, 10, None)
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!((again.id, again.attempt), (job.id, 2));
     assert_eq!(again.last_error.as_deref(), Some("timeout after 2s"));
 
@@ -556,7 +585,11 @@ async fn fail_without_retry_dead_letters_and_replay_runs_it_again() {
         )
         .await
         .unwrap();
-    let job = store.claim_due_jobs(LATER, 1).await.unwrap().remove(0);
+    let job = store
+        .claim_due_jobs(LATER, 1, None)
+        .await
+        .unwrap()
+        .remove(0);
     let cost = Cost {
         wall_us: 7,
         ..Cost::default()
@@ -652,7 +685,11 @@ async fn fail_without_retry_dead_letters_and_replay_runs_it_again() {
         (0, 1, 1)
     );
 
-    let claimed = store.claim_due_jobs(LATER, 1).await.unwrap().remove(0);
+    let claimed = store
+        .claim_due_jobs(LATER, 1, None)
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!((claimed.id, claimed.attempt), (job.id, 2));
     store
         .complete_job(job.id, completion(vec![]))
@@ -671,7 +708,11 @@ async fn idempotency_key_finds_the_stored_outputs_within_the_tenant() {
         )
         .await
         .unwrap();
-    let job = store.claim_due_jobs(LATER, 1).await.unwrap().remove(0);
+    let job = store
+        .claim_due_jobs(LATER, 1, None)
+        .await
+        .unwrap()
+        .remove(0);
     let key = IdemKey {
         component_digest: Digest::of(b"component"),
         config_digest: Digest::of(b"config"),
@@ -760,7 +801,7 @@ async fn a_store_reopens_with_everything_and_refuses_a_newer_format() {
             err,
             StoreError::UnsupportedFormat {
                 found: 99,
-                supported: 5
+                supported: 6
             }
         ),
         "{err}"
@@ -808,14 +849,14 @@ async fn a_format_1_file_with_json_records_opens_and_is_upgraded() {
     assert_eq!(store.get_job(job.id).unwrap(), Some(job.clone()));
     assert_eq!(store.events_after(None, 0, 10).unwrap(), vec![event]);
     // The old JSON job is updated in the new form by a claim.
-    let claimed = store.claim_due_jobs(u64::MAX, 10).await.unwrap();
+    let claimed = store.claim_due_jobs(u64::MAX, 10, None).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert!(store.check().unwrap().problems.is_empty());
     drop(store);
 
     let db = redb::Database::open(&path).unwrap();
     let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
-    assert_eq!(format_of(&txn), 5);
+    assert_eq!(format_of(&txn), 6);
 }
 
 #[tokio::test]
@@ -837,7 +878,11 @@ async fn a_format_2_idempotency_record_is_rekeyed_when_the_file_opens() {
             )
             .await
             .unwrap();
-        let job = store.claim_due_jobs(LATER, 1).await.unwrap().remove(0);
+        let job = store
+            .claim_due_jobs(LATER, 1, None)
+            .await
+            .unwrap()
+            .remove(0);
         let done = store
             .complete_job(
                 job.id,
@@ -894,7 +939,7 @@ async fn a_format_2_idempotency_record_is_rekeyed_when_the_file_opens() {
 
     let db = redb::Database::open(&path).unwrap();
     let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
-    assert_eq!(format_of(&txn), 5);
+    assert_eq!(format_of(&txn), 6);
     let names: Vec<String> = txn
         .list_tables()
         .unwrap()
@@ -1049,7 +1094,7 @@ async fn a_format_3_file_has_its_trees_counted_when_it_opens() {
     drop(store);
     let db = redb::Database::open(&path).unwrap();
     let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
-    assert_eq!(format_of(&txn), 5);
+    assert_eq!(format_of(&txn), 6);
 }
 
 #[tokio::test]
@@ -1124,5 +1169,82 @@ async fn a_format_4_file_gets_tenant_records_and_its_admin_tokens_become_operato
     drop(store);
     let db = redb::Database::open(&path).unwrap();
     let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
-    assert_eq!(format_of(&txn), 5);
+    assert_eq!(format_of(&txn), 6);
+}
+
+/// Creates `n` blobs of `tenant`, each with one job, concurrently (group
+/// commit shares the writes).
+async fn queue_jobs(store: &reyna_store::Store, tenant: &str, n: usize) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let store = store.clone();
+        let tenant = tenant.to_owned();
+        tasks.spawn(async move {
+            let mut blob = new_blob("t-v1", format!("{{\"i\":{i}}}").as_bytes());
+            blob.tenant = tenant;
+            store
+                .create_blob(blob, vec![spec("p", "t-v1")])
+                .await
+                .unwrap();
+        });
+        if tasks.len() >= 256 {
+            tasks.join_next().await.unwrap().unwrap();
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_backlog_delays_anothers_job_by_one_round_not_by_the_backlog() {
+    let (_dir, store) = open();
+    // acme queues 10,000 jobs, then zeta one.
+    queue_jobs(&store, "acme", 10_000).await;
+    let mine = {
+        let mut blob = new_blob("t-v1", b"{}");
+        blob.tenant = "zeta".into();
+        store
+            .create_blob(blob, vec![spec("p", "t-v1")])
+            .await
+            .unwrap()
+    };
+    let now = reyna_store::now_ms() + 1;
+    let (mut theirs_before, mut after) = (0, None);
+    loop {
+        let jobs = store.claim_due_jobs(now, 4, after.clone()).await.unwrap();
+        assert!(!jobs.is_empty(), "zeta's job was never claimed");
+        after = jobs.last().map(|j| j.tenant.clone());
+        match jobs.iter().position(|j| j.tenant == "zeta") {
+            Some(at) => {
+                theirs_before += at;
+                assert_eq!(jobs[at].blob_id, mine.id);
+                break;
+            }
+            None => theirs_before += jobs.len(),
+        }
+    }
+    assert!(
+        theirs_before <= 1,
+        "zeta's job waited behind {theirs_before} of acme's 10,000"
+    );
+    // A new job while jobs wait does not take a worker first: it queues.
+    let mut late = new_blob("t-v1", b"{}");
+    late.tenant = "initech".into();
+    let (_, claimed) = store
+        .create_blob_and_claim(late, vec![spec("p", "t-v1")], 1)
+        .await
+        .unwrap();
+    assert!(claimed.is_empty(), "a backlog is served in turn");
+    // Within a tenant, the oldest due job first; none is claimed twice.
+    let jobs = store
+        .claim_due_jobs(reyna_store::now_ms() + 1, 10, None)
+        .await
+        .unwrap();
+    let tenants: Vec<&str> = jobs.iter().map(|j| j.tenant.as_str()).collect();
+    assert_eq!(&tenants[..2], ["acme", "initech"], "{tenants:?}");
+    let mut ids: Vec<_> = jobs.iter().map(|j| j.id).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), jobs.len());
+    assert_consistent(&store);
 }

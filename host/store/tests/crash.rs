@@ -319,7 +319,7 @@ async fn child(path: std::path::PathBuf) {
                 // Marked seen before claiming, so a job made pending after the
                 // claim (new, or a retry: retries here are due at once) wakes us.
                 wake.borrow_and_update();
-                let jobs = store.claim_due_jobs(now_ms(), 8).await.unwrap();
+                let jobs = store.claim_due_jobs(now_ms(), 8, None).await.unwrap();
                 if jobs.is_empty() {
                     if wake.changed().await.is_err() {
                         break;

@@ -6,6 +6,7 @@
 mod common;
 mod effects;
 mod failures;
+mod fairness;
 mod hostile;
 mod pipeline;
 mod registry;

@@ -74,7 +74,7 @@ async fn jobs_running_when_the_process_died_run_after_restart() {
         // Claim the job as a worker would, then "crash" before it completes.
         let claimed = engine
             .store()
-            .claim_due_jobs(reyna_engine::reyna_store::now_ms(), 10)
+            .claim_due_jobs(reyna_engine::reyna_store::now_ms(), 10, None)
             .await
             .unwrap();
         assert_eq!(claimed.len(), 1);
