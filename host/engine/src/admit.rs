@@ -69,6 +69,11 @@ pub(crate) fn admit(inner: &Inner, job: &Job) -> Result<Admission, StoreError> {
         let reason = format!("plugin {} is disabled", p.id());
         return Ok(Admission::Refused(p, reason));
     }
+    let installs = &inner.plugins.installs;
+    if installs.tenant_deleted(&job.tenant) {
+        let reason = format!("tenant {} was deleted", job.tenant);
+        return Ok(Admission::Refused(p, reason));
+    }
     let Some(default) = p.default_for(&job.tenant) else {
         let reason = format!(
             "plugin {} is not available to tenant {}",
@@ -77,7 +82,6 @@ pub(crate) fn admit(inner: &Inner, job: &Job) -> Result<Admission, StoreError> {
         );
         return Ok(Admission::Refused(p, reason));
     };
-    let installs = &inner.plugins.installs;
     let install = installs.resolve(&job.tenant, &p.record.name, default);
     if !install.enabled {
         let reason = format!(

@@ -143,6 +143,8 @@ pub(crate) struct Installs {
     leases: Mutex<HashMap<SecretName, BTreeMap<u32, usize>>>,
     /// Paused installations with a probe job running.
     probes: Mutex<HashSet<Key>>,
+    /// Deleted tenants: their jobs still queued are not run.
+    deleted: RwLock<HashSet<String>>,
     /// Secret writes one at a time, so a version's leases are read and
     /// its successor written without another write between.
     writes: tokio::sync::Mutex<()>,
@@ -164,6 +166,7 @@ impl Installs {
             cache: RwLock::new(HashMap::new()),
             leases: Mutex::new(HashMap::new()),
             probes: Mutex::new(HashSet::new()),
+            deleted: RwLock::new(HashSet::new()),
             writes: tokio::sync::Mutex::new(()),
         }
     }
@@ -177,7 +180,23 @@ impl Installs {
             cache.entry(tenant).or_default().insert(plugin, resolved);
         }
         *self.cache.write().unwrap_or_else(|e| e.into_inner()) = cache;
+        let deleted = self
+            .store
+            .list_tenants()?
+            .into_iter()
+            .filter(|t| t.deleted_at.is_some())
+            .map(|t| t.id)
+            .collect();
+        *self.deleted.write().unwrap_or_else(|e| e.into_inner()) = deleted;
         Ok(())
+    }
+
+    /// Whether `tenant` was deleted (its queued jobs are dead-lettered, not run).
+    pub(crate) fn tenant_deleted(&self, tenant: &str) -> bool {
+        self.deleted
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(tenant)
     }
 
     fn resolve_record(&self, record: Installation) -> Result<Resolved, EngineError> {
@@ -533,8 +552,13 @@ impl Installs {
             .remove(&(tenant.to_owned(), plugin.to_owned()));
     }
 
-    /// Drops a deleted tenant's installations from the cache.
+    /// Drops a deleted tenant's installations from the cache; its jobs
+    /// still queued will not run.
     pub(crate) fn forget_tenant(&self, tenant: &str) {
+        self.deleted
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(tenant.to_owned());
         self.cache
             .write()
             .unwrap_or_else(|e| e.into_inner())

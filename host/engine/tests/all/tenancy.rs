@@ -521,7 +521,7 @@ async fn a_data_directory_of_format_4_opens_migrates_and_keeps_working() {
     engine.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_tenant_loses_its_tokens_and_installations_and_its_id_is_never_reused() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path()).await;
@@ -538,6 +538,8 @@ async fn a_deleted_tenant_loses_its_tokens_and_installations_and_its_id_is_never
         hash: "hash-app".into(),
     };
     engine.create_token(token, "test").await.unwrap();
+    // A job of the tenant still queued when it is deleted is not run.
+    let queued = put_for(&engine, OTHER, "queued before the deletion").await;
     let done = engine.delete_tenant(OTHER, "test").await.unwrap();
     assert_eq!((done.tokens, done.installations), (1, 1));
     assert!(engine.list_tokens(Some(OTHER)).unwrap().is_empty());
@@ -552,4 +554,19 @@ async fn a_deleted_tenant_loses_its_tokens_and_installations_and_its_id_is_never
         .await
         .unwrap_err();
     assert!(err.to_string().contains("never reused"), "{err}");
+    engine.start();
+    idle(&engine).await;
+    assert!(derived(&engine, OTHER, &queued).is_empty());
+    let letters = engine
+        .store()
+        .list_dead_letters(Some(OTHER), None, 10)
+        .unwrap()
+        .items;
+    assert_eq!(letters.len(), 1);
+    assert!(
+        letters[0].reason.contains("was deleted"),
+        "{}",
+        letters[0].reason
+    );
+    engine.shutdown().await;
 }
