@@ -7,6 +7,31 @@ use std::collections::BTreeMap;
 
 use crate::error::Failure;
 
+/// Shortest part of a URL-valued secret redacted on its own: shorter
+/// parts (`/`, `/v1`) would redact what is not secret.
+const MIN_URL_PART: usize = 8;
+
+/// The parts of a URL-valued secret that carry its secret on their own:
+/// its user info, its path (with the query) and its query.
+fn url_parts(value: &str) -> Vec<String> {
+    let Some((_, rest)) = value.split_once("://") else {
+        return Vec::new();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let mut parts = Vec::new();
+    if let Some((userinfo, _)) = authority.rsplit_once('@') {
+        parts.push(userinfo.to_owned());
+    }
+    let path = path.split('#').next().unwrap_or_default();
+    let (bare, query) = path.split_once('?').unwrap_or((path, ""));
+    parts.extend([path, bare, query].map(str::to_owned));
+    parts.retain(|p| p.len() >= MIN_URL_PART);
+    parts
+}
+
 /// What a secret value is replaced with.
 pub const REDACTED: &str = "[redacted]";
 
@@ -34,7 +59,9 @@ pub(crate) struct Secrets {
 
 impl Secrets {
     /// The values of `config` under `secret_keys` and under keys that look
-    /// like secrets.
+    /// like secrets. A secret that is a URL (a webhook's, say) also has its
+    /// credentials, path and query redacted on their own: a request record
+    /// keeps a path, never the whole URL.
     pub fn from_config(
         config: &BTreeMap<String, String>,
         secret_keys: &std::collections::BTreeSet<String>,
@@ -44,6 +71,8 @@ impl Secrets {
             .filter(|(k, v)| !v.is_empty() && (secret_keys.contains(*k) || is_secret_key(k)))
             .map(|(_, v)| v.clone())
             .collect();
+        let parts: Vec<String> = values.iter().flat_map(|v| url_parts(v)).collect();
+        values.extend(parts);
         values.sort_by_key(|v| std::cmp::Reverse(v.len()));
         values.dedup();
         let mut base64: Vec<String> = values
@@ -196,6 +225,32 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         Secrets::from_config(&config, &Default::default())
+    }
+
+    #[test]
+    fn a_url_valued_secret_has_its_credentials_path_and_query_redacted_on_their_own() {
+        let config = BTreeMap::from([(
+            "url".to_owned(),
+            "https://bot:pa55word@hooks.example.com/services/T0/B1/XyZsecret?sig=abcdef123"
+                .to_owned(),
+        )]);
+        let keys = std::collections::BTreeSet::from(["url".to_owned()]);
+        let s = Secrets::from_config(&config, &keys);
+        for record in [
+            "POST /services/T0/B1/XyZsecret",
+            "query sig=abcdef123",
+            "user bot:pa55word",
+        ] {
+            let redacted = s.redact(record);
+            assert!(redacted.contains(REDACTED), "{record} -> {redacted}");
+            for part in ["XyZsecret", "abcdef123", "pa55word"] {
+                assert!(!redacted.contains(part), "{record} -> {redacted}");
+            }
+        }
+        // Short parts are not secrets on their own: `/v1` stays readable.
+        let short = BTreeMap::from([("url".to_owned(), "https://api.example.com/v1".to_owned())]);
+        let s = Secrets::from_config(&short, &keys);
+        assert_eq!(s.redact("GET /v1/models"), "GET /v1/models");
     }
 
     #[test]

@@ -570,3 +570,63 @@ async fn a_deleted_tenant_loses_its_tokens_and_installations_and_its_id_is_never
     );
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_under_a_plain_looking_key_never_reaches_a_sinks_receipt() {
+    let server = reyna_artifacts::ChatServer::start("{}").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.effects.allow_private = true; // the test server is on loopback
+    let approved = format!("http://127.0.0.1:{}", server.port());
+    config
+        .effects
+        .approved_hosts
+        .insert("webhook".into(), vec![approved.clone()]);
+    let engine = engine_with(config).await;
+    tenant(&engine, TENANT).await;
+    upload(&engine, "word-count").await;
+    // webhook as a sink of word counts.
+    let sink = reyna_artifacts::with_manifest(&reyna_artifacts::bytes("webhook").unwrap(), |toml| {
+        toml.replace(
+            "[limits]",
+            "subscribes = [\"blob.created.word-count-v1\"]\ninputs = [\"word-count-v1\"]\n\n[limits]",
+        )
+    })
+    .unwrap();
+    engine
+        .upload_plugin(sink, None, InstallPolicy::All, "test")
+        .await
+        .unwrap();
+    // The hook's path is the secret, under the plain-looking key `url`.
+    let path_secret = "hook-7d3f9b2e5a1c";
+    let url = format!("{approved}/in/{path_secret}");
+    engine
+        .set_secret(TENANT, "webhook", "url", &url, "test")
+        .await
+        .unwrap();
+    engine.start();
+    let blob = put_for(&engine, TENANT, "one two three").await;
+    idle(&engine).await;
+    let count = &derived(&engine, TENANT, &blob)[0];
+    let receipt = derived(&engine, TENANT, count)
+        .into_iter()
+        .find(|b| b.schema == "effect-receipt-v1")
+        .expect("the sink's receipt");
+    let data = engine
+        .store()
+        .get_blob_data(TENANT, receipt.id)
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(data).unwrap();
+    assert!(text.contains("[redacted]"), "{text}");
+    assert!(!text.contains(path_secret), "{text}");
+    assert_eq!(server.received().len(), 1, "the hook was called");
+    let secrets = receipt.producer.unwrap().secrets;
+    assert!(
+        secrets
+            .iter()
+            .any(|s| s.plugin == "webhook" && s.name == "url"),
+        "{secrets:?}"
+    );
+    engine.shutdown().await;
+}
