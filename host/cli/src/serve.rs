@@ -573,10 +573,9 @@ async fn register_examples(engine: &Engine) {
 /// existed (a deleted tenant's id is never reused).
 async fn ensure_default_tenant(engine: &Engine) -> anyhow::Result<()> {
     let known = engine
-        .tenants()
+        .tenant_record(ADMIN_TENANT)
         .map_err(|e| anyhow::anyhow!("cannot read the tenants: {e}"))?
-        .iter()
-        .any(|t| t.id == ADMIN_TENANT);
+        .is_some();
     if !known {
         let id = reyna_engine::TenantId::parse(ADMIN_TENANT).map_err(|e| anyhow::anyhow!("{e}"))?;
         engine

@@ -632,14 +632,16 @@ impl Engine {
             return Ok(false);
         };
         let mut entry = audit(actor, "token.delete", id, "");
-        entry.tenant = self
-            .inner
-            .store
-            .list_tokens(None)?
-            .into_iter()
-            .find(|t| t.id == parsed)
-            .map(|t| t.tenant);
+        entry.tenant = self.inner.store.get_token(parsed)?.map(|t| t.tenant);
         Ok(self.inner.store.delete_token(parsed, entry).await?)
+    }
+
+    /// A token by its record id (never its secret: only the hash is stored).
+    pub fn token(&self, id: &str) -> Result<Option<reyna_store::TokenRecord>, EngineError> {
+        let Ok(parsed) = id.parse::<reyna_store::TokenId>() else {
+            return Ok(None);
+        };
+        Ok(self.inner.store.get_token(parsed)?)
     }
 
     /// The token whose secret hashes to `hash`.

@@ -82,14 +82,14 @@ pub(crate) async fn migrate_legacy_config(
                 .unwrap_or_default();
             for (key, value) in &record.config {
                 if reyna_runtime::is_secret_key(key) {
-                    let entry = NewAudit {
-                        actor: "system".into(),
-                        tenant: Some(tenant.clone()),
-                        action: "installation.secret.set".into(),
-                        target: format!("{}/{key}", record.name),
-                        detail: "moved from the plugin's config (format 4)".into(),
-                        ..NewAudit::default()
-                    };
+                    let target = format!("{}/{key}", record.name);
+                    let entry = audit_for(
+                        "system",
+                        tenant,
+                        "installation.secret.set",
+                        &target,
+                        moved(),
+                    );
                     installs
                         .set_secret(tenant, &record.name, default, key, value, entry)
                         .await?;
@@ -97,14 +97,13 @@ pub(crate) async fn migrate_legacy_config(
                     plain.insert(key.clone(), value.clone());
                 }
             }
-            let entry = NewAudit {
-                actor: "system".into(),
-                tenant: Some(tenant.clone()),
-                action: "installation.config".into(),
-                target: record.name.clone(),
-                detail: "moved from the plugin's config (format 4)".into(),
-                ..NewAudit::default()
-            };
+            let entry = audit_for(
+                "system",
+                tenant,
+                "installation.config",
+                &record.name,
+                moved(),
+            );
             installs
                 .change(
                     tenant,
@@ -124,6 +123,11 @@ pub(crate) async fn migrate_legacy_config(
             .await?;
     }
     Ok(())
+}
+
+/// The detail of the audit entries of the format 4 config move.
+fn moved() -> String {
+    "moved from the plugin's config (format 4)".to_owned()
 }
 
 fn audit_for(actor: &str, tenant: &str, action: &str, target: &str, detail: String) -> NewAudit {
@@ -167,13 +171,14 @@ impl Engine {
         Ok(self.inner.store.list_tenants()?)
     }
 
+    /// A tenant's record, deleted or not.
+    pub fn tenant_record(&self, id: &str) -> Result<Option<TenantRecord>, EngineError> {
+        Ok(self.inner.store.get_tenant(id)?)
+    }
+
     /// A tenant that exists and is not deleted.
     pub fn live_tenant(&self, id: &str) -> Result<Option<TenantRecord>, EngineError> {
-        Ok(self
-            .inner
-            .store
-            .get_tenant(id)?
-            .filter(|t| t.deleted_at.is_none()))
+        Ok(self.tenant_record(id)?.filter(|t| t.deleted_at.is_none()))
     }
 
     /// Deletes a tenant: revokes its tokens, removes its installations and

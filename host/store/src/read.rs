@@ -539,6 +539,14 @@ pub(crate) fn job_logs(txn: &ReadTransaction, job: JobId) -> Result<Vec<JobLog>>
     Ok(out)
 }
 
+pub(crate) fn get_token(txn: &ReadTransaction, id: TokenId) -> Result<Option<TokenRecord>> {
+    let tokens = txn.open_table(TOKENS)?;
+    tokens
+        .get(id.key())?
+        .map(|v| decode("token", v.value()))
+        .transpose()
+}
+
 pub(crate) fn find_token_by_hash(txn: &ReadTransaction, hash: &str) -> Result<Option<TokenRecord>> {
     let by_hash = txn.open_table(TOKENS_BY_HASH)?;
     let Some(id) = by_hash.get(hash)?.map(|v| v.value()) else {

@@ -600,6 +600,11 @@ impl Store {
         .await
     }
 
+    /// A token by its record id.
+    pub fn get_token(&self, id: TokenId) -> Result<Option<TokenRecord>> {
+        read::get_token(&self.read()?, id)
+    }
+
     /// The token whose secret hashes to `hash`.
     pub fn find_token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>> {
         read::find_token_by_hash(&self.read()?, hash)

@@ -86,9 +86,7 @@ pub(crate) async fn get(
     caller.require_admin_of(&tenant)?;
     let record = state
         .engine()
-        .tenants()?
-        .into_iter()
-        .find(|t| t.id == tenant)
+        .tenant_record(&tenant)?
         .ok_or_else(|| ApiError::Engine(reyna_engine::EngineError::TenantNotFound(tenant)))?;
     Ok(Json(record.into()))
 }

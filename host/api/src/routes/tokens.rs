@@ -107,9 +107,8 @@ pub(crate) async fn delete(
     }
     let target = state
         .engine()
-        .list_tokens(caller.scope())?
-        .into_iter()
-        .find(|t| t.id == parsed)
+        .token(&id)?
+        .filter(|t| caller.scope().is_none_or(|tenant| t.tenant == tenant))
         .ok_or_else(|| ApiError::NotFound(format!("token {id} not found")))?;
     if target.role == reyna_engine::Role::Operator && !caller.is_operator() {
         return Err(ApiError::Forbidden(
