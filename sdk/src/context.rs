@@ -11,10 +11,12 @@ pub(crate) trait HostCalls {
     fn query_blobs(&mut self, schema: &str, filter: &str) -> Result<Vec<Blob>, Error>;
     fn call_effect(&mut self, name: &str, request: &[u8]) -> Result<Vec<u8>, Error>;
     fn http(&mut self, request: &HttpRequest) -> Result<HttpResponse, Error>;
+    fn report_usage(&mut self, unit: &str, amount: u64) -> Result<(), Error>;
 }
 
 /// Access to the host during one call: the event, logs, configuration, blob
-/// reads scoped to the event's tenant, and effect calls.
+/// reads scoped to the event's tenant, effect calls (processors), and HTTP
+/// and usage reports (effects).
 pub struct Context<'a> {
     event: &'a Event,
     host: &'a mut dyn HostCalls,
@@ -139,5 +141,34 @@ impl<'a> Context<'a> {
     pub fn http(&mut self, request: &HttpRequest) -> Result<HttpResponse, Error> {
         request.url_parts()?;
         self.host.http(request)
+    }
+
+    /// Reports usage in the effect's own units (effects only): what the
+    /// outside world charged for this call, e.g. an LLM's tokens.
+    ///
+    /// The host adds `amount` to the tenant's usage of `unit` (metered per
+    /// hour) and checks it against the budgets the operator set for that
+    /// unit (say `tokens` per day and per month): a processor whose effect
+    /// call finds a budget used up fails with `budget-exceeded`. Report as
+    /// soon as the amount is known: what was reported before the call fails
+    /// still counts.
+    ///
+    /// A unit name is 1 to 64 bytes of `a-z`, `0-9`, `-`, `_` and `.`,
+    /// starting with a letter; one call reports at most 16 distinct units;
+    /// amounts of one unit add up (saturating). A report that breaks a rule
+    /// is [`Error::InvalidInput`] saying which, and counts nothing. In a
+    /// processor it is [`Error::Fatal`]: processors have no usage of their
+    /// own to report.
+    ///
+    /// ```
+    /// # use reyna_sdk::{Context, Error};
+    /// fn after_the_answer(ctx: &mut Context<'_>, prompt: u64, completion: u64) -> Result<(), Error> {
+    ///     ctx.report_usage("prompt-tokens", prompt)?;
+    ///     ctx.report_usage("completion-tokens", completion)?;
+    ///     ctx.report_usage("tokens", prompt.saturating_add(completion))
+    /// }
+    /// ```
+    pub fn report_usage(&mut self, unit: &str, amount: u64) -> Result<(), Error> {
+        self.host.report_usage(unit, amount)
     }
 }

@@ -30,7 +30,10 @@
 //!
 //! Effects implement [`Effect`] instead, enable the SDK's `effect` feature
 //! (`default-features = false, features = ["effect"]`), and are exported with
-//! [`export_effect!`]; they may call approved hosts with [`Context::http`].
+//! [`export_effect!`]; they may call approved hosts with [`Context::http`],
+//! and report what the call cost in their own units (an LLM's tokens) with
+//! [`Context::report_usage`], which the host meters per tenant and checks
+//! against the operator's budgets.
 #![deny(missing_docs)]
 
 // The generated bindings name this crate by its public path.

@@ -2,9 +2,11 @@
 //!
 //! The harness reads the plugin's `reyna.toml` (so an invalid manifest fails
 //! the first test), fakes the host in memory (config, blobs for `get-blob` and
-//! `query-blobs`, effects, HTTP), and applies the same rules as the host: the
-//! input schema must be one of the manifest's inputs, every output schema one
-//! of its outputs, every effect called one it declares.
+//! `query-blobs`, effects, HTTP, usage reports), and applies the same rules
+//! as the host: the input schema must be one of the manifest's inputs, every
+//! output schema one of its outputs, every effect called one it declares,
+//! every usage unit reported well named and at most 16 per call (see
+//! [`Harness::usage`]).
 //!
 //! ```no_run
 //! # use reyna_sdk::{Context, Error, Output, Processor};
@@ -60,6 +62,12 @@ pub struct Harness {
     pub effect_calls: Vec<(String, Vec<u8>)>,
     /// Every HTTP request sent.
     pub http_requests: Vec<HttpRequest>,
+    /// The usage reported with [`Context::report_usage`](crate::Context::report_usage),
+    /// by unit, summed over every call the harness ran, under the host's
+    /// rules (at most 16 distinct units per call).
+    pub usage: BTreeMap<String, u64>,
+    /// The units of the call running now, which the 16-unit rule counts.
+    call_units: BTreeMap<String, u64>,
 }
 
 impl std::fmt::Debug for Harness {
@@ -106,6 +114,8 @@ impl Harness {
             logs: Vec::new(),
             effect_calls: Vec::new(),
             http_requests: Vec::new(),
+            usage: BTreeMap::new(),
+            call_units: BTreeMap::new(),
         }
     }
 
@@ -209,6 +219,7 @@ impl Harness {
         data: Vec<u8>,
     ) -> Result<Vec<TestOutput>, Error> {
         let event = self.event(schema, data);
+        self.call_units.clear();
         let outputs = crate::__private::run_processor::<P>(&event, self)?;
         Ok(outputs
             .into_iter()
@@ -228,6 +239,7 @@ impl Harness {
 
     /// Runs effect `E`'s `perform` with `request`.
     pub fn perform<E: Effect>(&mut self, request: &[u8]) -> Result<Vec<u8>, Error> {
+        self.call_units.clear();
         crate::__private::run_perform::<E>(request.to_vec(), self)
     }
 
@@ -238,6 +250,7 @@ impl Harness {
         json: serde_json::Value,
     ) -> Result<Vec<u8>, Error> {
         let event = self.event(schema, json.to_string().into_bytes());
+        self.call_units.clear();
         crate::__private::run_deliver::<E>(event, self)
     }
 }
@@ -290,6 +303,17 @@ impl HostCalls for Harness {
         }
     }
 
+    fn report_usage(&mut self, unit: &str, amount: u64) -> Result<(), Error> {
+        if self.manifest.kind != reyna_manifest::Kind::Effect {
+            return Err(crate::__private::processor_usage(unit));
+        }
+        reyna_types::add_usage(&mut self.call_units, unit, amount)
+            .map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let total = self.usage.entry(unit.to_owned()).or_default();
+        *total = total.saturating_add(amount);
+        Ok(())
+    }
+
     fn http(&mut self, request: &HttpRequest) -> Result<HttpResponse, Error> {
         assert!(
             self.manifest.kind == reyna_manifest::Kind::Effect,
@@ -302,5 +326,78 @@ impl HostCalls for Harness {
                 "no HTTP responder configured in the harness".to_owned(),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Context, Output};
+
+    /// Reports `n` distinct units, then `tokens` once more.
+    struct Reporter;
+
+    impl Effect for Reporter {
+        fn perform(request: Vec<u8>, ctx: &mut Context<'_>) -> Result<Vec<u8>, Error> {
+            let n: u64 = serde_json::from_slice(&request)
+                .map_err(|e| Error::invalid_input(e.to_string()))?;
+            for i in 0..n {
+                ctx.report_usage(&format!("unit-{i}"), i)?;
+            }
+            ctx.report_usage("tokens", 5)?;
+            Ok(Vec::new())
+        }
+    }
+
+    struct Counting;
+
+    impl Processor for Counting {
+        type Input = serde_json::Value;
+        fn process(_: serde_json::Value, ctx: &mut Context<'_>) -> Result<Vec<Output>, Error> {
+            ctx.report_usage("tokens", 1)?;
+            Ok(Vec::new())
+        }
+    }
+
+    fn harness(kind: &str) -> Harness {
+        let manifest = format!(
+            "name = \"t\"\nversion = \"0.1.0\"\nkind = \"{kind}\"\ninputs = [\"text-input-v1\"]\n\
+             subscribes = [\"blob.created.text-input-v1\"]\n"
+        );
+        Harness::with_manifest(Manifest::parse(&manifest).unwrap())
+    }
+
+    #[test]
+    fn usage_follows_the_hosts_rules_per_call_and_adds_up_across_calls() {
+        let mut h = harness("effect");
+        h.perform::<Reporter>(b"15").unwrap();
+        assert_eq!(h.usage.len(), 16);
+        // Each call has its own 16 units; the harness keeps the sums.
+        h.perform::<Reporter>(b"0").unwrap();
+        assert_eq!(h.usage["tokens"], 10);
+        let err = h.perform::<Reporter>(b"16").unwrap_err();
+        assert_eq!(
+            err,
+            Error::InvalidInput(
+                "usage unit `tokens` would be the 17th distinct unit of this call; a call \
+                 reports at most 16"
+                    .to_owned()
+            )
+        );
+        assert_eq!(h.usage["tokens"], 10, "the refused report counts nothing");
+        assert_eq!(h.usage["unit-15"], 15);
+    }
+
+    #[test]
+    fn a_processor_has_no_usage_to_report() {
+        let mut h = harness("processor");
+        let err = h
+            .process::<Counting>("text-input-v1", serde_json::json!({}))
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Fatal(ref m) if m.contains("processors cannot report usage")),
+            "{err}"
+        );
+        assert!(h.usage.is_empty());
     }
 }

@@ -35,6 +35,10 @@ pub struct Problem {
     /// (`errors` lists the first ones).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total: Option<usize>,
+    /// For `quota-exceeded`: which quota (`blob-rate`, `stored-bytes`,
+    /// `queued-jobs`, `effect-calls:day`, `budget:<unit>:<day|month>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<String>,
 }
 
 /// One way a document breaks its schema.
@@ -249,6 +253,9 @@ fn classify_engine(e: &EngineError) -> (StatusCode, &'static str, &'static str) 
         EngineError::PluginNameTaken(_) => (S::CONFLICT, "plugin-name-taken", "Plugin name taken"),
         EngineError::TenantNotFound(_) => (S::NOT_FOUND, "not-found", "Not found"),
         EngineError::TenantExists(_) => (S::CONFLICT, "tenant-exists", "Tenant exists"),
+        EngineError::QuotaExceeded { .. } => {
+            (S::TOO_MANY_REQUESTS, "quota-exceeded", "Quota exceeded")
+        }
         EngineError::Store(StoreError::BadCursor) => {
             (S::BAD_REQUEST, "bad-cursor", "Invalid cursor")
         }
@@ -274,6 +281,10 @@ impl ApiError {
         match self {
             Self::ServerBusy(_) | Self::TooManyConnections(_) => Some(1),
             Self::TooManyStreams(_) => Some(5),
+            // Whole seconds, rounded up: retrying at the stated second works.
+            Self::Engine(EngineError::QuotaExceeded { retry_after, .. }) => {
+                Some(retry_after.as_millis().div_ceil(1000).max(1) as u64)
+            }
             _ => None,
         }
     }
@@ -315,6 +326,10 @@ impl ApiError {
             detail,
             errors,
             total,
+            quota: match self {
+                Self::Engine(EngineError::QuotaExceeded { quota, .. }) => Some(quota.clone()),
+                _ => None,
+            },
         }
     }
 }

@@ -93,6 +93,9 @@ pub struct ApiConfig {
     /// Bytes of request bodies being received and handled at once, across
     /// all requests (plugin uploads included).
     pub max_body_memory: usize,
+    /// Tenants with their own series at `/metrics` (by id order); the rest
+    /// are summed under `tenant="_other"`, so the series stay bounded.
+    pub metrics_max_tenants: usize,
 }
 
 impl Default for ApiConfig {
@@ -112,6 +115,7 @@ impl Default for ApiConfig {
             max_streams_per_token: 16,
             max_streams: 1024,
             max_body_memory: 256 * 1024 * 1024,
+            metrics_max_tenants: 100,
         }
     }
 }
@@ -256,7 +260,8 @@ fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::audit))
         .routes(routes!(tenants::me))
         .routes(routes!(tenants::create, tenants::list))
-        .routes(routes!(tenants::get, tenants::delete))
+        .routes(routes!(tenants::get, tenants::update, tenants::delete))
+        .routes(routes!(tenants::usage))
         .routes(routes!(tenants::installations))
         .routes(routes!(tenants::installation, tenants::set_installation))
         .routes(routes!(tenants::set_config))
@@ -266,6 +271,7 @@ fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
+        .routes(routes!(ops::tenant_metrics))
         .routes(routes!(ops::openapi_json))
 }
 

@@ -43,6 +43,135 @@ pub fn install_recorder() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
+/// Per-tenant series, read at scrape time: what each tenant holds now and
+/// what it used this calendar month (UTC). At most `max_tenants` tenants
+/// (live ones, by id) get their own series; the rest are summed under
+/// `tenant="_other"`, so the series stay bounded however many tenants
+/// there are. Units are those effects reported (bounded per record).
+pub(crate) fn render_tenants(
+    engine: &Engine,
+    max_tenants: usize,
+) -> Result<String, crate::ApiError> {
+    let mut out = String::new();
+    use reyna_engine::reyna_store::{Granularity, Usage};
+    let now = engine.now_ms();
+    let mut tenants: Vec<String> = engine
+        .tenants()?
+        .into_iter()
+        .filter(|t| t.deleted_at.is_none())
+        .map(|t| t.id)
+        .collect();
+    tenants.sort();
+    // (label, usage this month, stored bytes, queued jobs, running jobs)
+    let mut rows: Vec<(String, Usage, u64, u64, u64)> = Vec::new();
+    for (i, tenant) in tenants.iter().enumerate() {
+        let month = engine
+            .usage(tenant, Granularity::Month, now, now + 1)?
+            .pop()
+            .map(|p| p.usage)
+            .unwrap_or_default();
+        let (held, running) = engine.holdings(tenant)?;
+        let row = (month, held.stored_bytes, held.queued_jobs, running as u64);
+        if i < max_tenants {
+            rows.push((tenant.clone(), row.0, row.1, row.2, row.3));
+        } else {
+            if rows.len() == max_tenants {
+                rows.push(("_other".to_owned(), Usage::default(), 0, 0, 0));
+            }
+            if let Some(other) = rows.last_mut() {
+                other.1.add(&row.0);
+                other.2 += row.1;
+                other.3 += row.2;
+                other.4 += row.3;
+            }
+        }
+    }
+    type Field = fn(&(String, Usage, u64, u64, u64)) -> u64;
+    let series: [(&str, &str, Field); 12] = [
+        (
+            "reyna_tenant_stored_bytes",
+            "Bytes of blob data the tenant stores",
+            |r| r.2,
+        ),
+        (
+            "reyna_tenant_queued_jobs",
+            "The tenant's jobs waiting",
+            |r| r.3,
+        ),
+        (
+            "reyna_tenant_running_jobs",
+            "The tenant's jobs claimed or running here",
+            |r| r.4,
+        ),
+        (
+            "reyna_tenant_month_blobs_created",
+            "Blobs the tenant created this month (UTC)",
+            |r| r.1.blobs_created,
+        ),
+        (
+            "reyna_tenant_month_blobs_derived",
+            "Blobs its jobs derived this month",
+            |r| r.1.blobs_derived,
+        ),
+        (
+            "reyna_tenant_month_bytes_stored",
+            "Bytes stored this month",
+            |r| r.1.bytes_stored,
+        ),
+        ("reyna_tenant_month_jobs_run", "Job runs this month", |r| {
+            r.1.jobs_run
+        }),
+        (
+            "reyna_tenant_month_jobs_failed",
+            "Failed job runs this month",
+            |r| r.1.jobs_failed,
+        ),
+        (
+            "reyna_tenant_month_wall_microseconds",
+            "Sandbox wall time this month",
+            |r| r.1.wall_us,
+        ),
+        (
+            "reyna_tenant_month_cpu_microseconds",
+            "Sandbox CPU time this month",
+            |r| r.1.cpu_us,
+        ),
+        (
+            "reyna_tenant_month_bytes_out",
+            "Bytes the runs returned this month",
+            |r| r.1.bytes_out,
+        ),
+        (
+            "reyna_tenant_month_effect_calls",
+            "Effect calls this month",
+            |r| r.1.effect_calls,
+        ),
+    ];
+    for (name, help, field) in series {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for row in &rows {
+            let _ = writeln!(out, "{name}{{tenant=\"{}\"}} {}", row.0, field(row));
+        }
+    }
+    let name = "reyna_tenant_month_units";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Units effects reported this month, by unit (e.g. tokens)"
+    );
+    let _ = writeln!(out, "# TYPE {name} gauge");
+    for row in &rows {
+        for (unit, amount) in &row.1.units {
+            let _ = writeln!(
+                out,
+                "{name}{{tenant=\"{}\",unit=\"{unit}\"}} {amount}",
+                row.0
+            );
+        }
+    }
+    Ok(out)
+}
+
 /// The `/metrics` text: everything recorded, then gauges from the store.
 pub(crate) fn render(engine: &Engine) -> Result<String, crate::ApiError> {
     let mut out = install_recorder().map(|h| h.render()).unwrap_or_default();

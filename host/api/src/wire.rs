@@ -578,6 +578,31 @@ pub struct Tenant {
     pub created_at: u64,
     /// When it was deleted, unix ms (its id is never given out again).
     pub deleted_at: Option<u64>,
+    /// Its quota overrides (a field left out follows the operator's
+    /// default): `blobs_per_second`, `blob_burst`, `stored_bytes`,
+    /// `queued_jobs`, `running_jobs`, `share`, `effect_calls_per_day`,
+    /// `budgets` (`{"tokens": {"per_day": N, "per_month": N}}`).
+    #[schema(value_type = Object)]
+    pub quotas: store::reyna_store::Quotas,
+    /// The quotas in force (overrides over the operator's defaults); in
+    /// `GET /v1/tenants/{tenant}` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub effective_quotas: Option<store::reyna_store::Quotas>,
+    /// What it holds now against its quotas; in `GET /v1/tenants/{tenant}` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdings: Option<TenantHoldings>,
+}
+
+/// What a tenant holds now, against its quotas.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TenantHoldings {
+    /// Bytes of blob data it stores.
+    pub stored_bytes: u64,
+    /// Its jobs waiting (pending, retrying or deferred).
+    pub queued_jobs: u64,
+    /// Its jobs claimed or running on this host.
+    pub running_jobs: usize,
 }
 
 impl From<store::TenantRecord> for Tenant {
@@ -587,8 +612,61 @@ impl From<store::TenantRecord> for Tenant {
             name: t.name,
             created_at: t.created_at,
             deleted_at: t.deleted_at,
+            quotas: t.quotas,
+            effective_quotas: None,
+            holdings: None,
         }
     }
+}
+
+/// `PATCH /v1/tenants/{tenant}` (operator): a new name and/or the whole
+/// set of quota overrides.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTenant {
+    /// A new label (at most 200 bytes).
+    pub name: Option<String>,
+    /// The tenant's quota overrides, replacing the previous ones (`{}`
+    /// returns it to the operator's defaults).
+    #[schema(value_type = Option<Object>)]
+    pub quotas: Option<store::reyna_store::Quotas>,
+}
+
+/// `GET /v1/usage` parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UsageParams {
+    /// The tenant (the operator may name any; an admin only its own, the default).
+    pub tenant: Option<String>,
+    /// Start, unix ms (rounded down to its period); default: 24 periods before `to`.
+    pub from: Option<u64>,
+    /// End, unix ms, exclusive; default: now.
+    pub to: Option<u64>,
+    /// `hour` (default), `day` or `month`.
+    pub granularity: Option<String>,
+}
+
+/// `GET /v1/usage`: a tenant's metered usage per period.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UsageReport {
+    /// The tenant.
+    pub tenant: String,
+    /// `hour`, `day` or `month`.
+    pub granularity: String,
+    /// The start of the first period asked for, unix ms.
+    pub from: u64,
+    /// The end asked for, unix ms (exclusive).
+    pub to: u64,
+    /// Each period with usage, oldest first: `start`, `end` and the figures
+    /// (`blobs_created`, `blobs_derived`, `bytes_stored`, `jobs_run`,
+    /// `jobs_failed`, `wall_us`, `cpu_us`, `epoch_ticks`, `fuel`,
+    /// `peak_memory`, `bytes_in`, `bytes_out`, `effect_calls`, `units`).
+    #[schema(value_type = Vec<Object>)]
+    pub periods: Vec<store::reyna_store::UsagePeriod>,
+    /// The periods added up (`peak_memory`: the largest).
+    #[schema(value_type = Object)]
+    pub total: store::reyna_store::Usage,
 }
 
 /// What deleting a tenant removed.

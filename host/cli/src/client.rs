@@ -110,6 +110,10 @@ impl Api {
         self.request(reqwest::Method::DELETE, path)
     }
 
+    fn patch(&self, path: &str) -> RequestBuilder {
+        self.request(reqwest::Method::PATCH, path)
+    }
+
     /// Sends, then prints the reply: as JSON with `--json`, else as `text`
     /// renders it.
     async fn show(

@@ -108,6 +108,24 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// A tenant's metered usage per hour, day or month (its admin, or the
+    /// operator for any tenant).
+    Usage {
+        /// Tenant [default: the token's own].
+        #[arg(long)]
+        tenant: Option<String>,
+        /// hour, day or month.
+        #[arg(long, default_value = "hour")]
+        granularity: String,
+        /// Start, unix ms [default: 24 periods back].
+        #[arg(long)]
+        from: Option<u64>,
+        /// End, unix ms, exclusive [default: now].
+        #[arg(long)]
+        to: Option<u64>,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Read the audit log, oldest first: one page.
     Audit {
         /// Only this tenant's entries (operator; an admin reads its own).
@@ -174,6 +192,19 @@ enum TenantCommand {
     Get {
         /// Tenant id.
         id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Print a tenant's quotas and what it holds; with --set (operator),
+    /// replace its overrides first.
+    Quotas {
+        /// Tenant id.
+        id: String,
+        /// The whole set of overrides as JSON, e.g.
+        /// '{"blobs_per_second":10,"budgets":{"tokens":{"per_day":100000}}}';
+        /// '{}' returns the tenant to the operator's defaults.
+        #[arg(long)]
+        set: Option<String>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -466,6 +497,9 @@ fn tenant(command: TenantCommand) -> Result<(), client::CommandError> {
                 |api| async move { client::tenant_get(&api, &id).await },
             )
         }
+        TenantCommand::Quotas { id, set, remote } => remote_call(&remote, |api| async move {
+            client::tenant_quotas(&api, &id, set).await
+        }),
         TenantCommand::Rm { id, remote } => {
             remote_call(
                 &remote,
@@ -676,6 +710,15 @@ fn main() -> ExitCode {
         Command::Install { command } => install(command),
         Command::Secret { command } => secret(command),
         Command::Token { command } => token(command),
+        Command::Usage {
+            tenant,
+            granularity,
+            from,
+            to,
+            remote,
+        } => remote_call(&remote, |api| async move {
+            client::usage(&api, tenant, &granularity, from, to).await
+        }),
         Command::Audit {
             tenant,
             after,

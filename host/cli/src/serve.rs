@@ -77,6 +77,9 @@ struct FileConfig {
     max_blob: Option<String>,
     /// Largest page a listing may ask for.
     max_page: Option<usize>,
+    /// Tenants with their own series at /metrics (default 100); the rest
+    /// are summed under tenant="_other".
+    metrics_max_tenants: Option<usize>,
     /// Longest `derived?wait=`, e.g. "60s".
     max_wait: Option<String>,
     /// Events buffered per live-stream client.
@@ -132,6 +135,75 @@ struct FileConfig {
     /// Scale-out on NATS JetStream.
     #[serde(default)]
     nats: NatsFile,
+    /// Every tenant's quotas unless the operator overrides them for one
+    /// (`PATCH /v1/tenants/{tenant}`).
+    #[serde(default)]
+    quotas: QuotasFile,
+}
+
+/// `[quotas]`: the default quotas of every tenant (none by default).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct QuotasFile {
+    /// Blobs created per second (a token bucket).
+    blobs_per_second: Option<u32>,
+    /// Blobs created at once before the rate applies (default: the rate).
+    blob_burst: Option<u32>,
+    /// Blob data kept, e.g. "10GiB".
+    stored_bytes: Option<String>,
+    /// Jobs waiting.
+    queued_jobs: Option<u64>,
+    /// Jobs running at once (a tenant's share of the workers).
+    running_jobs: Option<u32>,
+    /// Effect calls per day (UTC).
+    effect_calls_per_day: Option<u64>,
+    /// Budgets in effect-reported units: `[quotas.budgets.tokens]`.
+    #[serde(default)]
+    budgets: std::collections::BTreeMap<String, BudgetFile>,
+}
+
+/// `[quotas.budgets.<unit>]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct BudgetFile {
+    per_day: Option<u64>,
+    per_month: Option<u64>,
+}
+
+impl QuotasFile {
+    fn resolve(&self) -> anyhow::Result<reyna_engine::reyna_store::Quotas> {
+        let quotas = reyna_engine::reyna_store::Quotas {
+            blobs_per_second: self.blobs_per_second,
+            blob_burst: self.blob_burst,
+            stored_bytes: match &self.stored_bytes {
+                Some(text) => Some(bytes("quotas.stored-bytes", text)? as u64),
+                None => None,
+            },
+            queued_jobs: self.queued_jobs,
+            running_jobs: self.running_jobs,
+            // Weights are per tenant: every tenant's default share is 1.
+            share: None,
+            effect_calls_per_day: self.effect_calls_per_day,
+            budgets: self
+                .budgets
+                .iter()
+                .map(|(unit, b)| {
+                    let budget = reyna_engine::reyna_store::Budget {
+                        per_day: b.per_day,
+                        per_month: b.per_month,
+                    };
+                    (unit.clone(), budget)
+                })
+                .collect(),
+        };
+        quotas
+            .validate()
+            .map_err(|e| anyhow::anyhow!("`quotas`: {e}"))?;
+        if quotas.running_jobs == Some(0) {
+            anyhow::bail!("`quotas.running-jobs` must be at least 1");
+        }
+        Ok(quotas)
+    }
 }
 
 /// `[compile]`: what compiling one plugin upload may cost (checked before
@@ -338,6 +410,7 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
     if let Some(n) = file.effects.max_requests {
         engine.effects.max_requests_per_call = n;
     }
+    engine.quotas = file.quotas.resolve()?;
     let nats = args.nats.clone().or(file.nats.url.clone());
     if let Some(text) = &file.nats.inline_max {
         engine.remote.inline_max = bytes("nats.inline-max", text)?;
@@ -374,6 +447,9 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
     }
     if let Some(text) = &file.max_wait {
         api.max_wait = duration("max-wait", text)?;
+    }
+    if let Some(n) = file.metrics_max_tenants {
+        api.metrics_max_tenants = n;
     }
     if let Some(n) = file.sse_buffer {
         if n == 0 {
@@ -760,6 +836,25 @@ mod tests {
         assert_eq!(compile.max_function_bytes, 1 << 20);
         let e = resolve_text("max-tree-blobs = 0\n").unwrap_err();
         assert_eq!(e.to_string(), "`max-tree-blobs` must be at least 1");
+    }
+
+    #[test]
+    fn default_quotas_come_from_the_config_file() {
+        let s = resolve_text(
+            "[quotas]\nblobs-per-second = 50\nstored-bytes = \"1GiB\"\nrunning-jobs = 2\n[quotas.budgets.tokens]\nper-day = 100000\nper-month = 2000000\n",
+        )
+        .unwrap();
+        let q = &s.engine.quotas;
+        assert_eq!(q.blobs_per_second, Some(50));
+        assert_eq!(q.stored_bytes, Some(1 << 30));
+        assert_eq!(q.running_jobs, Some(2));
+        assert_eq!(q.budgets["tokens"].per_month, Some(2_000_000));
+        assert_eq!(resolve_text("").unwrap().engine.quotas, Default::default());
+        let e = resolve_text("[quotas]\nrunning-jobs = 0\n").unwrap_err();
+        assert_eq!(e.to_string(), "`quotas.running-jobs` must be at least 1");
+        let e = resolve_text("[quotas.budgets.Tokens]\nper-day = 1\n").unwrap_err();
+        assert!(e.to_string().contains("usage unit name"), "{e}");
+        assert!(resolve_text("[quotas]\nshare = 2\n").is_err());
     }
 
     #[test]

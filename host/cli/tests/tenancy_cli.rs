@@ -360,3 +360,110 @@ fn a_tenant_admin_configures_its_installation_and_sets_a_secret_that_is_never_sh
     }
     host.stop();
 }
+
+#[test]
+fn the_operator_sets_a_tenants_quotas_and_its_admin_reads_its_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut host = Host::start(dir.path(), &[]);
+    let operator = host.token();
+    let mut seen = Vec::new();
+    let run = |token: &str, args: &[&str], stdin: &str, seen: &mut Vec<String>| {
+        cli(&host, token, args, stdin, seen)
+    };
+    ok(
+        run(&operator, &["tenant", "create", "acme"], "", &mut seen),
+        "tenant create",
+    );
+    let admin = ok(
+        run(
+            &operator,
+            &[
+                "token", "create", "--tenant", "acme", "--role", "admin", "--name", "a",
+            ],
+            "",
+            &mut seen,
+        ),
+        "token create",
+    )
+    .stdout
+    .trim()
+    .to_owned();
+    let set = ok(
+        run(
+            &operator,
+            &[
+                "tenant",
+                "quotas",
+                "acme",
+                "--set",
+                r#"{"blobs_per_second":1,"blob_burst":1,"budgets":{"tokens":{"per_day":500}}}"#,
+            ],
+            "",
+            &mut seen,
+        ),
+        "tenant quotas --set",
+    );
+    assert!(
+        set.stdout
+            .lines()
+            .any(|l| l.starts_with("blobs per second") && l.ends_with(" 1")),
+        "{}",
+        set.stdout
+    );
+    assert!(set.stdout.contains("budget tokens"), "{}", set.stdout);
+    // The tenant's admin reads its quotas but may not change them.
+    let refused = run(
+        &admin,
+        &["tenant", "quotas", "acme", "--set", "{}"],
+        "",
+        &mut seen,
+    );
+    assert_eq!(refused.code, Some(1), "{}", refused.stderr);
+    assert!(refused.stderr.contains("403"), "{}", refused.stderr);
+
+    let doc = r#"{"text":"one two three"}"#;
+    ok(
+        run(
+            &admin,
+            &["blob", "put", "text-input-v1", "-"],
+            doc,
+            &mut seen,
+        ),
+        "blob put",
+    );
+    let second = run(
+        &admin,
+        &["blob", "put", "text-input-v1", "-"],
+        doc,
+        &mut seen,
+    );
+    assert_eq!(second.code, Some(1), "{}", second.stderr);
+    assert!(
+        second.stderr.contains("429") && second.stderr.contains("blobs per second"),
+        "{}",
+        second.stderr
+    );
+
+    let usage = ok(
+        run(
+            &admin,
+            &["usage", "--granularity", "day", "--json"],
+            "",
+            &mut seen,
+        ),
+        "usage --json",
+    );
+    let usage: Value = serde_json::from_str(&usage.stdout).unwrap();
+    assert_eq!(usage["tenant"], "acme");
+    assert_eq!(usage["total"]["blobs_created"], 1);
+    assert!(usage["total"]["bytes_stored"].as_u64().unwrap() >= doc.len() as u64);
+    let table = ok(run(&admin, &["usage"], "", &mut seen), "usage");
+    assert!(
+        table.stdout.lines().any(|l| l.starts_with("total ")),
+        "{}",
+        table.stdout
+    );
+    let theirs = run(&admin, &["usage", "--tenant", "default"], "", &mut seen);
+    assert!(theirs.stderr.contains("(404)"), "{}", theirs.stderr);
+    host.stop();
+}

@@ -93,7 +93,7 @@ pub(crate) fn admit(inner: &Inner, job: &Job) -> Result<Admission, StoreError> {
     }
     let mut probe = None;
     if let Some(pause) = install.paused() {
-        let now = reyna_store::now_ms();
+        let now = inner.store.now_ms();
         let note = format!(
             "waiting: {}'s installation of {} is paused ({})",
             job.tenant, p.record.name, pause.reason

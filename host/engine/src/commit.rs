@@ -294,17 +294,20 @@ async fn complete(
         None => None,
     };
     let next = completion.next_jobs.iter().map(Vec::len).sum();
-    let permits = inner.reserve(next);
-    match inner
+    let permits = inner.reserve_for(&job.tenant, next);
+    let reserved = permits.len();
+    let completed = inner
         .store
-        .complete_job_and_claim(job.id, completion, permits.len())
-        .await?
-    {
+        .complete_job_and_claim(job.id, completion, reserved)
+        .await
+        .inspect_err(|_| inner.quotas.release(&job.tenant, reserved))?;
+    match completed {
         Completed::Stored { claimed, .. } => {
-            inner.hand_over(claimed, permits);
+            inner.hand_over(&job.tenant, claimed, permits);
             Ok(Outcome::Succeeded)
         }
         Completed::OverTreeBudget { reason, .. } => {
+            inner.hand_over(&job.tenant, Vec::new(), permits);
             tracing::info!(job = %job.id, plugin = %job.plugin, %reason, "dead letter");
             Ok(Outcome::InputRejected)
         }
@@ -372,7 +375,7 @@ async fn fail(
     let retries_left = job.attempt <= max_retries;
     let reason = format!("{}: {failure}", failure.kind());
     if failure.retryable() && retries_left {
-        let retry_at = reyna_store::now_ms() + backoff(inner, job).as_millis() as u64;
+        let retry_at = inner.store.now_ms() + backoff(inner, job).as_millis() as u64;
         let run = FailedRun {
             reason,
             cost,

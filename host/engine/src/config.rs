@@ -64,6 +64,9 @@ pub struct EngineConfig {
     /// The master key that seals secrets: `None` keeps it in
     /// `<data-dir>/master.key` (made with mode 0600 on first start).
     pub master_key_file: Option<PathBuf>,
+    /// Every tenant's quotas unless its record overrides them (`None`
+    /// fields: no limit). See [`reyna_store::Quotas`].
+    pub quotas: reyna_store::Quotas,
     /// Outbound network policy for effect plugins.
     pub effects: EffectsConfig,
     /// Remote execution (used once a transport is set).
@@ -157,6 +160,7 @@ impl EngineConfig {
             pause_probe_after: Duration::from_secs(30),
             pause_probe_max: Duration::from_secs(600),
             master_key_file: None,
+            quotas: reyna_store::Quotas::default(),
             effects: EffectsConfig::default(),
             remote: RemoteConfig::default(),
         }

@@ -178,6 +178,19 @@ pub enum EngineError {
     /// The tenant id is in use, or was used by a deleted tenant.
     #[error("{0}")]
     TenantExists(String),
+
+    /// The tenant is at one of its quotas (a rate, what it holds, a
+    /// budget): nothing was done; try again after `retry_after`.
+    #[error("{message}")]
+    QuotaExceeded {
+        /// Which quota: `blob-rate`, `stored-bytes`, `queued-jobs`,
+        /// `effect-calls:day` or `budget:<unit>:<day|month>`.
+        quota: String,
+        /// What the tenant is at, in words.
+        message: String,
+        /// When trying again can succeed.
+        retry_after: std::time::Duration,
+    },
     /// A storage failure.
     #[error("storage error: {0}")]
     Store(#[from] reyna_store::StoreError),

@@ -66,6 +66,16 @@ pub(crate) struct Executed {
     pub reply: Option<oneshot::Sender<Result<RemoteOutcome, EngineError>>>,
 }
 
+impl Executed {
+    /// Fails the call with `failure`, whatever the guest returned.
+    pub(crate) fn fail(&mut self, failure: Failure) {
+        match &mut self.ran {
+            Ran::Outputs(result) => *result = Err(failure),
+            Ran::Receipt { receipt, .. } => *receipt = Err(failure),
+        }
+    }
+}
+
 /// A boxed executor future.
 pub(crate) type ExecFuture<'a> = Pin<Box<dyn Future<Output = Option<Executed>> + Send + 'a>>;
 
@@ -91,26 +101,54 @@ impl Executor for Local {
             let host = Arc::new(host);
             let install = &work.install;
             let executed = if p.manifest.kind == Kind::Effect {
-                let ctx = EffectContext {
-                    config: install.config.clone(),
-                    secret_keys: install.secret_keys.clone(),
-                    host: host.clone(),
-                    policy: Arc::new(inner.config.effects.policy(&p.record.name)),
-                    seed: work.seed,
+                // A sink reaches out like an effect call: the tenant's
+                // budgets apply, and its usage is metered.
+                let replaying = host.replay.is_some();
+                let budget = if replaying {
+                    Ok(())
+                } else {
+                    crate::host::budget_left(inner, &work.job.tenant)
                 };
-                let report = inner.runtime.deliver(&p.plugin, work.event, ctx).await;
+                let (receipt, requests, cost, logs, log_truncated, secrets_read) = match budget {
+                    Err(hit) => (
+                        Err(Failure::BudgetExceeded(hit.message)),
+                        Vec::new(),
+                        Cost::default(),
+                        Vec::new(),
+                        false,
+                        Vec::new(),
+                    ),
+                    Ok(()) => {
+                        let ctx = EffectContext {
+                            config: install.config.clone(),
+                            secret_keys: install.secret_keys.clone(),
+                            host: host.clone(),
+                            policy: Arc::new(inner.config.effects.policy(&p.record.name)),
+                            seed: work.seed,
+                        };
+                        let report = inner.runtime.deliver(&p.plugin, work.event, ctx).await;
+                        if !replaying {
+                            crate::host::meter_effect(inner, &work.job.tenant, report.units).await;
+                        }
+                        (
+                            report.result,
+                            report.requests,
+                            report.cost,
+                            report.logs,
+                            report.log_truncated,
+                            report.secrets_read,
+                        )
+                    }
+                };
                 Executed {
-                    ran: Ran::Receipt {
-                        receipt: report.result,
-                        requests: report.requests,
-                    },
-                    cost: report.cost,
+                    ran: Ran::Receipt { receipt, requests },
+                    cost,
                     // A sink's own record is its receipt (`commit`).
                     effect_calls: Vec::new(),
                     read_other_blobs: true,
-                    logs: report.logs,
-                    log_truncated: report.log_truncated,
-                    secrets_read: report.secrets_read,
+                    logs,
+                    log_truncated,
+                    secrets_read,
                     reply: None,
                 }
             } else {

@@ -294,6 +294,103 @@ impl HostApi for JobHost {
     }
 }
 
+/// A windowed limit found used up.
+pub(crate) struct BudgetHit {
+    /// Its name, e.g. `budget:tokens:day`.
+    pub quota: String,
+    /// What is used up and when it resets, in words.
+    pub message: String,
+    /// How long until it resets.
+    pub resets_in: std::time::Duration,
+}
+
+impl From<BudgetHit> for crate::EngineError {
+    fn from(hit: BudgetHit) -> Self {
+        crate::EngineError::QuotaExceeded {
+            quota: hit.quota,
+            message: hit.message,
+            retry_after: hit.resets_in,
+        }
+    }
+}
+
+/// Whether `tenant` may make an effect call now: `Err` says which of its
+/// windowed limits (effect calls per day, a budget) is used up, and when
+/// it resets. A usage that cannot be read lets the call through (and is
+/// logged): metering must not stop the host.
+pub(crate) fn budget_left(inner: &Inner, tenant: &str) -> Result<(), BudgetHit> {
+    let limits = inner.quotas.window_limits(tenant);
+    if limits.is_empty() {
+        return Ok(());
+    }
+    let now = inner.store.now_ms();
+    let (mut day, mut month) = (None, None);
+    for limit in &limits {
+        let granularity = limit.window.granularity();
+        let slot = match limit.window {
+            reyna_store::Window::Day => &mut day,
+            reyna_store::Window::Month => &mut month,
+        };
+        let usage = match slot {
+            Some(usage) => usage,
+            None => match inner.store.usage_at(tenant, granularity, now) {
+                Ok(usage) => slot.insert(usage),
+                Err(e) => {
+                    tracing::error!(%tenant, error = %e, "cannot read usage; budget not checked");
+                    return Ok(());
+                }
+            },
+        };
+        let used = limit.used(usage);
+        if used >= limit.limit {
+            let resets = granularity.next(granularity.start(now));
+            return Err(BudgetHit {
+                quota: limit.name(),
+                message: format!(
+                    "tenant {tenant} has used {used} of its {} {} this {} ({}); it resets at {}",
+                    limit.limit,
+                    limit.metric,
+                    limit.window.as_str(),
+                    limit.name(),
+                    reyna_store::rfc3339(resets)
+                ),
+                resets_in: std::time::Duration::from_millis(resets.saturating_sub(now)),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Meters one effect call of `tenant` with the units it reported, and
+/// announces the budgets it takes to 80% or 100%.
+pub(crate) async fn meter_effect(
+    inner: &Inner,
+    tenant: &str,
+    units: std::collections::BTreeMap<String, u64>,
+) {
+    let usage = reyna_store::Usage {
+        effect_calls: 1,
+        units,
+        ..reyna_store::Usage::default()
+    };
+    let limits = inner.quotas.window_limits(tenant);
+    match inner.store.record_usage(tenant, usage, limits).await {
+        Ok(crossings) => {
+            for c in crossings {
+                tracing::warn!(
+                    %tenant,
+                    limit = %c.limit.name(),
+                    used = c.used,
+                    of = c.limit.limit,
+                    exhausted = c.exhausted,
+                    "budget"
+                );
+            }
+        }
+        Err(e) => tracing::error!(%tenant, error = %e, "cannot record effect usage"),
+    }
+}
+
 /// Runs effect `name` with `request` for a job of `tenant` under the
 /// operator's network policy, and returns its response with the record of
 /// the call for the job's lineage. A response is kept by digest (in the
@@ -330,6 +427,15 @@ pub(crate) async fn perform_effect(
             )),
         );
     };
+    if let Err(hit) = budget_left(inner, tenant) {
+        inner.record_budget_hit(job, hit.message.clone());
+        return EffectAnswer::unserved(
+            name,
+            request_digest,
+            "budget-exceeded",
+            GuestError::Fatal(format!("budget-exceeded: {}", hit.message)),
+        );
+    }
     let started = Instant::now();
     let ctx = EffectContext {
         config: install.config.clone(),
@@ -340,6 +446,7 @@ pub(crate) async fn perform_effect(
         seed,
     };
     let report = inner.runtime.perform(&effect.plugin, request, ctx).await;
+    meter_effect(inner, tenant, report.units.clone()).await;
     let uses = install.uses(name, &report.secrets_read);
     if !uses.is_empty() {
         inner.record_secret_uses(job, uses);

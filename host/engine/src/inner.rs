@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use reyna_runtime::Runtime;
@@ -14,6 +14,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use crate::config::EngineConfig;
 use crate::error::EngineError;
 use crate::plugins::{PausePolicy, PluginRegistry};
+use crate::quotas::TenantQuotas;
 use crate::remote::Remote;
 use crate::schemas::SchemaRegistry;
 use crate::slots::Slots;
@@ -40,6 +41,11 @@ pub(crate) struct Inner {
     /// Secrets effect calls read for running jobs, recorded in the job's
     /// lineage when it completes.
     pub effect_secrets: Mutex<HashMap<JobId, Vec<SecretUse>>>,
+    /// Each tenant's quotas, and the state enforcing them.
+    pub quotas: Arc<TenantQuotas>,
+    /// Jobs an effect call of which found a budget used up: why. The job
+    /// fails with `budget-exceeded` whatever its guest did next.
+    pub budget_hits: Mutex<HashMap<JobId, String>>,
 }
 
 /// Longest a scan or walk on the blocking pool may take before its caller
@@ -77,11 +83,47 @@ impl Inner {
         self.slots.get().map(|s| s.reserve(n)).unwrap_or_default()
     }
 
-    /// Hands jobs claimed in another commit to the dispatcher.
-    pub(crate) fn hand_over(&self, jobs: Vec<Job>, permits: Vec<OwnedSemaphorePermit>) {
+    /// Claim slots for up to `n` new jobs of `tenant` claimed in the
+    /// commit that stores them: as many as are free and its running-jobs
+    /// quota allows (counted against it until [`Self::hand_over`]).
+    pub(crate) fn reserve_for(&self, tenant: &str, n: usize) -> Vec<OwnedSemaphorePermit> {
+        let granted = self.quotas.reserve(tenant, n);
+        let permits = self.reserve(granted);
+        self.quotas.release(tenant, granted - permits.len());
+        permits
+    }
+
+    /// Hands jobs of `tenant` claimed in another commit to the dispatcher;
+    /// the slots [`Self::reserve_for`] took and the commit did not use are
+    /// given back.
+    pub(crate) fn hand_over(
+        &self,
+        tenant: &str,
+        jobs: Vec<Job>,
+        permits: Vec<OwnedSemaphorePermit>,
+    ) {
+        self.quotas
+            .release(tenant, permits.len().saturating_sub(jobs.len()));
         if let Some(slots) = self.slots.get() {
             slots.hand_over(jobs, permits);
         }
+    }
+
+    /// Notes that an effect call of `job` found a budget used up.
+    pub(crate) fn record_budget_hit(&self, job: JobId, reason: String) {
+        self.budget_hits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(job)
+            .or_insert(reason);
+    }
+
+    /// Why `job` must fail with `budget-exceeded`, if it must; forgotten here.
+    pub(crate) fn take_budget_hit(&self, job: JobId) -> Option<String> {
+        self.budget_hits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&job)
     }
 
     /// Notes secrets an effect call read for `job`.

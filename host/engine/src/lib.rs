@@ -54,6 +54,7 @@ mod inner;
 mod installs;
 mod pipeline;
 mod plugins;
+mod quotas;
 mod remote;
 mod schemas;
 mod slots;
@@ -103,6 +104,31 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// The refusal of a blob that would take `tenant` past a quota on what it
+/// holds.
+fn quota_refusal(tenant: &str, quota: &str, used: u64, adding: u64, limit: u64) -> EngineError {
+    let (message, retry_after) = match quota {
+        "stored-bytes" => (
+            format!(
+                "tenant {tenant} stores {used} bytes of blobs and this blob adds {adding}, past its stored-bytes quota of {limit}"
+            ),
+            // Stored bytes only fall when an operator raises the quota.
+            Duration::from_secs(3600),
+        ),
+        _ => (
+            format!(
+                "tenant {tenant} has {used} jobs waiting and this blob would queue {adding} more, past its queued-jobs quota of {limit}; retry once its jobs have run"
+            ),
+            Duration::from_secs(1),
+        ),
+    };
+    EngineError::QuotaExceeded {
+        quota: quota.to_owned(),
+        message,
+        retry_after,
+    }
+}
+
 /// What registering the bundled schemas did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct BundledReport {
@@ -149,6 +175,7 @@ impl Engine {
         let (shutdown, _) = watch::channel(false);
         let (job_finished, _) = watch::channel(0);
         let config_blocking = config.max_blocking_reads.max(1);
+        let quotas = Arc::new(quotas::TenantQuotas::load(config.quotas.clone(), &store)?);
         Ok(Engine {
             inner: Arc::new(Inner {
                 config,
@@ -164,6 +191,8 @@ impl Engine {
                 dispatcher: Mutex::new(None),
                 blocking_reads: tokio::sync::Semaphore::new(config_blocking),
                 effect_secrets: Mutex::new(std::collections::HashMap::new()),
+                quotas,
+                budget_hits: Mutex::new(std::collections::HashMap::new()),
             }),
         })
     }
@@ -475,6 +504,7 @@ impl Engine {
             );
         }
         let jobs = self.inner.plugins.route(schema, tenant);
+        self.inner.quotas.take_blob(tenant)?;
         let blob = NewBlob {
             tenant: tenant.to_owned(),
             schema: schema.to_owned(),
@@ -484,19 +514,30 @@ impl Engine {
         };
         // Jobs with a free worker are claimed in the same commit and run at
         // once; the rest wait in the store for the dispatcher.
-        let permits = self.inner.reserve(jobs.len());
+        let permits = self.inner.reserve_for(tenant, jobs.len());
+        let reserved = permits.len();
+        let limits = self.inner.quotas.ingest_limits(tenant);
         let (meta, claimed) = self
             .inner
             .store
-            .create_blob_and_claim(blob, jobs, permits.len())
+            .create_blob_and_claim(blob, jobs, reserved, limits)
             .await
-            .map_err(|e| match e {
-                StoreError::ParentNotFound { id, .. } => {
-                    EngineError::UnknownParent { id: id.to_string() }
+            .map_err(|e| {
+                self.inner.quotas.release(tenant, reserved);
+                match e {
+                    StoreError::ParentNotFound { id, .. } => {
+                        EngineError::UnknownParent { id: id.to_string() }
+                    }
+                    StoreError::QuotaExceeded {
+                        quota,
+                        used,
+                        adding,
+                        limit,
+                    } => quota_refusal(tenant, quota, used, adding, limit),
+                    other => other.into(),
                 }
-                other => other.into(),
             })?;
-        self.inner.hand_over(claimed, permits);
+        self.inner.hand_over(tenant, claimed, permits);
         Ok(meta)
     }
 
@@ -516,6 +557,10 @@ impl Engine {
             .get_dead_letter(parsed)?
             .filter(|l| scope.is_none_or(|t| t == l.job.tenant))
             .ok_or_else(not_found)?;
+        // A job that found a budget used up runs again once it has reset.
+        if letter.reason.starts_with("budget-exceeded") {
+            host::budget_left(&self.inner, &letter.job.tenant)?;
+        }
         let mut entry = audit(actor, "dead-letter.replay", id, "");
         entry.tenant = Some(letter.job.tenant.clone());
         let job = self

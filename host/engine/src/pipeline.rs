@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use reyna_runtime::Failure;
 use reyna_store::{Cost, GuestLog, InstallationChange, Job, NewAudit, StoreError};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use tokio::task::JoinSet;
@@ -63,9 +64,12 @@ pub(crate) async fn dispatch(
 ) {
     let mut jobs_changed = inner.store.watch_jobs();
     let mut tasks: JoinSet<()> = JoinSet::new();
-    // Claims go round-robin across tenants: each starts after the tenant
-    // the previous one served last.
-    let mut last_tenant: Option<String> = None;
+    // Claims go round-robin across tenants, each its share of jobs per
+    // turn: each claim starts where the previous one stopped.
+    let mut cursor: Option<reyna_store::ClaimCursor> = None;
+    // Set when jobs are due but every tenant with due work is at its
+    // running-jobs quota: wait for a job to finish, not for the due time.
+    let mut capped = false;
     loop {
         if *shutdown.borrow() {
             break;
@@ -77,7 +81,7 @@ pub(crate) async fn dispatch(
         // Marked seen before looking, so a job made pending after the look
         // wakes the wait below.
         jobs_changed.borrow_and_update();
-        let now = reyna_store::now_ms();
+        let now = inner.store.now_ms();
         let next_due = inner.store.next_due_at();
         // Only claim when a job is due: most jobs are claimed as they are
         // created (`Slots::reserve`), and a claim costs a commit.
@@ -91,19 +95,24 @@ pub(crate) async fn dispatch(
             // free slots too, so counting them is not enough to hold them.
             let reserved = inner.reserve(inner.config.claim_batch);
             if !reserved.is_empty() {
+                let policy = inner.quotas.claim_policy(cursor.clone());
                 match inner
                     .store
-                    .claim_due_jobs(now, reserved.len(), last_tenant.clone())
+                    .claim_due_jobs_fairly(now, reserved.len(), policy)
                     .await
                 {
-                    Ok(jobs) if !jobs.is_empty() => {
-                        last_tenant = jobs.last().map(|j| j.tenant.clone());
+                    Ok((jobs, stopped)) if !jobs.is_empty() => {
+                        cursor = stopped;
+                        capped = false;
+                        for job in &jobs {
+                            inner.quotas.add_claimed(&job.tenant, 1);
+                        }
                         for claimed in jobs.into_iter().zip(reserved) {
                             spawn_job(&inner, &mut tasks, claimed);
                         }
                         continue;
                     }
-                    Ok(_) => {}
+                    Ok(_) => capped = true,
                     Err(e) => {
                         tracing::error!(error = %e, "cannot claim jobs; retrying shortly");
                         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -115,7 +124,9 @@ pub(crate) async fn dispatch(
         // Nothing to claim (or no free slot): wait for a new job, a handed
         // over or finished one, the next due time, or shutdown.
         let wait = match next_due {
-            Ok(Some(due)) => Duration::from_millis(due.saturating_sub(now).max(1)),
+            Ok(Some(due)) if !(capped && due <= now) => {
+                Duration::from_millis(due.saturating_sub(now).max(1))
+            }
             _ => Duration::from_secs(60),
         };
         tokio::select! {
@@ -136,6 +147,11 @@ pub(crate) async fn dispatch(
 
 /// One job, from claim to commit.
 async fn run_job(inner: Arc<Inner>, job: Job, claim: OwnedSemaphorePermit, _in_flight: InFlight) {
+    // Counted against its tenant's running-jobs quota since its claim.
+    let _running = crate::quotas::RunningJob {
+        quotas: inner.quotas.clone(),
+        tenant: job.tenant.clone(),
+    };
     let started = Instant::now();
     match carry(&inner, &job, claim).await {
         Ok(Some(Carried {
@@ -253,6 +269,9 @@ async fn carry(
     let remote_wall_us = remote.then_some(executed.cost.wall_us);
     let mut secrets = install.uses(&p.record.name, &executed.secrets_read);
     secrets.extend(inner.take_secret_uses(job.id));
+    if let Some(reason) = inner.take_budget_hit(job.id) {
+        executed.fail(Failure::BudgetExceeded(reason));
+    }
     secrets.sort();
     secrets.dedup();
     let committed = commit::executed(inner, &p, job, executed, key, secrets, &mut slot).await;

@@ -166,6 +166,70 @@ impl Engine {
             .map_err(tenant_error)
     }
 
+    /// Renames a tenant and/or replaces its quota overrides (the whole set:
+    /// a field left out follows the operator's default again).
+    pub async fn update_tenant(
+        &self,
+        id: &str,
+        name: Option<String>,
+        quotas: Option<reyna_store::Quotas>,
+        actor: &str,
+    ) -> Result<TenantRecord, EngineError> {
+        if let Some(quotas) = &quotas {
+            quotas.validate().map_err(EngineError::Invalid)?;
+        }
+        let detail = match &quotas {
+            Some(q) => format!("quotas {}", serde_json::to_string(q).unwrap_or_default()),
+            None => String::new(),
+        };
+        let entry = audit_for(actor, id, "tenant.update", id, detail);
+        let record = self
+            .inner
+            .store
+            .update_tenant(id, name, quotas, entry)
+            .await
+            .map_err(tenant_error)?;
+        self.inner.quotas.set_overrides(id, &record.quotas);
+        Ok(record)
+    }
+
+    /// `tenant`'s quotas in force: its overrides over the operator's defaults.
+    pub fn effective_quotas(&self, tenant: &str) -> reyna_store::Quotas {
+        (*self.inner.quotas.of(tenant)).clone()
+    }
+
+    /// The operator's default quotas.
+    pub fn default_quotas(&self) -> &reyna_store::Quotas {
+        &self.inner.config.quotas
+    }
+
+    /// What `tenant` holds now (stored bytes, jobs waiting) and how many of
+    /// its jobs run here.
+    pub fn holdings(&self, tenant: &str) -> Result<(reyna_store::Holdings, usize), EngineError> {
+        Ok((
+            self.inner.store.holdings(tenant)?,
+            self.inner.quotas.running(tenant),
+        ))
+    }
+
+    /// `tenant`'s metered usage, one record per `granularity` period from
+    /// the one holding `from` up to `to` (ms, exclusive); empty periods are
+    /// left out.
+    pub fn usage(
+        &self,
+        tenant: &str,
+        granularity: reyna_store::Granularity,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<reyna_store::UsagePeriod>, EngineError> {
+        Ok(self.inner.store.usage(tenant, granularity, from, to)?)
+    }
+
+    /// Now, by the store's clock (ms since the epoch).
+    pub fn now_ms(&self) -> u64 {
+        self.inner.store.now_ms()
+    }
+
     /// Every tenant, deleted ones included (they keep their id).
     pub fn tenants(&self) -> Result<Vec<TenantRecord>, EngineError> {
         Ok(self.inner.store.list_tenants()?)
@@ -193,6 +257,9 @@ impl Engine {
             .await
             .map_err(tenant_error)?;
         self.inner.plugins.installs.forget_tenant(id);
+        self.inner
+            .quotas
+            .set_overrides(id, &reyna_store::Quotas::default());
         // Its own plugins were disabled in the store: reload the registry.
         for problem in self.inner.plugins.load_all()? {
             tracing::error!(%problem, "plugin not loaded");

@@ -110,7 +110,11 @@ pub fn check_world(kind: Kind, imports: &[String], exports: &[String]) -> Result
             &["perform", "deliver"],
             &["reyna:plugin/effects@0.1.0"],
         ),
-        Kind::Effect => (&["perform", "deliver"], &["process"], &["wasi:http/"]),
+        Kind::Effect => (
+            &["perform", "deliver"],
+            &["process"],
+            &["wasi:http/", "reyna:plugin/usage@0.1.0"],
+        ),
     };
     for name in required {
         if !exports.iter().any(|e| e == name) {
@@ -261,10 +265,25 @@ mod tests {
         assert!(
             check_world(
                 Kind::Effect,
-                &s(&["wasi:http/outgoing-handler@0.2.12"]),
+                &s(&[
+                    "wasi:http/outgoing-handler@0.2.12",
+                    "reyna:plugin/usage@0.1.0"
+                ]),
                 &s(&["perform", "deliver"])
             )
             .is_ok()
+        );
+        // Usage units are the effect world's: a processor has none to report.
+        let e = check_world(
+            Kind::Processor,
+            &s(&["reyna:plugin/usage@0.1.0"]),
+            &s(&["process"]),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().ends_with(
+                "it imports `reyna:plugin/usage@0.1.0`, which this world does not provide"
+            )
         );
     }
 }

@@ -27,8 +27,8 @@ pub mod processor {
 
 /// Bindings for the `effect` world: the `perform` and `deliver` exports. Its
 /// imports are the processor world's `host` interface (one implementation
-/// serves both worlds), `wasi:http` from wasmtime-wasi-http and WASI from
-/// wasmtime-wasi.
+/// serves both worlds), its own `usage` interface, `wasi:http` from
+/// wasmtime-wasi-http and WASI from wasmtime-wasi.
 pub mod effect {
     wasmtime::component::bindgen!({
         path: "../../wit",

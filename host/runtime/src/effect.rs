@@ -93,6 +93,32 @@ pub struct EffectReport {
     /// The secret config keys ([`EffectContext::secret_keys`]) the guest
     /// read, sorted. Never their values.
     pub secrets_read: Vec<String>,
+    /// The usage the guest reported through `usage.report`, by unit (at
+    /// most [`MAX_USAGE_UNITS`](reyna_types::MAX_USAGE_UNITS) units, each
+    /// summed with saturation): what the outside world charged for the
+    /// call. Kept when the call failed too, since it was spent. A replayed
+    /// call runs no effect and reports none.
+    pub units: BTreeMap<String, u64>,
+}
+
+impl EffectReport {
+    /// An empty report of a call that used `bytes_in` and has not run yet.
+    fn new(bytes_in: u64) -> Self {
+        EffectReport {
+            result: Ok(Vec::new()),
+            cost: Cost {
+                bytes_in,
+                ..Cost::default()
+            },
+            instantiate_us: 0,
+            logs: Vec::new(),
+            log_truncated: false,
+            requests: Vec::new(),
+            unrecorded_requests: 0,
+            secrets_read: Vec::new(),
+            units: BTreeMap::new(),
+        }
+    }
 }
 
 impl Runtime {
@@ -124,16 +150,7 @@ impl Runtime {
         if let Err(failure) = check_input_schema(plugin, &event.blob.schema) {
             return EffectReport {
                 result: Err(failure),
-                cost: Cost {
-                    bytes_in,
-                    ..Cost::default()
-                },
-                instantiate_us: 0,
-                logs: Vec::new(),
-                log_truncated: false,
-                requests: Vec::new(),
-                unrecorded_requests: 0,
-                secrets_read: Vec::new(),
+                ..EffectReport::new(bytes_in)
             };
         }
         let tenant = event.blob.tenant.clone();
@@ -156,19 +173,7 @@ impl Runtime {
         ctx: EffectContext,
     ) -> EffectReport {
         let started = Instant::now();
-        let mut report = EffectReport {
-            result: Ok(Vec::new()),
-            cost: Cost {
-                bytes_in,
-                ..Cost::default()
-            },
-            instantiate_us: 0,
-            logs: Vec::new(),
-            log_truncated: false,
-            requests: Vec::new(),
-            unrecorded_requests: 0,
-            secrets_read: Vec::new(),
-        };
+        let mut report = EffectReport::new(bytes_in);
         report.result = self
             .effect_result(plugin, invocation, tenant, ctx, started, &mut report)
             .await
@@ -228,9 +233,14 @@ impl Runtime {
         };
         (report.logs, report.log_truncated) = (ran.logs, ran.log_truncated);
         report.instantiate_us = ran.instantiate_us;
-        report.secrets_read = ran.state.secrets_read.iter().cloned().collect();
+        let mut state = ran.state;
+        report.secrets_read = std::mem::take(&mut state.secrets_read)
+            .into_iter()
+            .collect();
+        // Reported units stand whatever happens next: they were spent.
+        report.units = std::mem::take(&mut state.units);
         // The store is gone, so no request task can still be writing.
-        drop(ran.state);
+        drop(state);
         let net = net.finish();
         (report.requests, report.unrecorded_requests) = (net.records, net.unrecorded);
         // A refused request or an oversized response fails the call, even if

@@ -93,6 +93,12 @@ pub enum Failure {
     /// The host failed in a way that is not the guest's fault.
     #[error("host error: {0}")]
     Host(String),
+    /// An effect call found one of the tenant's budgets (or its effect-call
+    /// quota) used up for its window: the call was not made, and the job
+    /// fails even if the guest carried on. Not retried (the window has to
+    /// reset first); a dead letter can be replayed once it has.
+    #[error("{0}")]
+    BudgetExceeded(String),
 }
 
 /// Why an effect's outbound request was refused ([`Failure::HostDenied`]).
@@ -145,7 +151,11 @@ impl Failure {
     pub fn is_plugin_fault(&self) -> bool {
         !matches!(
             self,
-            Failure::InvalidInput(_) | Failure::Retryable(_) | Failure::Busy | Failure::Host(_)
+            Failure::InvalidInput(_)
+                | Failure::Retryable(_)
+                | Failure::Busy
+                | Failure::Host(_)
+                | Failure::BudgetExceeded(_)
         )
     }
 
@@ -166,6 +176,7 @@ impl Failure {
             Failure::HostDenied { .. } => "host-denied",
             Failure::ResponseTooLarge { .. } => "response-too-large",
             Failure::Host(_) => "host",
+            Failure::BudgetExceeded(_) => "budget-exceeded",
         }
     }
 
@@ -189,6 +200,7 @@ impl Failure {
             Failure::Retryable(m) => Failure::Retryable(f(m)),
             Failure::Fatal(m) => Failure::Fatal(f(m)),
             Failure::Host(m) => Failure::Host(f(m)),
+            Failure::BudgetExceeded(m) => Failure::BudgetExceeded(f(m)),
             Failure::OutputLimit { reason } => Failure::OutputLimit { reason: f(reason) },
             Failure::InvalidOutput { reason } => Failure::InvalidOutput { reason: f(reason) },
             Failure::EffectDenied { effect } => Failure::EffectDenied { effect: f(effect) },

@@ -85,6 +85,7 @@ impl Runtime {
         let ticks_before = inner.ticks.load(Ordering::Relaxed);
 
         let mut instantiate_us = 0;
+        let mut cpu_ns = 0;
         let outcome = {
             let run = async {
                 let t = Instant::now();
@@ -124,6 +125,10 @@ impl Runtime {
                     _ => Err(Phase::Mismatch),
                 }
             };
+            // Every poll of the call, instantiation included, is metered on
+            // the thread that runs it.
+            let run = std::pin::pin!(run);
+            let run = crate::cpu::metered(run, &mut cpu_ns);
             // Host futures (effects, blob reads, HTTP) are not interrupted by
             // epochs: this bounds the call as a whole, one tick after the
             // deadline.
@@ -133,6 +138,7 @@ impl Runtime {
                 Err(_) => Err(Phase::Deadline),
             }
         };
+        cost.cpu_us = cpu_ns / 1_000;
         cost.epoch_ticks = inner
             .ticks
             .load(Ordering::Relaxed)

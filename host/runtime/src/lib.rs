@@ -13,9 +13,13 @@
 //! [`Runtime::deliver`] run one with `wasi:http`, every request checked
 //! against the operator's [`NetPolicy`] (allowed hosts, private addresses,
 //! timeout, response size, request count) before anything is sent, and
-//! report each request as an [`HttpRecord`]. Secret config values (keys
-//! containing `key`, `token`, `secret`, `password`, `authorization`) are
-//! redacted from logs, failures and records.
+//! report each request as an [`HttpRecord`], and what the guest reported
+//! through `usage.report` as [`EffectReport::units`] (checked against the
+//! contract's rules, see [`add_usage`]). Every call's [`Cost`] carries its
+//! CPU time (`cpu_us`), read from the thread's CPU clock around every poll.
+//! Secret config values (keys containing `key`, `token`, `secret`,
+//! `password`, `authorization`) are redacted from logs, failures and
+//! records.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -84,6 +88,7 @@ pub mod bindings;
 mod cache;
 mod call;
 mod config;
+mod cpu;
 mod effect;
 mod error;
 mod host;
@@ -108,6 +113,8 @@ pub use plugin::Plugin;
 /// What a call used, the record of an effect call and the lines of a
 /// guest's log: one definition each, shared with the engine and the store.
 pub use reyna_types::{Cost, EffectCall, EffectOutcome, LogLevel, LogLine};
+/// The contract's rules for the usage units an effect reports.
+pub use reyna_types::{MAX_UNIT_NAME, MAX_USAGE_UNITS, UnitError, add_usage, check_unit_name};
 pub use runtime::{Runtime, RuntimeStats};
 pub use secrets::{REDACTED, is_secret_key};
 pub use shape::{CompileLimits, ShapeError};

@@ -413,15 +413,21 @@ fn processor_linker(engine: &Engine) -> wasmtime::Result<Linker<CallState>> {
     Ok(linker)
 }
 
-/// The effect world's linker: WASI p2, the contract's `host`, and
-/// `wasi:http` whose every request goes through the call's network policy
-/// (`net.rs`).
+/// The effect world's linker: WASI p2, the contract's `host` and `usage`,
+/// and `wasi:http` whose every request goes through the call's network
+/// policy (`net.rs`).
 fn effect_linker(engine: &Engine) -> wasmtime::Result<Linker<CallState>> {
     let mut linker = Linker::<CallState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     types::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)?;
     host::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)?;
+    // Components built before `usage` existed do not import it, and load
+    // all the same: a linker may define more than a component imports.
+    crate::bindings::effect::reyna::plugin::usage::add_to_linker::<CallState, HasSelf<CallState>>(
+        &mut linker,
+        |s| s,
+    )?;
     Ok(linker)
 }
 

@@ -15,6 +15,7 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::bindings::effect::reyna::plugin::usage;
 use crate::bindings::processor::reyna::plugin::{effects, host, types};
 use reyna_types::EffectCall;
 
@@ -398,6 +399,10 @@ pub(crate) struct CallState {
     /// one effect call too many): it stands whatever the guest did next.
     pub refusal: Option<Failure>,
     pub effect_calls: Vec<EffectCall>,
+    /// What an effect reported through `usage.report`, by unit.
+    pub units: BTreeMap<String, u64>,
+    /// Secret config values: a usage unit may not name one.
+    secrets: Arc<Secrets>,
 }
 
 /// What a [`CallState`] is built from.
@@ -421,7 +426,7 @@ impl CallState {
         let log: SharedLog = Arc::new(Mutex::new(LogBuffer::with_secrets(
             limits.max_log_bytes,
             limits.max_log_lines,
-            setup.secrets,
+            setup.secrets.clone(),
         )));
         let mut wasi = WasiCtxBuilder::new();
         // Defaults already grant nothing: stdin closed, no env, no args, no
@@ -459,6 +464,8 @@ impl CallState {
             max_effect_calls: limits.max_effect_calls,
             refusal: None,
             effect_calls: Vec::new(),
+            units: BTreeMap::new(),
+            secrets: setup.secrets,
         }
     }
 }
@@ -571,6 +578,21 @@ impl effects::Host for CallState {
         }
         self.effect_calls.push(answer.record);
         Ok(answer.response.map_err(GuestError::into))
+    }
+}
+
+impl usage::Host for CallState {
+    async fn report(&mut self, unit: String, amount: u64) -> Result<(), types::Error> {
+        let refused = |e: reyna_types::UnitError| types::Error::InvalidInput(e.to_string());
+        reyna_types::check_unit_name(&unit).map_err(refused)?;
+        // Units are kept in the tenant's usage and shown to its admins and
+        // the operator: a name carrying a secret value never gets there.
+        if matches!(self.secrets.redact(&unit), std::borrow::Cow::Owned(_)) {
+            return Err(types::Error::InvalidInput(
+                "usage unit name contains a secret config value".to_owned(),
+            ));
+        }
+        reyna_types::add_usage(&mut self.units, &unit, amount).map_err(refused)
     }
 }
 

@@ -266,7 +266,8 @@ async fn llm_sends_an_openai_chat_completions_request_and_returns_the_text() {
     let completion = json!({
         "id": "chatcmpl-1", "object": "chat.completion", "model": "local-model",
         "choices": [{ "index": 0, "finish_reason": "stop",
-                      "message": { "role": "assistant", "content": "A longer text." } }]
+                      "message": { "role": "assistant", "content": "A longer text." } }],
+        "usage": { "prompt_tokens": 19, "completion_tokens": 4, "total_tokens": 23 }
     });
     let reply = ok_json(&completion);
     let server = Server::start(move |_| reply.clone()).await;
@@ -325,6 +326,17 @@ async fn llm_sends_an_openai_chat_completions_request_and_returns_the_text() {
     assert_eq!(record.response_bytes, completion.to_string().len() as u64);
     assert!(record.duration_us > 0);
     assert!(report.cost.bytes_out > 0 && report.cost.bytes_in > 0);
+    // The tokens the provider charged, as usage units.
+    assert_eq!(
+        report.units,
+        [
+            ("completion-tokens", 4),
+            ("prompt-tokens", 19),
+            ("tokens", 23)
+        ]
+        .map(|(unit, n)| (unit.to_owned(), n))
+        .into()
+    );
     // The API key reached the endpoint, and nowhere else.
     assert!(!format!("{report:?}").contains("sk-test-secret-1234"));
 }

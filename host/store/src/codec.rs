@@ -130,6 +130,14 @@ impl Reader<'_> {
         Some(Some(self.id()?))
     }
 
+    /// A number at the end of a record, 0 in records written before it.
+    fn trailing_u64(&mut self) -> Option<u64> {
+        if self.0.is_empty() {
+            return Some(0);
+        }
+        self.u64()
+    }
+
     fn u64(&mut self) -> Option<u64> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
@@ -274,10 +282,13 @@ impl Binary for Producer {
             put_str(out, &used.name);
             put_u32(out, used.version);
         }
+        // The cost's CPU time, after the secrets: records written before it
+        // was measured end here and decode with 0.
+        put_u64(out, self.cost.cpu_us);
     }
 
     fn take(r: &mut Reader<'_>) -> Option<Self> {
-        Some(Self {
+        let mut producer = Self {
             plugin: r.string()?,
             version: r.string()?,
             component_digest: r.digest()?,
@@ -298,10 +309,14 @@ impl Binary for Producer {
                     })
                 })?
             },
-        })
+        };
+        producer.cost.cpu_us = r.trailing_u64()?;
+        Some(producer)
     }
 }
 
+/// A cost without its `cpu_us`, which the record holding the cost writes at
+/// its end (a trailing field, absent from records written before it).
 impl Binary for Cost {
     fn put(&self, out: &mut Vec<u8>) {
         put_u64(out, self.wall_us);
@@ -328,6 +343,7 @@ impl Binary for Cost {
             bytes_in: r.u64()?,
             bytes_out: r.u64()?,
             outputs: r.u32()?,
+            cpu_us: 0,
         })
     }
 }
@@ -512,6 +528,7 @@ mod tests {
                 bytes_in: 1024,
                 bytes_out: 12,
                 outputs: 1,
+                cpu_us: 300,
             },
             effect_calls: vec![EffectCall {
                 effect: "http".into(),
@@ -621,19 +638,63 @@ mod tests {
         );
     }
 
+    /// What `m` decodes as from a record written before costs had a CPU
+    /// time: the same, with `cpu_us` 0.
+    fn without_cpu_time(m: &BlobMeta) -> BlobMeta {
+        let mut old = m.clone();
+        if let Some(p) = old.producer.as_mut() {
+            p.cost.cpu_us = 0;
+        }
+        old
+    }
+
+    #[test]
+    fn a_cost_written_before_cpu_time_decodes_with_zero() {
+        let m = meta(Some(producer()));
+        let bytes = to_vec(&m);
+        // What the writer wrote before `cpu_us`: everything up to the
+        // secrets, the trailing varint (300: 2 bytes) missing.
+        let old = &bytes[..bytes.len() - 2];
+        let decoded = from_slice::<BlobMeta>(old).unwrap();
+        assert_eq!(decoded.producer.as_ref().unwrap().cost.cpu_us, 0);
+        assert_eq!(decoded, without_cpu_time(&m));
+        assert_eq!(
+            decoded.producer.unwrap().secrets,
+            m.producer.as_ref().unwrap().secrets
+        );
+        // Written now, it comes back whole.
+        assert_eq!(
+            from_slice::<BlobMeta>(&bytes)
+                .unwrap()
+                .producer
+                .unwrap()
+                .cost
+                .cpu_us,
+            300
+        );
+    }
+
     #[test]
     fn truncated_or_padded_records_are_refused() {
         let m = meta(Some(producer()));
         let bytes = to_vec(&m);
+        // A record written before costs had a CPU time ends before it (2
+        // bytes for 300): it decodes, with 0.
+        let before_cpu = bytes.len() - 2;
+        assert_eq!(
+            from_slice::<BlobMeta>(&bytes[..before_cpu]),
+            Some(without_cpu_time(&m))
+        );
         // A record written before producers listed the secrets they read
         // ends where that list begins: it decodes, with none.
-        let mut before = m.clone();
+        let mut before = without_cpu_time(&m);
         if let Some(p) = before.producer.as_mut() {
             p.secrets.clear();
         }
-        let old_len = to_vec(&before).len() - 1;
+        // Now written with an empty list (1 byte) and a CPU time of 0 (1 byte).
+        let old_len = to_vec(&before).len() - 2;
         assert_eq!(from_slice::<BlobMeta>(&bytes[..old_len]), Some(before));
-        for n in (0..bytes.len()).filter(|n| *n != old_len) {
+        for n in (0..bytes.len()).filter(|n| *n != old_len && *n != before_cpu) {
             assert!(
                 from_slice::<BlobMeta>(&bytes[..n]).is_none(),
                 "prefix of {n} bytes"

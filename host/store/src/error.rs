@@ -97,6 +97,20 @@ pub enum StoreError {
         /// The dead letter.
         id: DeadLetterId,
     },
+    /// A new blob would take its tenant past a quota on what it holds.
+    #[error(
+        "quota {quota} exceeded: the tenant holds {used} and this adds {adding}, past its limit of {limit}"
+    )]
+    QuotaExceeded {
+        /// `stored-bytes` or `queued-jobs`.
+        quota: &'static str,
+        /// What the tenant holds now.
+        used: u64,
+        /// What the refused write would add.
+        adding: u64,
+        /// The quota.
+        limit: u64,
+    },
     /// A pagination cursor that this store did not hand out.
     #[error("invalid cursor")]
     BadCursor,

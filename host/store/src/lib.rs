@@ -77,11 +77,33 @@ mod read;
 mod store;
 mod tables;
 mod tx;
+mod usage;
 mod writer;
 
 pub use error::{Result, StoreError};
 pub use model::*;
 pub use store::{DEFAULT_CACHE_BYTES, Store};
+pub use usage::*;
+
+/// The store's clock: the system time plus an offset that only moves
+/// forward. Every write's time (blob and job times, usage periods, budget
+/// windows) comes from it; a test advances it to cross a day or a month
+/// without waiting.
+#[derive(Clone, Debug, Default)]
+pub struct Clock(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl Clock {
+    /// Milliseconds since the unix epoch, with the offset.
+    pub fn now_ms(&self) -> u64 {
+        now_ms().saturating_add(self.0.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: std::time::Duration) {
+        let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        self.0.fetch_add(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+}
 
 /// Milliseconds since the unix epoch (0 if the clock is before it).
 pub fn now_ms() -> u64 {

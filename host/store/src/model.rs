@@ -487,6 +487,10 @@ pub struct TenantRecord {
     /// never given to someone else (who would inherit its blobs).
     #[serde(default)]
     pub deleted_at: Option<u64>,
+    /// Its quotas over the operator's defaults (a field not set here is
+    /// the default).
+    #[serde(default)]
+    pub quotas: crate::Quotas,
 }
 
 /// What deleting a tenant removed.

@@ -9,8 +9,13 @@ use redb::ReadableTable;
 
 use crate::error::StoreError;
 use crate::model::*;
-use crate::tables::{IdemRecord, decode, encode, encode_binary, idem_key_in};
+use crate::tables::{
+    IdemRecord, QUEUED_JOBS, STORED_BYTES, decode, encode, encode_binary, idem_key_in,
+};
 use crate::tx::Tx;
+use crate::usage::{
+    ClaimCursor, ClaimPolicy, IngestLimits, LimitCrossing, Usage, WindowLimit, rfc3339,
+};
 
 /// Why an operation did not produce its output.
 #[derive(Debug)]
@@ -78,6 +83,8 @@ pub(crate) struct CreateBlob {
     pub(crate) jobs: Vec<JobSpec>,
     /// How many of `jobs` (the first ones) to store already claimed.
     pub(crate) claim: usize,
+    /// The tenant's quotas on what it holds, checked in this transaction.
+    pub(crate) limits: IngestLimits,
 }
 
 impl WriteOp for CreateBlob {
@@ -102,8 +109,14 @@ impl WriteOp for CreateBlob {
             hop: self.blob.hop,
             producer: None,
         };
-        tx.insert_blob(&meta, &self.blob.data, true)?;
         let free = if tx.backlog()? { 0 } else { self.claim };
+        check_holdings(
+            tx,
+            &meta,
+            self.jobs.len().saturating_sub(free),
+            &self.limits,
+        )?;
+        tx.insert_blob(&meta, &self.blob.data, true)?;
         let mut claimed = Vec::with_capacity(free.min(self.jobs.len()));
         for (i, spec) in self.jobs.iter().enumerate() {
             let claim = i < free;
@@ -114,6 +127,40 @@ impl WriteOp for CreateBlob {
         }
         Ok((meta, claimed))
     }
+}
+
+/// Refuses a new blob that would take its tenant past its stored-bytes or
+/// queued-jobs quota (`queued`: how many of its jobs would wait).
+fn check_holdings(
+    tx: &mut Tx<'_>,
+    meta: &BlobMeta,
+    queued: usize,
+    limits: &IngestLimits,
+) -> OpResult<()> {
+    let tenant = meta.tenant.as_str();
+    if let Some(limit) = limits.stored_bytes {
+        let used = tx.tenant_count(tenant, STORED_BYTES)?;
+        if used.saturating_add(meta.size) > limit {
+            return reject(StoreError::QuotaExceeded {
+                quota: "stored-bytes",
+                used,
+                adding: meta.size,
+                limit,
+            });
+        }
+    }
+    if let Some(limit) = limits.queued_jobs.filter(|_| queued > 0) {
+        let used = tx.tenant_count(tenant, QUEUED_JOBS)?;
+        if used.saturating_add(queued as u64) > limit {
+            return reject(StoreError::QuotaExceeded {
+                quota: "queued-jobs",
+                used,
+                adding: queued as u64,
+                limit,
+            });
+        }
+    }
+    Ok(())
 }
 
 pub(crate) struct CompleteJob {
@@ -183,6 +230,8 @@ impl WriteOp for CompleteJob {
             );
             let dead_letter = dead_letter(tx, &mut job, &reason, c.cost)?;
             tx.put_job_log(job.id, job.attempt, &c.log)?;
+            let run = Usage::of_run(&c.cost, true);
+            tx.meter(&job.tenant, |u| u.add(&run));
             return Ok(Completed::OverTreeBudget {
                 dead_letter,
                 reason,
@@ -246,6 +295,8 @@ impl WriteOp for CompleteJob {
             tx.set_tree_size(job.tree, grown)?;
         }
         tx.put_job_log(job.id, job.attempt, &c.log)?;
+        let run = Usage::of_run(&c.cost, false);
+        tx.meter(&job.tenant, |u| u.add(&run));
         job.outputs = metas.iter().map(|m| m.id).collect();
         job.last_error = None;
         let due = job.due_at;
@@ -290,6 +341,8 @@ impl WriteOp for FailJob {
         }
         job.last_error = Some(self.failure.reason.clone());
         tx.put_job_log(job.id, job.attempt, &self.failure.log)?;
+        let run = Usage::of_run(&self.failure.cost, true);
+        tx.meter(&job.tenant, |u| u.add(&run));
         match self.failure.retry_at {
             Some(due_at) => {
                 job.attempt = job.attempt.saturating_add(1);
@@ -338,18 +391,19 @@ fn dead_letter(
 pub(crate) struct ClaimDue {
     pub(crate) now: u64,
     pub(crate) limit: usize,
-    /// The tenant the previous claim served last: this one starts after it.
-    pub(crate) after: Option<String>,
+    pub(crate) policy: ClaimPolicy,
 }
 
 impl WriteOp for ClaimDue {
-    type Output = Vec<Job>;
+    type Output = (Vec<Job>, Option<ClaimCursor>);
 
-    /// Round-robin across the tenants with due work: one job of each in
-    /// turn (oldest due first within a tenant), starting after `after`, so
+    /// Deficit round-robin across the tenants with due work: each tenant in
+    /// turn claims up to its weight in jobs (oldest due first), starting
+    /// where the previous claim stopped, and none past its running cap, so
     /// one tenant's backlog delays another's job by at most one round.
-    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<Vec<Job>> {
+    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<Self::Output> {
         let now = self.now;
+        let policy = &self.policy;
         // The tenants with a job due now, in id order: one lookup each,
         // skipping from one tenant's entries to the next tenant's.
         let mut tenants: Vec<String> = Vec::new();
@@ -367,51 +421,154 @@ impl WriteOp for ClaimDue {
                 });
             let Some((tenant, due)) = next else { break };
             from = format!("{tenant}\0");
-            if due <= now {
+            if due <= now && policy.cap(&tenant).is_none_or(|cap| cap > 0) {
                 tenants.push(tenant);
             }
         }
-        if let Some(after) = &self.after {
-            let split = tenants.partition_point(|t| t <= after);
-            tenants.rotate_left(split);
+        // Resume: the tenant the last claim stopped in keeps what it had
+        // left of its turn; else start after it.
+        let mut resumed: Option<u32> = None;
+        if let Some(cursor) = &policy.after {
+            let split = tenants.partition_point(|t| *t < cursor.tenant);
+            let keeps_turn =
+                cursor.left > 0 && tenants.get(split).is_some_and(|t| *t == cursor.tenant);
+            if keeps_turn {
+                resumed = Some(cursor.left);
+                tenants.rotate_left(split);
+            } else {
+                let split = tenants.partition_point(|t| *t <= cursor.tenant);
+                tenants.rotate_left(split);
+            }
         }
+        let mut caps: std::collections::HashMap<String, usize> = tenants
+            .iter()
+            .filter_map(|t| Some((t.clone(), policy.cap(t)?)))
+            .collect();
         let mut claimed = Vec::new();
+        let mut cursor = None;
         while claimed.len() < self.limit && !tenants.is_empty() {
-            let mut exhausted = Vec::new();
+            let mut done = Vec::new();
             for (i, tenant) in tenants.iter().enumerate() {
                 if claimed.len() == self.limit {
                     break;
                 }
-                let next = tx
-                    .jobs_due_by_tenant()?
-                    .range((tenant.as_str(), 0, 0)..=(tenant.as_str(), now, u128::MAX))?
-                    .next()
-                    .transpose()
-                    .map_err(StoreError::from)?
-                    .map(|(k, _)| (k.value().1, k.value().2));
-                let Some((due, id)) = next else {
-                    exhausted.push(i);
-                    continue;
-                };
-                match tx.job(JobId::from_key(id))? {
-                    Some(mut job) => {
-                        let due = job.due_at;
-                        tx.move_job(&mut job, JobState::Running, due)?;
-                        claimed.push(job);
+                let quantum = resumed.take().unwrap_or_else(|| policy.weight(tenant));
+                let mut taken = 0;
+                while taken < quantum && claimed.len() < self.limit {
+                    if caps.get(tenant.as_str()).is_some_and(|&cap| cap == 0) {
+                        done.push(i);
+                        break;
                     }
-                    // An index entry without its job would be a bug; drop it
-                    // rather than wedge the dispatcher.
-                    None => {
-                        tx.jobs_due_by_tenant()?
-                            .remove((tenant.as_str(), due, id))?;
+                    let next = tx
+                        .jobs_due_by_tenant()?
+                        .range((tenant.as_str(), 0, 0)..=(tenant.as_str(), now, u128::MAX))?
+                        .next()
+                        .transpose()
+                        .map_err(StoreError::from)?
+                        .map(|(k, _)| (k.value().1, k.value().2));
+                    let Some((due, id)) = next else {
+                        done.push(i);
+                        break;
+                    };
+                    match tx.job(JobId::from_key(id))? {
+                        Some(mut job) => {
+                            let due = job.due_at;
+                            tx.move_job(&mut job, JobState::Running, due)?;
+                            claimed.push(job);
+                            taken += 1;
+                            if let Some(cap) = caps.get_mut(tenant.as_str()) {
+                                *cap -= 1;
+                            }
+                        }
+                        // An index entry without its job would be a bug; drop
+                        // it rather than wedge the dispatcher.
+                        None => {
+                            tx.jobs_due_by_tenant()?
+                                .remove((tenant.as_str(), due, id))?;
+                        }
                     }
                 }
+                cursor = Some(ClaimCursor {
+                    tenant: tenant.clone(),
+                    left: quantum - taken,
+                });
             }
-            for i in exhausted.into_iter().rev() {
+            done.dedup();
+            for i in done.into_iter().rev() {
                 tenants.remove(i);
             }
         }
-        Ok(claimed)
+        Ok((claimed, cursor))
+    }
+}
+
+/// Meters an effect call's usage for a tenant and reports the windowed
+/// limits it took to 80% or to 100%, each announced once: a
+/// `tenant.budget.warning` or `tenant.budget.exhausted` event on the
+/// tenant's stream and an audit entry with the figures.
+pub(crate) struct RecordUsage {
+    pub(crate) tenant: String,
+    pub(crate) usage: Usage,
+    pub(crate) limits: Vec<WindowLimit>,
+}
+
+impl WriteOp for RecordUsage {
+    type Output = Vec<LimitCrossing>;
+
+    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<Vec<LimitCrossing>> {
+        let mut crossings = Vec::new();
+        for limit in &self.limits {
+            let granularity = limit.window.granularity();
+            let before = limit.used(&tx.usage_now(&self.tenant, granularity)?);
+            let after = before.saturating_add(limit.used(&self.usage));
+            let resets_at = granularity.next(granularity.start(tx.now));
+            let warn = |used: u64| u128::from(used) * 5 >= u128::from(limit.limit) * 4;
+            if limit.limit > 0 && !warn(before) && warn(after) {
+                crossings.push(LimitCrossing {
+                    limit: limit.clone(),
+                    used: after,
+                    exhausted: false,
+                    resets_at,
+                });
+            }
+            if before < limit.limit && after >= limit.limit {
+                crossings.push(LimitCrossing {
+                    limit: limit.clone(),
+                    used: after,
+                    exhausted: true,
+                    resets_at,
+                });
+            }
+        }
+        for crossing in &crossings {
+            let (subject, action) = if crossing.exhausted {
+                ("tenant.budget.exhausted", "budget.exhausted")
+            } else {
+                ("tenant.budget.warning", "budget.warning")
+            };
+            tx.append_event(&self.tenant, subject.to_owned(), None, None)?;
+            let limit = &crossing.limit;
+            write_audit(
+                tx,
+                &NewAudit {
+                    actor: "engine".to_owned(),
+                    tenant: Some(self.tenant.clone()),
+                    outcome: String::new(),
+                    action: action.to_owned(),
+                    target: limit.name(),
+                    detail: format!(
+                        "{} of {} {} this {}; resets at {}",
+                        crossing.used,
+                        limit.limit,
+                        limit.metric,
+                        limit.window.as_str(),
+                        rfc3339(crossing.resets_at)
+                    ),
+                },
+            )?;
+        }
+        tx.meter(&self.tenant, |u| u.add(&self.usage));
+        Ok(crossings)
     }
 }
 
@@ -846,7 +1003,36 @@ impl WriteOp for PutTenant {
             name: self.name.clone(),
             created_at: tx.now,
             deleted_at: None,
+            quotas: crate::Quotas::default(),
         };
+        tx.tenants()?
+            .insert(self.id.as_str(), encode("tenant", &record)?.as_slice())?;
+        Ok(record)
+    }
+}
+
+/// Renames a live tenant and/or replaces its quota overrides.
+pub(crate) struct UpdateTenant {
+    pub(crate) id: String,
+    pub(crate) name: Option<String>,
+    pub(crate) quotas: Option<crate::Quotas>,
+}
+
+impl WriteOp for UpdateTenant {
+    type Output = TenantRecord;
+
+    fn apply(&self, tx: &mut Tx<'_>) -> OpResult<TenantRecord> {
+        let Some(mut record) = live_tenant(tx, &self.id)? else {
+            return reject(StoreError::TenantNotFound {
+                id: self.id.clone(),
+            });
+        };
+        if let Some(name) = &self.name {
+            record.name = name.clone();
+        }
+        if let Some(quotas) = &self.quotas {
+            record.quotas = quotas.clone();
+        }
         tx.tenants()?
             .insert(self.id.as_str(), encode("tenant", &record)?.as_slice())?;
         Ok(record)

@@ -8,6 +8,7 @@ use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
 use crate::error::{Result, StoreError};
 use crate::model::*;
 use crate::tables::*;
+use crate::usage::*;
 
 /// Largest page any listing returns.
 pub(crate) const MAX_PAGE: usize = 1000;
@@ -673,6 +674,38 @@ pub(crate) fn list_sealed_secrets(
     Ok(out)
 }
 
+pub(crate) fn usage(
+    txn: &ReadTransaction,
+    tenant: &str,
+    granularity: Granularity,
+    from: u64,
+    to: u64,
+) -> Result<Vec<UsagePeriod>> {
+    let code = granularity.code();
+    let t = txn.open_table(USAGE)?;
+    let from = granularity.start(from);
+    let mut out = Vec::new();
+    for entry in t.range((tenant, code, from)..(tenant, code, to.max(from)))? {
+        let (k, v) = entry?;
+        let start = k.value().2;
+        out.push(UsagePeriod {
+            start,
+            end: granularity.next(start),
+            usage: decode("usage", v.value())?,
+        });
+    }
+    Ok(out)
+}
+
+pub(crate) fn holdings(txn: &ReadTransaction, tenant: &str) -> Result<Holdings> {
+    let t = txn.open_table(TENANT_COUNTS)?;
+    let get = |name| -> Result<u64> { Ok(t.get((tenant, name))?.map_or(0, |v| v.value())) };
+    Ok(Holdings {
+        stored_bytes: get(STORED_BYTES)?,
+        queued_jobs: get(QUEUED_JOBS)?,
+    })
+}
+
 fn counter(txn: &ReadTransaction, name: &str) -> Result<u64> {
     let t = txn.open_table(COUNTERS)?;
     Ok(t.get(name)?.map_or(0, |v| v.value()))
@@ -731,6 +764,8 @@ pub(crate) fn check(txn: &ReadTransaction) -> Result<CheckReport> {
     let mut edge_total = 0u64;
     let mut chunk_total = 0u64;
     let mut outputs_by_job: HashMap<JobId, Vec<BlobId>> = HashMap::new();
+    // What each tenant holds, counted here, against TENANT_COUNTS.
+    let mut held: HashMap<(String, &'static str), u64> = HashMap::new();
     for entry in blobs.iter()? {
         let (k, v) = entry?;
         let meta: BlobMeta = decode_binary("blob", v.value())?;
@@ -785,6 +820,7 @@ pub(crate) fn check(txn: &ReadTransaction) -> Result<CheckReport> {
         if let Some(p) = &meta.producer {
             outputs_by_job.entry(p.job_id).or_default().push(meta.id);
         }
+        *held.entry((meta.tenant.clone(), STORED_BYTES)).or_default() += meta.size;
     }
     let n_blobs = blobs.len()?;
     let indexes = [
@@ -937,6 +973,45 @@ pub(crate) fn check(txn: &ReadTransaction) -> Result<CheckReport> {
     }
     if due_by_tenant.len()? != due.len()? {
         problems.push("the tenants' queues do not hold exactly the queued jobs".to_owned());
+    }
+    for entry in due_by_tenant.iter()? {
+        let (k, _) = entry?;
+        *held
+            .entry((k.value().0.to_owned(), QUEUED_JOBS))
+            .or_default() += 1;
+    }
+    let mut counted: HashMap<(String, &'static str), u64> = HashMap::new();
+    for entry in txn.open_table(TENANT_COUNTS)?.iter()? {
+        let (k, v) = entry?;
+        let (tenant, name) = k.value();
+        let name = match name {
+            STORED_BYTES => STORED_BYTES,
+            QUEUED_JOBS => QUEUED_JOBS,
+            other => {
+                problems.push(format!("unknown tenant counter {other} of {tenant}"));
+                continue;
+            }
+        };
+        if v.value() != 0 {
+            counted.insert((tenant.to_owned(), name), v.value());
+        }
+    }
+    held.retain(|_, v| *v != 0);
+    if held != counted {
+        let mut keys: BTreeSet<&(String, &str)> = held.keys().collect();
+        keys.extend(counted.keys());
+        for key in keys {
+            let (found, stored) = (held.get(key), counted.get(key));
+            if found != stored {
+                problems.push(format!(
+                    "tenant {} holds {} {} but its counter says {}",
+                    key.0,
+                    found.copied().unwrap_or(0),
+                    key.1,
+                    stored.copied().unwrap_or(0)
+                ));
+            }
+        }
     }
     if due.len()? + running.len()? + counts.jobs_done + counts.jobs_dead != jobs.len()? {
         problems.push("job queues and counters do not add up to the number of jobs".to_owned());

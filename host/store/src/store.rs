@@ -13,6 +13,7 @@ use crate::model::*;
 use crate::ops::{self, WriteOp};
 use crate::read;
 use crate::tables::{FORMAT_VERSION, META, META_FORMAT};
+use crate::usage::*;
 use crate::writer::{self, Announce, Queued, Request};
 
 /// Handle to the store. Cheap to clone; all clones share one database and
@@ -39,6 +40,7 @@ struct Inner {
     events: watch::Receiver<u64>,
     jobs: watch::Receiver<u64>,
     stats: Arc<writer::Stats>,
+    clock: crate::Clock,
 }
 
 impl fmt::Debug for Store {
@@ -91,10 +93,12 @@ impl Store {
         let (queue, rx) = std::sync::mpsc::channel();
         let writer_db = Arc::clone(&db);
         let stats = Arc::new(writer::Stats::default());
+        let clock = crate::Clock::default();
         let announce = Announce {
             events: events_tx,
             jobs: jobs_tx,
             stats: Arc::clone(&stats),
+            clock: clock.clone(),
         };
         let writer = std::thread::Builder::new()
             .name("reyna-store-writer".to_owned())
@@ -111,8 +115,19 @@ impl Store {
                 events,
                 jobs,
                 stats,
+                clock,
             }),
         })
+    }
+
+    /// The clock every write's time comes from.
+    pub fn clock(&self) -> &crate::Clock {
+        &self.inner.clock
+    }
+
+    /// Now, by [`Self::clock`] (ms since the epoch).
+    pub fn now_ms(&self) -> u64 {
+        self.inner.clock.now_ms()
     }
 
     /// The database file.
@@ -162,7 +177,10 @@ impl Store {
     /// Every parent must exist in the same tenant, else
     /// [`StoreError::ParentNotFound`] and nothing is stored.
     pub async fn create_blob(&self, blob: NewBlob, jobs: Vec<JobSpec>) -> Result<BlobMeta> {
-        Ok(self.create_blob_and_claim(blob, jobs, 0).await?.0)
+        Ok(self
+            .create_blob_and_claim(blob, jobs, 0, IngestLimits::default())
+            .await?
+            .0)
     }
 
     /// [`Self::create_blob`], with the first `claim` jobs stored already
@@ -172,11 +190,16 @@ impl Store {
     /// are pending; all are, while any job is due and waiting (they take
     /// their turn in [`Self::claim_due_jobs`]). A crash before they finish
     /// leaves them running, and [`Self::recover_running`] makes them due again.
+    ///
+    /// A blob that would take its tenant past `limits` (stored bytes, or
+    /// jobs waiting, counting the jobs that would not be claimed) is refused
+    /// with [`StoreError::QuotaExceeded`] and nothing is stored.
     pub async fn create_blob_and_claim(
         &self,
         blob: NewBlob,
         jobs: Vec<JobSpec>,
         claim: usize,
+        limits: IngestLimits,
     ) -> Result<(BlobMeta, Vec<Job>)> {
         // Hash here, on the caller's thread, so the single writer only writes.
         let digest = Digest::of(&blob.data);
@@ -185,6 +208,7 @@ impl Store {
             digest,
             jobs,
             claim,
+            limits,
         })
         .await
     }
@@ -314,7 +338,71 @@ impl Store {
         limit: usize,
         after: Option<String>,
     ) -> Result<Vec<Job>> {
-        self.submit(ops::ClaimDue { now, limit, after }).await
+        let policy = ClaimPolicy {
+            after: after.map(|tenant| ClaimCursor { tenant, left: 0 }),
+            ..ClaimPolicy::default()
+        };
+        Ok(self.claim_due_jobs_fairly(now, limit, policy).await?.0)
+    }
+
+    /// [`Self::claim_due_jobs`] weighted and capped per tenant: deficit
+    /// round-robin, each tenant claiming up to its weight per turn and none
+    /// past its cap, resuming at `policy.after`. Returns the jobs and where
+    /// this claim stopped (pass it as the next claim's `after`).
+    pub async fn claim_due_jobs_fairly(
+        &self,
+        now: u64,
+        limit: usize,
+        policy: ClaimPolicy,
+    ) -> Result<(Vec<Job>, Option<ClaimCursor>)> {
+        self.submit(ops::ClaimDue { now, limit, policy }).await
+    }
+
+    /// Meters effect usage (calls, reported units) for `tenant` now, and
+    /// announces each of `limits` it takes to 80% or 100% of its window
+    /// (`tenant.budget.warning` / `tenant.budget.exhausted` events and audit
+    /// entries). Returns those crossings.
+    pub async fn record_usage(
+        &self,
+        tenant: &str,
+        usage: Usage,
+        limits: Vec<WindowLimit>,
+    ) -> Result<Vec<LimitCrossing>> {
+        self.submit(ops::RecordUsage {
+            tenant: tenant.to_owned(),
+            usage,
+            limits,
+        })
+        .await
+    }
+
+    /// `tenant`'s usage, one record per `granularity` period from the one
+    /// holding `from` up to (not including) `to`; periods with no usage are
+    /// left out.
+    pub fn usage(
+        &self,
+        tenant: &str,
+        granularity: Granularity,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<UsagePeriod>> {
+        read::usage(&self.read()?, tenant, granularity, from, to)
+    }
+
+    /// `tenant`'s usage in the `granularity` period that holds `at`.
+    pub fn usage_at(&self, tenant: &str, granularity: Granularity, at: u64) -> Result<Usage> {
+        let start = granularity.start(at);
+        Ok(
+            read::usage(&self.read()?, tenant, granularity, start, start + 1)?
+                .pop()
+                .map(|p| p.usage)
+                .unwrap_or_default(),
+        )
+    }
+
+    /// What `tenant` holds now: bytes stored and jobs waiting.
+    pub fn holdings(&self, tenant: &str) -> Result<Holdings> {
+        read::holdings(&self.read()?, tenant)
     }
 
     /// Makes every running job pending and due now; call once at startup,
@@ -658,6 +746,27 @@ impl Store {
         .await
     }
 
+    /// Renames a live tenant and/or replaces its quota overrides (`None`
+    /// leaves that part as it is), with its audit entry, in one transaction.
+    pub async fn update_tenant(
+        &self,
+        id: &str,
+        name: Option<String>,
+        quotas: Option<crate::Quotas>,
+        audit: NewAudit,
+    ) -> Result<TenantRecord> {
+        self.submit(ops::Audited {
+            op: ops::UpdateTenant {
+                id: id.to_owned(),
+                name,
+                quotas,
+            },
+            audit,
+            describe: |_, _| true,
+        })
+        .await
+    }
+
     /// Deletes a tenant in one transaction: its tokens are revoked, its
     /// installations and secrets removed, its own plugins disabled, and its
     /// record kept as a tombstone. Its blobs stay (unreachable by any
@@ -914,6 +1023,7 @@ fn make_tenants(txn: &redb::WriteTransaction) -> Result<()> {
                 name: id.clone(),
                 created_at: now,
                 deleted_at: None,
+                quotas: crate::Quotas::default(),
             };
             table.insert(id.as_str(), encode("tenant", &record)?.as_slice())?;
         }
@@ -935,6 +1045,33 @@ fn index_due_by_tenant(txn: &redb::WriteTransaction) -> Result<()> {
             let job = decode_job(v.value())?;
             index.insert((job.tenant.as_str(), due, id), ())?;
         }
+    }
+    Ok(())
+}
+
+/// Format 7: counts each tenant's stored bytes and queued jobs
+/// ([`TENANT_COUNTS`](crate::tables::TENANT_COUNTS)). Runs in the
+/// transaction that raises the version.
+fn count_tenant_holdings(txn: &redb::WriteTransaction) -> Result<()> {
+    use crate::tables::{
+        BLOBS, JOBS_DUE_BY_TENANT, QUEUED_JOBS, STORED_BYTES, TENANT_COUNTS, decode_binary,
+    };
+    use redb::ReadableTable;
+    let mut counts: BTreeMap<(String, &'static str), u64> = BTreeMap::new();
+    for entry in txn.open_table(BLOBS)?.iter()? {
+        let (_, v) = entry?;
+        let meta: BlobMeta = decode_binary("blob", v.value())?;
+        *counts.entry((meta.tenant, STORED_BYTES)).or_default() += meta.size;
+    }
+    for entry in txn.open_table(JOBS_DUE_BY_TENANT)?.iter()? {
+        let (k, _) = entry?;
+        *counts
+            .entry((k.value().0.to_owned(), QUEUED_JOBS))
+            .or_default() += 1;
+    }
+    let mut table = txn.open_table(TENANT_COUNTS)?;
+    for ((tenant, name), value) in counts {
+        table.insert((tenant.as_str(), name), value)?;
     }
     Ok(())
 }
@@ -980,6 +1117,9 @@ fn init(db: &Database) -> Result<()> {
         }
         if found < 6 {
             index_due_by_tenant(&txn)?;
+        }
+        if found < 7 {
+            count_tenant_holdings(&txn)?;
         }
         txn.open_table(META)?.insert(META_FORMAT, FORMAT_VERSION)?;
         txn.commit()?;

@@ -43,12 +43,28 @@ use crate::error::{Result, StoreError};
 /// - 6: pending jobs are also indexed by tenant ([`JOBS_DUE_BY_TENANT`]),
 ///   so claims go round-robin across the tenants with due work; opening a
 ///   format 5 file indexes its pending jobs.
-pub(crate) const FORMAT_VERSION: u64 = 6;
+/// - 7: each tenant's stored bytes and queued jobs are counted
+///   ([`TENANT_COUNTS`], for its quotas) and its usage is metered per
+///   hour, day and month ([`USAGE`]); opening a format 6 file counts what
+///   its tenants hold (usage starts at the upgrade).
+pub(crate) const FORMAT_VERSION: u64 = 7;
 /// Key of the format version in [`META`].
 pub(crate) const META_FORMAT: &str = "format";
 
 /// `"format"` → version.
 pub(crate) const META: TableDefinition<'static, &str, u64> = TableDefinition::new("meta");
+
+/// (tenant, counter name) → value: what a tenant holds now, checked
+/// against its quotas ([`STORED_BYTES`], [`QUEUED_JOBS`]).
+pub(crate) const TENANT_COUNTS: TableDefinition<'static, (&str, &str), u64> =
+    TableDefinition::new("tenant_counts");
+/// Bytes of blob data a tenant stores.
+pub(crate) const STORED_BYTES: &str = "stored_bytes";
+/// Jobs of a tenant that are pending (due, retrying or deferred).
+pub(crate) const QUEUED_JOBS: &str = "queued_jobs";
+/// (tenant, granularity code, period start ms) → JSON [`Usage`](crate::Usage).
+pub(crate) const USAGE: TableDefinition<'static, (&str, u8, u64), &[u8]> =
+    TableDefinition::new("usage");
 
 /// Blob id → JSON [`BlobMeta`](crate::BlobMeta).
 pub(crate) const BLOBS: TableDefinition<'static, u128, &[u8]> = TableDefinition::new("blobs");

@@ -3,11 +3,14 @@
 //! sits in + the counters). Every write goes through here, so the invariants
 //! [`crate::Store::check`] verifies live in one place.
 
+use std::collections::HashMap;
+
 use redb::{MultimapTable, ReadableTable, Table, WriteTransaction};
 
 use crate::error::Result;
 use crate::model::{BlobId, BlobMeta, Event, GuestLog, Job, JobId, JobSpec, JobState};
 use crate::tables::*;
+use crate::usage::{Granularity, Usage};
 
 /// What a committed batch changed that waiters care about.
 #[derive(Debug, Default, Clone, Copy)]
@@ -29,6 +32,12 @@ macro_rules! lazy_tables {
             next_event: Option<u64>,
             /// Counter changes, written once by [`Tx::finish`].
             counter_deltas: Vec<(&'static str, i64)>,
+            /// Per-tenant counter changes ([`TENANT_COUNTS`]), written once
+            /// by [`Tx::finish`].
+            tenant_deltas: HashMap<(String, &'static str), i64>,
+            /// Usage per tenant, added to its hour, day and month by
+            /// [`Tx::finish`].
+            usage: HashMap<String, Usage>,
             signals: Signals,
         }
 
@@ -40,6 +49,8 @@ macro_rules! lazy_tables {
                     $($field: None,)*
                     next_event: None,
                     counter_deltas: Vec::new(),
+                    tenant_deltas: HashMap::new(),
+                    usage: HashMap::new(),
                     signals: Signals::default(),
                 }
             }
@@ -93,6 +104,8 @@ lazy_tables! {
     tenants: Table<'t, &'static str, &'static [u8]> = open_table(TENANTS);
     installations: Table<'t, (&'static str, &'static str), &'static [u8]> = open_table(INSTALLATIONS);
     secrets: Table<'t, (&'static str, &'static str, &'static str, u32), &'static [u8]> = open_table(SECRETS);
+    tenant_counts: Table<'t, (&'static str, &'static str), u64> = open_table(TENANT_COUNTS);
+    usage_table: Table<'t, (&'static str, u8, u64), &'static [u8]> = open_table(USAGE);
 }
 
 impl Tx<'_> {
@@ -111,7 +124,79 @@ impl Tx<'_> {
             let current = counters.get(name)?.map_or(0, |v| v.value());
             counters.insert(name, current.saturating_add_signed(delta))?;
         }
+        for ((tenant, name), delta) in std::mem::take(&mut self.tenant_deltas) {
+            if delta == 0 {
+                continue;
+            }
+            let key = (tenant.as_str(), name);
+            let table = self.tenant_counts()?;
+            let current = table.get(key)?.map_or(0, |v| v.value());
+            table.insert(key, current.saturating_add_signed(delta))?;
+        }
+        let now = self.now;
+        for (tenant, delta) in std::mem::take(&mut self.usage) {
+            for granularity in Granularity::ALL {
+                let key = (tenant.as_str(), granularity.code(), granularity.start(now));
+                let mut usage = self.stored_usage(key)?;
+                usage.add(&delta);
+                let bytes = encode("usage", &usage)?;
+                self.usage_table()?.insert(key, bytes.as_slice())?;
+            }
+        }
         Ok(())
+    }
+
+    fn stored_usage(&mut self, key: (&str, u8, u64)) -> Result<Usage> {
+        match self.usage_table()?.get(key)? {
+            Some(v) => decode("usage", v.value()),
+            None => Ok(Usage::default()),
+        }
+    }
+
+    /// `tenant`'s usage in the `granularity` period holding now, with what
+    /// this transaction has metered so far.
+    pub(crate) fn usage_now(&mut self, tenant: &str, granularity: Granularity) -> Result<Usage> {
+        let key = (tenant, granularity.code(), granularity.start(self.now));
+        let mut usage = self.stored_usage(key)?;
+        if let Some(pending) = self.usage.get(tenant) {
+            usage.add(pending);
+        }
+        Ok(usage)
+    }
+
+    /// Meters `delta` for `tenant` in the current hour, day and month.
+    pub(crate) fn meter(&mut self, tenant: &str, delta: impl FnOnce(&mut Usage)) {
+        match self.usage.get_mut(tenant) {
+            Some(usage) => delta(usage),
+            None => {
+                let mut usage = Usage::default();
+                delta(&mut usage);
+                self.usage.insert(tenant.to_owned(), usage);
+            }
+        }
+    }
+
+    /// What `tenant` holds of counter `name` now, with this transaction's
+    /// changes.
+    pub(crate) fn tenant_count(&mut self, tenant: &str, name: &'static str) -> Result<u64> {
+        let stored = self
+            .tenant_counts()?
+            .get((tenant, name))?
+            .map_or(0, |v| v.value());
+        let delta = self
+            .tenant_deltas
+            .get(&(tenant.to_owned(), name))
+            .copied()
+            .unwrap_or(0);
+        Ok(stored.saturating_add_signed(delta))
+    }
+
+    fn add_tenant_count(&mut self, tenant: &str, name: &'static str, delta: i64) {
+        let entry = self
+            .tenant_deltas
+            .entry((tenant.to_owned(), name))
+            .or_default();
+        *entry = entry.saturating_add(delta);
     }
 
     pub(crate) fn blob(&mut self, id: BlobId) -> Result<Option<BlobMeta>> {
@@ -205,6 +290,21 @@ impl Tx<'_> {
             .insert((meta.tenant.as_str(), meta.created_at, id), ())?;
         let subject = format!("blob.created.{}", meta.schema);
         self.append_event(&meta.tenant, subject, Some(meta.id), None)?;
+        let size = meta.size;
+        let derived = meta.producer.is_some();
+        self.meter(&meta.tenant, |u| {
+            if derived {
+                u.blobs_derived += 1;
+            } else {
+                u.blobs_created += 1;
+            }
+            u.bytes_stored = u.bytes_stored.saturating_add(size);
+        });
+        self.add_tenant_count(
+            &meta.tenant,
+            STORED_BYTES,
+            i64::try_from(size).unwrap_or(i64::MAX),
+        );
         Ok(true)
     }
 
@@ -275,6 +375,7 @@ impl Tx<'_> {
             self.jobs_due()?.insert((job.due_at, job.id.key()), ())?;
             self.jobs_due_by_tenant()?
                 .insert((job.tenant.as_str(), job.due_at, job.id.key()), ())?;
+            self.add_tenant_count(&job.tenant, QUEUED_JOBS, 1);
             self.signals.jobs_enqueued = true;
         }
         self.jobs_by_blob()?.insert(input.id.key(), job.id.key())?;
@@ -293,6 +394,7 @@ impl Tx<'_> {
                 self.jobs_due()?.remove((job.due_at, id))?;
                 self.jobs_due_by_tenant()?
                     .remove((job.tenant.as_str(), job.due_at, id))?;
+                self.add_tenant_count(&job.tenant, QUEUED_JOBS, -1);
             }
             JobState::Running => {
                 self.jobs_running()?.remove(id)?;
@@ -306,6 +408,7 @@ impl Tx<'_> {
                 self.jobs_due()?.insert((due_at, id), ())?;
                 self.jobs_due_by_tenant()?
                     .insert((job.tenant.as_str(), due_at, id), ())?;
+                self.add_tenant_count(&job.tenant, QUEUED_JOBS, 1);
                 self.signals.jobs_enqueued = true;
             }
             JobState::Running => {

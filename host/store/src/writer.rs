@@ -119,6 +119,8 @@ pub(crate) struct Announce {
     pub(crate) events: watch::Sender<u64>,
     pub(crate) jobs: watch::Sender<u64>,
     pub(crate) stats: Arc<Stats>,
+    /// Where a transaction's `now` comes from.
+    pub(crate) clock: crate::Clock,
 }
 
 /// Running totals of the writer, read by [`crate::Store::writer_stats`].
@@ -160,7 +162,7 @@ pub(crate) fn run(db: Arc<Database>, rx: Receiver<Box<dyn Queued>>, announce: An
             }
         }
         let started = Instant::now();
-        let outcome = try_commit(&db, &mut batch, Some(&mut intake), &announce.stats);
+        let outcome = try_commit(&db, &mut batch, Some(&mut intake), &announce);
         answered = batch.len();
         finish_batch(&db, batch, outcome, &announce, &mut || {
             take_ready(&rx, &mut next, &mut next_bytes);
@@ -251,7 +253,7 @@ fn finish_batch(
             // transient error) does not fail its neighbours.
             for req in batch {
                 let mut single = vec![req];
-                match try_commit(db, &mut single, None, &announce.stats) {
+                match try_commit(db, &mut single, None, announce) {
                     Ok(signals) => {
                         publish(announce, signals);
                         for req in single {
@@ -276,11 +278,14 @@ fn try_commit(
     db: &Database,
     batch: &mut Vec<Box<dyn Queued>>,
     intake: Option<&mut Intake<'_>>,
-    stats: &Stats,
+    announce: &Announce,
 ) -> Result<Signals> {
-    let result = try_commit_inner(db, batch, intake, stats);
+    let result = try_commit_inner(db, batch, intake, announce);
     if result.is_err() {
-        stats.failed_commits.fetch_add(1, Ordering::Relaxed);
+        announce
+            .stats
+            .failed_commits
+            .fetch_add(1, Ordering::Relaxed);
     }
     result
 }
@@ -289,13 +294,14 @@ fn try_commit_inner(
     db: &Database,
     batch: &mut Vec<Box<dyn Queued>>,
     intake: Option<&mut Intake<'_>>,
-    stats: &Stats,
+    announce: &Announce,
 ) -> Result<Signals> {
+    let stats = &*announce.stats;
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
     let mut applying = Duration::ZERO;
     let signals = {
-        let mut tx = Tx::new(&txn, crate::now_ms());
+        let mut tx = Tx::new(&txn, announce.clock.now_ms());
         // On error the transaction is dropped, which aborts it.
         for req in batch.iter_mut() {
             let t = Instant::now();

@@ -161,6 +161,7 @@ async fn create_blob_and_claim_stores_the_first_jobs_running_in_the_same_commit(
                 spec("index", "text-input-v1"),
             ],
             2,
+            Default::default(),
         )
         .await
         .unwrap();
@@ -207,7 +208,12 @@ async fn a_rejected_create_claims_nothing_and_claiming_more_than_exist_claims_al
     let mut blob = new_blob("text-input-v1", b"x");
     blob.parents = vec![BlobId::generate()];
     let err = store
-        .create_blob_and_claim(blob, vec![spec("expand", "text-input-v1")], 1)
+        .create_blob_and_claim(
+            blob,
+            vec![spec("expand", "text-input-v1")],
+            1,
+            Default::default(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::ParentNotFound { .. }), "{err}");
@@ -219,6 +225,7 @@ async fn a_rejected_create_claims_nothing_and_claiming_more_than_exist_claims_al
             new_blob("text-input-v1", b"y"),
             vec![spec("expand", "text-input-v1")],
             5,
+            Default::default(),
         )
         .await
         .unwrap();
@@ -305,6 +312,7 @@ async fn complete_job_stores_outputs_lineage_events_next_jobs_and_done() {
         bytes_in: 2,
         bytes_out: 6,
         outputs: 2,
+        cpu_us: 450,
     };
     let mut c = completion(vec![
         output("expanded-v1", b"out-0"),
@@ -801,7 +809,7 @@ async fn a_store_reopens_with_everything_and_refuses_a_newer_format() {
             err,
             StoreError::UnsupportedFormat {
                 found: 99,
-                supported: 6
+                supported: 7
             }
         ),
         "{err}"
@@ -856,7 +864,7 @@ async fn a_format_1_file_with_json_records_opens_and_is_upgraded() {
 
     let db = redb::Database::open(&path).unwrap();
     let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
-    assert_eq!(format_of(&txn), 6);
+    assert_eq!(format_of(&txn), 7);
 }
 
 #[tokio::test]
@@ -939,7 +947,7 @@ async fn a_format_2_idempotency_record_is_rekeyed_when_the_file_opens() {
 
     let db = redb::Database::open(&path).unwrap();
     let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
-    assert_eq!(format_of(&txn), 6);
+    assert_eq!(format_of(&txn), 7);
     let names: Vec<String> = txn
         .list_tables()
         .unwrap()
@@ -990,6 +998,7 @@ async fn split_job(store: &reyna_store::Store) -> (BlobMeta, Job) {
             new_blob("text-input-v1", b"in"),
             vec![spec("split", "text-input-v1")],
             1,
+            Default::default(),
         )
         .await
         .unwrap();
@@ -1094,7 +1103,46 @@ async fn a_format_3_file_has_its_trees_counted_when_it_opens() {
     drop(store);
     let db = redb::Database::open(&path).unwrap();
     let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
-    assert_eq!(format_of(&txn), 6);
+    assert_eq!(format_of(&txn), 7);
+}
+
+#[tokio::test]
+async fn a_format_6_file_has_what_each_tenant_holds_counted_when_it_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reyna.redb");
+    {
+        let store = reyna_store::Store::open(&path).unwrap();
+        queue_jobs(&store, "acme", 7).await;
+        queue_jobs(&store, "globex", 3).await;
+        store.claim_due_jobs(LATER, 2, None).await.unwrap();
+    }
+    // As format 6 left it: no tenant counts.
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        set_format(&txn, 6);
+        let counts: redb::TableDefinition<'_, (&str, &str), u64> =
+            redb::TableDefinition::new("tenant_counts");
+        assert!(txn.delete_table(counts).unwrap());
+        txn.commit().unwrap();
+    }
+    let store = reyna_store::Store::open(&path).unwrap();
+    let (acme, globex) = (
+        store.holdings("acme").unwrap(),
+        store.holdings("globex").unwrap(),
+    );
+    assert_eq!(acme.queued_jobs + globex.queued_jobs, 8);
+    assert_eq!(
+        acme.stored_bytes,
+        (0..7)
+            .map(|i: usize| format!("{{\"i\":{i}}}").len() as u64)
+            .sum::<u64>()
+    );
+    assert_consistent(&store);
+    drop(store);
+    let db = redb::Database::open(&path).unwrap();
+    let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+    assert_eq!(format_of(&txn), 7);
 }
 
 #[tokio::test]
@@ -1169,7 +1217,7 @@ async fn a_format_4_file_gets_tenant_records_and_its_admin_tokens_become_operato
     drop(store);
     let db = redb::Database::open(&path).unwrap();
     let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
-    assert_eq!(format_of(&txn), 6);
+    assert_eq!(format_of(&txn), 7);
 }
 
 /// Creates `n` blobs of `tenant`, each with one job, concurrently (group
@@ -1232,7 +1280,7 @@ async fn a_tenants_backlog_delays_anothers_job_by_one_round_not_by_the_backlog()
     let mut late = new_blob("t-v1", b"{}");
     late.tenant = "initech".into();
     let (_, claimed) = store
-        .create_blob_and_claim(late, vec![spec("p", "t-v1")], 1)
+        .create_blob_and_claim(late, vec![spec("p", "t-v1")], 1, Default::default())
         .await
         .unwrap();
     assert!(claimed.is_empty(), "a backlog is served in turn");

@@ -289,7 +289,12 @@ async fn child(path: std::path::PathBuf) {
                 // here, as the engine does with a free worker.
                 let claim = rng.below(2) as usize;
                 let (meta, claimed) = store
-                    .create_blob_and_claim(blob, vec![spec("split", "doc-v1")], claim)
+                    .create_blob_and_claim(
+                        blob,
+                        vec![spec("split", "doc-v1")],
+                        claim,
+                        Default::default(),
+                    )
                     .await
                     .unwrap();
                 ack("B", meta.id);

@@ -1,7 +1,8 @@
 //! Reyna's domain types, one definition each, used by every host crate:
 //! ids ([`BlobId`], [`JobId`], [`DeadLetterId`], [`TokenId`]), the
 //! [`Digest`] of content, the [`TenantId`], the [`PluginRef`]
-//! (`name@version`), the [`Cost`] of a call, the [`EffectCall`] record and
+//! (`name@version`), the [`Cost`] of a call and the rules of the usage
+//! units an effect reports ([`add_usage`]), the [`EffectCall`] record and
 //! the [`LogLine`]s of a guest's log.
 //! No I/O. Each type has one text form, used on the wire and in storage.
 //!
@@ -32,7 +33,7 @@ mod log;
 mod plugin;
 mod tenant;
 
-pub use cost::Cost;
+pub use cost::{Cost, MAX_UNIT_NAME, MAX_USAGE_UNITS, UnitError, add_usage, check_unit_name};
 pub use digest::{Digest, DigestError};
 pub use effect::{EffectCall, EffectOutcome};
 pub use id::{BlobId, DeadLetterId, IdError, JobId, TokenId};

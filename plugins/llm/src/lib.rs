@@ -5,6 +5,13 @@
 //! chat-completions URL, e.g. `https://api.openai.com/v1/chat/completions`),
 //! `model` (default `gpt-4o-mini`), `api_key` (a secret, sent as a bearer
 //! token), `temperature` (default 0, for reproducible answers).
+//!
+//! The tokens the provider says it charged (the completion's `usage`:
+//! `prompt_tokens`, `completion_tokens`, `total_tokens`) are reported to the
+//! host as usage units `prompt-tokens`, `completion-tokens` and `tokens`
+//! (`total_tokens`, or the sum of the other two when the provider leaves it
+//! out), before anything else can fail the call: the host meters them per
+//! tenant and holds them against the operator's token budgets.
 
 use reyna_sdk::{Context, Effect, Error, HttpRequest};
 use serde::{Deserialize, Serialize};
@@ -43,6 +50,45 @@ struct ChatResponse {
     #[serde(default)]
     model: Option<String>,
     choices: Vec<Choice>,
+    #[serde(default)]
+    usage: Option<TokenUsage>,
+}
+
+/// What the provider charged for a completion, as OpenAI-compatible
+/// endpoints report it.
+#[derive(Debug, Deserialize)]
+struct TokenUsage {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+    #[serde(default)]
+    total_tokens: Option<u64>,
+}
+
+impl TokenUsage {
+    /// Reports the tokens as usage units: `prompt-tokens`,
+    /// `completion-tokens` and `tokens` (the total, or the sum of the two
+    /// when the provider gives no total). Counts the provider leaves out are
+    /// not reported.
+    fn report(&self, ctx: &mut Context<'_>) -> Result<(), Error> {
+        if let Some(n) = self.prompt_tokens {
+            ctx.report_usage("prompt-tokens", n)?;
+        }
+        if let Some(n) = self.completion_tokens {
+            ctx.report_usage("completion-tokens", n)?;
+        }
+        let total = self
+            .total_tokens
+            .or(match (self.prompt_tokens, self.completion_tokens) {
+                (None, None) => None,
+                (p, c) => Some(p.unwrap_or(0).saturating_add(c.unwrap_or(0))),
+            });
+        if let Some(n) = total {
+            ctx.report_usage("tokens", n)?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,6 +145,10 @@ impl Effect for Llm {
         let response = ctx.http(&http)?.error_for_status()?;
         let chat: ChatResponse = serde_json::from_slice(&response.body)
             .map_err(|e| Error::fatal(format!("endpoint did not return a chat completion: {e}")))?;
+        // First: the tokens were charged, whatever comes of the answer.
+        if let Some(usage) = &chat.usage {
+            usage.report(ctx)?;
+        }
         let text = chat
             .choices
             .into_iter()
@@ -121,15 +171,103 @@ mod tests {
     use reyna_sdk::testing::Harness;
 
     fn completion(text: &str) -> Result<HttpResponse, Error> {
+        completion_with_usage(
+            Some(text),
+            serde_json::json!({ "prompt_tokens": 21, "completion_tokens": 9, "total_tokens": 30 }),
+        )
+    }
+
+    fn completion_with_usage(
+        text: Option<&str>,
+        usage: serde_json::Value,
+    ) -> Result<HttpResponse, Error> {
         let body = serde_json::json!({
             "id": "chatcmpl-1", "object": "chat.completion", "model": "local-model",
-            "choices": [{ "index": 0, "message": { "role": "assistant", "content": text }, "finish_reason": "stop" }]
+            "choices": [{ "index": 0, "message": { "role": "assistant", "content": text }, "finish_reason": "stop" }],
+            "usage": usage,
         });
         Ok(HttpResponse {
             status: 200,
             headers: vec![],
             body: body.to_string().into_bytes(),
         })
+    }
+
+    fn units(pairs: &[(&str, u64)]) -> std::collections::BTreeMap<String, u64> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+    }
+
+    fn harness_answering(
+        f: impl FnMut(&reyna_sdk::HttpRequest) -> Result<HttpResponse, Error> + 'static,
+    ) -> Harness {
+        let mut h = Harness::new();
+        h.config("endpoint", "http://127.0.0.1:9/v1/chat/completions")
+            .http(f);
+        h
+    }
+
+    #[test]
+    fn reports_the_providers_token_usage() {
+        let mut h = harness_answering(|_| completion("Expanded."));
+        h.perform::<Llm>(br#"{"prompt": "Expand this."}"#).unwrap();
+        assert_eq!(
+            h.usage,
+            units(&[
+                ("completion-tokens", 9),
+                ("prompt-tokens", 21),
+                ("tokens", 30)
+            ])
+        );
+        // A second call adds to the first.
+        h.perform::<Llm>(br#"{"prompt": "Again."}"#).unwrap();
+        assert_eq!(h.usage["tokens"], 60);
+    }
+
+    #[test]
+    fn tokens_are_the_sum_when_the_provider_gives_no_total() {
+        let mut h = harness_answering(|_| {
+            completion_with_usage(
+                Some("ok"),
+                serde_json::json!({ "prompt_tokens": 5, "completion_tokens": 7 }),
+            )
+        });
+        h.perform::<Llm>(br#"{"prompt": "p"}"#).unwrap();
+        assert_eq!(
+            h.usage,
+            units(&[
+                ("completion-tokens", 7),
+                ("prompt-tokens", 5),
+                ("tokens", 12)
+            ])
+        );
+    }
+
+    #[test]
+    fn a_completion_without_usage_reports_none() {
+        let mut h =
+            harness_answering(|_| completion_with_usage(Some("ok"), serde_json::json!(null)));
+        h.perform::<Llm>(br#"{"prompt": "p"}"#).unwrap();
+        assert!(h.usage.is_empty(), "{:?}", h.usage);
+    }
+
+    #[test]
+    fn tokens_charged_for_an_empty_answer_still_count() {
+        let mut h = harness_answering(|_| {
+            completion_with_usage(
+                None,
+                serde_json::json!({ "prompt_tokens": 3, "completion_tokens": 0, "total_tokens": 3 }),
+            )
+        });
+        let err = h.perform::<Llm>(br#"{"prompt": "p"}"#).unwrap_err();
+        assert!(matches!(err, Error::Retryable(_)), "{err}");
+        assert_eq!(
+            h.usage,
+            units(&[
+                ("completion-tokens", 0),
+                ("prompt-tokens", 3),
+                ("tokens", 3)
+            ])
+        );
     }
 
     #[test]

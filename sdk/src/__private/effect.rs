@@ -46,6 +46,9 @@ impl HostCalls for EffectHost {
     fn http(&mut self, request: &HttpRequest) -> Result<HttpResponse, Error> {
         send(request)
     }
+    fn report_usage(&mut self, unit: &str, amount: u64) -> Result<(), Error> {
+        bindings::reyna::plugin::usage::report(unit, amount).map_err(from_wit_error)
+    }
 }
 
 /// Runs effect `E`'s `perform`.

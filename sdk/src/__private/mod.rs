@@ -60,3 +60,16 @@ pub(crate) fn run_deliver<E: Effect>(
     let mut ctx = Context::new(&owned, host);
     E::deliver(event, &mut ctx)
 }
+
+/// What [`Context::report_usage`] returns in a processor, in a component and
+/// in the native harness alike: only effects have usage to report.
+// Used by the processor glue and by the native harness.
+#[cfg_attr(
+    all(target_arch = "wasm32", not(feature = "processor")),
+    allow(dead_code)
+)]
+pub(crate) fn processor_usage(unit: &str) -> Error {
+    Error::Fatal(format!(
+        "processors cannot report usage (`{unit}`): the effect that did the work reports it"
+    ))
+}

@@ -44,6 +44,9 @@ impl HostCalls for ProcessorHost {
             "processors cannot make HTTP requests: call an effect declared in the manifest's `effects`".to_owned(),
         ))
     }
+    fn report_usage(&mut self, unit: &str, _amount: u64) -> Result<(), Error> {
+        Err(super::processor_usage(unit))
+    }
 }
 
 /// Runs processor `P` for one event.

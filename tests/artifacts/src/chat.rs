@@ -1,6 +1,6 @@
 //! A loopback HTTP/1.1 server answering every request with one
-//! OpenAI-style chat completion: the model server behind the `llm` effect in
-//! tests. It records every request it receives.
+//! OpenAI-style chat completion, token `usage` included: the model server
+//! behind the `llm` effect in tests. It records every request it receives.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpListener;
@@ -24,15 +24,34 @@ pub struct ChatServer {
     received: Arc<Mutex<Vec<Received>>>,
 }
 
+/// The `prompt_tokens` of every completion [`ChatServer::start`] answers.
+pub const PROMPT_TOKENS: u64 = 12;
+/// The `completion_tokens` of every completion [`ChatServer::start`] answers
+/// (its `total_tokens` is the sum of the two).
+pub const COMPLETION_TOKENS: u64 = 7;
+
 impl ChatServer {
-    /// Starts a server on a free loopback port answering `answer` to every request.
+    /// Starts a server on a free loopback port answering `answer` to every
+    /// request, with a usage of [`PROMPT_TOKENS`] and [`COMPLETION_TOKENS`].
     pub fn start(answer: &str) -> std::io::Result<ChatServer> {
+        Self::start_with_usage(answer, PROMPT_TOKENS, COMPLETION_TOKENS)
+    }
+
+    /// Starts a server answering `answer` to every request, each completion
+    /// charging `prompt_tokens` and `completion_tokens` (`usage.total_tokens`:
+    /// their sum).
+    pub fn start_with_usage(
+        answer: &str,
+        prompt_tokens: u64,
+        completion_tokens: u64,
+    ) -> std::io::Result<ChatServer> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let port = listener.local_addr()?.port();
         let received = Arc::new(Mutex::new(Vec::new()));
         let log = received.clone();
+        let total_tokens = prompt_tokens.saturating_add(completion_tokens);
         let reply = format!(
-            r#"{{"id":"c1","object":"chat.completion","model":"local-model","choices":[{{"index":0,"message":{{"role":"assistant","content":{}}},"finish_reason":"stop"}}]}}"#,
+            r#"{{"id":"c1","object":"chat.completion","model":"local-model","choices":[{{"index":0,"message":{{"role":"assistant","content":{}}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":{prompt_tokens},"completion_tokens":{completion_tokens},"total_tokens":{total_tokens}}}}}"#,
             json_string(answer)
         );
         std::thread::spawn(move || {

@@ -21,7 +21,7 @@ mod expensive;
 mod manifest_edit;
 mod nats;
 
-pub use chat::{ChatServer, Received};
+pub use chat::{COMPLETION_TOKENS, ChatServer, PROMPT_TOKENS, Received};
 pub use expensive::{module_with_locals, nested_module, with_extra_module};
 pub use manifest_edit::{ManifestEditError, with_manifest};
 pub use nats::NatsServer;

@@ -61,6 +61,28 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> ApiResult<Response
     Ok(response)
 }
 
+/// Per-tenant series (operator): what each tenant holds now and what it
+/// used this month, by `tenant` label (at most `metrics-max-tenants`
+/// tenants, the rest summed as `tenant="_other"`). Apart from the public
+/// `/metrics` because tenant ids and usage are the operator's to see.
+#[utoipa::path(get, path = "/metrics/tenants", tag = "operations", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Prometheus text exposition format", content_type = "text/plain; version=0.0.4", body = String),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn tenant_metrics(
+    _: crate::auth::Operator,
+    State(state): State<AppState>,
+) -> ApiResult<Response> {
+    let text = metrics::render_tenants(state.engine(), state.config().metrics_max_tenants)?;
+    let mut response = text.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    Ok(response)
+}
+
 /// This API's OpenAPI 3 document.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = Object)))]

@@ -9,10 +9,10 @@ use super::check_tenant;
 use crate::AppState;
 use crate::auth::{Admin, Caller, Operator};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{JsonBody, Path};
+use crate::extract::{JsonBody, Path, QueryParams};
 use crate::wire::{
     CreateTenant, Installation, InstallationConfig, MasterKeyRotated, Me, SetInstallation,
-    SetSecret, Tenant, TenantDeleted,
+    SetSecret, Tenant, TenantDeleted, TenantHoldings, UpdateTenant, UsageParams, UsageReport,
 };
 
 /// Who the token is: its id, tenant and role.
@@ -84,11 +84,120 @@ pub(crate) async fn get(
     Path(tenant): Path<String>,
 ) -> ApiResult<Json<Tenant>> {
     caller.require_admin_of(&tenant)?;
-    let record = state
-        .engine()
+    let engine = state.engine();
+    let record = engine
         .tenant_record(&tenant)?
         .ok_or_else(|| ApiError::Engine(reyna_engine::EngineError::TenantNotFound(tenant)))?;
+    let (held, running) = engine.holdings(&record.id)?;
+    let mut body = Tenant::from(record);
+    body.effective_quotas = Some(engine.effective_quotas(&body.id));
+    body.holdings = Some(TenantHoldings {
+        stored_bytes: held.stored_bytes,
+        queued_jobs: held.queued_jobs,
+        running_jobs: running,
+    });
+    Ok(Json(body))
+}
+
+/// Rename a tenant and/or set its quota overrides (operator). `quotas`
+/// replaces the whole set: a field left out follows the operator's default.
+#[utoipa::path(patch, path = "/v1/tenants/{tenant}", tag = "tenants", security(("bearer" = [])),
+    params(("tenant" = String, Path, description = "Tenant id")),
+    request_body = UpdateTenant,
+    responses(
+        (status = 200, description = "The tenant", body = Tenant),
+        (status = 422, description = "`invalid`: a quota value is not acceptable (a zero share, a bad unit name)", body = Problem, content_type = "application/problem+json"),
+        (status = "4XX", description = "Not found or refused", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn update(
+    Operator(caller): Operator,
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    JsonBody(body): JsonBody<UpdateTenant>,
+) -> ApiResult<Json<Tenant>> {
+    if body.name.as_ref().is_some_and(|n| n.len() > 200) {
+        return Err(ApiError::bad_request(
+            "invalid-tenant",
+            "a tenant's name is at most 200 bytes",
+        ));
+    }
+    let record = state
+        .engine()
+        .update_tenant(&tenant, body.name, body.quotas, &caller.actor())
+        .await?;
     Ok(Json(record.into()))
+}
+
+/// Most periods one usage answer holds.
+const MAX_USAGE_PERIODS: u64 = 2000;
+
+/// A tenant's metered usage per hour, day or month (its admin, or the
+/// operator for any tenant).
+#[utoipa::path(get, path = "/v1/usage", tag = "tenants", security(("bearer" = [])),
+    params(UsageParams),
+    responses(
+        (status = 200, description = "Usage per period", body = UsageReport),
+        (status = 400, description = "`invalid-usage-query`: an unknown granularity, `from` after `to`, or more than 2,000 periods", body = Problem, content_type = "application/problem+json"),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn usage(
+    Admin(caller): Admin,
+    State(state): State<AppState>,
+    QueryParams(q): QueryParams<UsageParams>,
+) -> ApiResult<Json<UsageReport>> {
+    let tenant = caller
+        .tenant_filter(q.tenant)?
+        .unwrap_or_else(|| caller.tenant.to_string());
+    let granularity: reyna_engine::reyna_store::Granularity = q
+        .granularity
+        .as_deref()
+        .unwrap_or("hour")
+        .parse()
+        .map_err(|e: String| ApiError::bad_request("invalid-usage-query", e))?;
+    let engine = state.engine();
+    let to = q.to.unwrap_or_else(|| engine.now_ms() + 1);
+    let from = match q.from {
+        Some(from) => granularity.start(from),
+        None => {
+            let mut start = granularity.start(to.saturating_sub(1));
+            for _ in 1..24 {
+                start = granularity.start(start.saturating_sub(1));
+            }
+            start
+        }
+    };
+    if q.from.unwrap_or(from) > to {
+        return Err(ApiError::bad_request(
+            "invalid-usage-query",
+            "`from` is after `to`",
+        ));
+    }
+    let longest = match granularity {
+        reyna_engine::reyna_store::Granularity::Hour => 3_600_000,
+        reyna_engine::reyna_store::Granularity::Day => 86_400_000,
+        reyna_engine::reyna_store::Granularity::Month => 28 * 86_400_000,
+    };
+    if (to - from) / longest > MAX_USAGE_PERIODS {
+        return Err(ApiError::bad_request(
+            "invalid-usage-query",
+            format!(
+                "at most {MAX_USAGE_PERIODS} periods per answer; narrow `from`..`to` or use a coarser granularity"
+            ),
+        ));
+    }
+    let periods = engine.usage(&tenant, granularity, from, to)?;
+    let mut total = reyna_engine::reyna_store::Usage::default();
+    for period in &periods {
+        total.add(&period.usage);
+    }
+    Ok(Json(UsageReport {
+        tenant,
+        granularity: granularity.as_str().to_owned(),
+        from,
+        to,
+        periods,
+        total,
+    }))
 }
 
 /// Delete a tenant (operator): its tokens are revoked, its installations

@@ -10,5 +10,6 @@ mod events;
 mod jobs;
 mod limits;
 mod ops;
+mod quotas;
 mod registry;
 mod roles;

@@ -76,6 +76,8 @@ const RULES: &[Rule] = &[
     rule("get", "/healthz", N::Public, S::Global, 200),
     rule("get", "/readyz", N::Public, S::Global, 200),
     rule("get", "/metrics", N::Public, S::Global, 200),
+    // Tenant ids and usage are the operator's to see.
+    rule("get", "/metrics/tenants", N::Operator, S::Global, 200),
     rule("get", "/openapi.json", N::Public, S::Global, 200),
     rule("get", "/v1/me", N::Reader, S::Global, 200),
     // Schemas are global: the operator registers them, everyone reads.
@@ -143,6 +145,9 @@ const RULES: &[Rule] = &[
     rule("post", "/v1/tenants", N::Operator, S::Global, 201),
     rule("get", "/v1/tenants", N::Operator, S::Global, 200),
     rule("get", "/v1/tenants/{tenant}", N::Admin, S::Tenant, 200),
+    // Quotas are the operator's to set; a tenant admin reads them and its usage.
+    rule("patch", "/v1/tenants/{tenant}", N::Operator, S::Tenant, 200),
+    rule("get", "/v1/usage", N::Admin, S::Tenant, 200),
     rule(
         "delete",
         "/v1/tenants/{tenant}",
@@ -406,7 +411,8 @@ async fn request(api: &Api, fx: &mut Fixtures, rule: &Rule, target: Target) -> C
             .json(&json!({ "plugin": "word-count", "version": "0.1.0" })),
         (_, p) if p.starts_with("/v1/blobs/{id}") => call(&p.replace("{id}", &blob)),
         (_, p) if p.starts_with("/v1/jobs/{id}") => call(&p.replace("{id}", &job)),
-        ("get", "/v1/dead-letters" | "/v1/tokens" | "/v1/audit") => {
+        ("patch", "/v1/tenants/{tenant}") => call(&uri).json(&json!({ "quotas": { "share": 2 } })),
+        ("get", "/v1/dead-letters" | "/v1/tokens" | "/v1/audit" | "/v1/usage") => {
             call(&format!("{uri}?tenant={tenant}"))
         }
         ("post", "/v1/dead-letters/{id}/replay") => {

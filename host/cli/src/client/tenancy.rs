@@ -86,6 +86,134 @@ pub async fn tenant_get(api: &Api, id: &str) -> Result<()> {
         .await
 }
 
+/// A tenant's quotas: what is set for it, what is in force, what it holds.
+fn quota_text(t: &Value) -> String {
+    let mut out = format!("tenant {}\n", str_of(t, "id"));
+    let fields = [
+        ("blobs_per_second", "blobs per second"),
+        ("blob_burst", "blob burst"),
+        ("stored_bytes", "stored bytes"),
+        ("queued_jobs", "queued jobs"),
+        ("running_jobs", "running jobs"),
+        ("share", "share"),
+        ("effect_calls_per_day", "effect calls per day"),
+    ];
+    let (set, effective) = (&t["quotas"], &t["effective_quotas"]);
+    let shown = |v: &Value| match v {
+        Value::Null => "-".to_owned(),
+        v => v.to_string(),
+    };
+    let _ = writeln!(out, "{:<22} {:>14} {:>14}", "QUOTA", "OVERRIDE", "IN FORCE");
+    for (key, label) in fields {
+        let _ = writeln!(
+            out,
+            "{label:<22} {:>14} {:>14}",
+            shown(&set[key]),
+            shown(&effective[key])
+        );
+    }
+    if let Some(budgets) = effective["budgets"].as_object() {
+        for (unit, b) in budgets {
+            let _ = writeln!(
+                out,
+                "budget {unit:<15} {:>14} {:>14}",
+                format!("{}/day", shown(&b["per_day"])),
+                format!("{}/month", shown(&b["per_month"]))
+            );
+        }
+    }
+    let held = &t["holdings"];
+    let _ = writeln!(
+        out,
+        "holds: {} bytes stored, {} jobs waiting, {} running",
+        held["stored_bytes"], held["queued_jobs"], held["running_jobs"]
+    );
+    out
+}
+
+/// `reyna tenant quotas ID [--set JSON]`: prints a tenant's quotas, or
+/// (operator) replaces its overrides with `set` (`{}`: the defaults).
+pub async fn tenant_quotas(api: &Api, id: &str, set: Option<String>) -> Result<()> {
+    let path = format!("/v1/tenants/{}", encode(id));
+    if let Some(set) = set {
+        let quotas: Value = serde_json::from_str(&set).map_err(|e| {
+            CommandError::local(format!("--set must be a JSON object of quotas: {e}"))
+        })?;
+        api.send_json(
+            api.patch(&path)
+                .json(&serde_json::json!({ "quotas": quotas })),
+        )
+        .await?;
+    }
+    api.show(api.get(&path), quota_text).await
+}
+
+/// `reyna usage`: a tenant's metered usage per hour, day or month.
+pub async fn usage(
+    api: &Api,
+    tenant: Option<String>,
+    granularity: &str,
+    from: Option<u64>,
+    to: Option<u64>,
+) -> Result<()> {
+    let mut query = vec![format!("granularity={}", encode(granularity))];
+    if let Some(tenant) = tenant {
+        query.push(format!("tenant={}", encode(&tenant)));
+    }
+    if let Some(from) = from {
+        query.push(format!("from={from}"));
+    }
+    if let Some(to) = to {
+        query.push(format!("to={to}"));
+    }
+    api.show(api.get(&format!("/v1/usage?{}", query.join("&"))), |u| {
+        let mut out = format!(
+            "{:<21} {:>8} {:>8} {:>12} {:>8} {:>7} {:>10} {:>10} {:>8} UNITS\n",
+            "PERIOD", "BLOBS", "DERIVED", "BYTES", "JOBS", "FAILED", "WALL ms", "CPU ms", "EFFECTS"
+        );
+        let row = |out: &mut String, label: String, p: &Value| {
+            let units = p["units"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default();
+            let ms = |key: &str| p[key].as_u64().unwrap_or(0) / 1000;
+            let _ = writeln!(
+                out,
+                "{label:<21} {:>8} {:>8} {:>12} {:>8} {:>7} {:>10} {:>10} {:>8} {units}",
+                p["blobs_created"],
+                p["blobs_derived"],
+                p["bytes_stored"],
+                p["jobs_run"],
+                p["jobs_failed"],
+                ms("wall_us"),
+                ms("cpu_us"),
+                p["effect_calls"]
+            );
+        };
+        let periods = u["periods"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for p in periods {
+            row(&mut out, when(&p["start"]), p);
+        }
+        row(&mut out, "total".to_owned(), &u["total"]);
+        let _ = writeln!(
+            out,
+            "tenant {}, per {}",
+            str_of(u, "tenant"),
+            str_of(u, "granularity")
+        );
+        out
+    })
+    .await
+}
+
 /// `reyna tenant rm ID` (operator): revokes its tokens, removes its
 /// installations, disables its own plugins.
 pub async fn tenant_rm(api: &Api, id: &str) -> Result<()> {

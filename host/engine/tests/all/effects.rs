@@ -16,7 +16,10 @@ async fn chat_server(answer: &'static str) -> (u16, reyna_artifacts::ChatServer)
     (server.port(), server)
 }
 
-async fn llm_engine(dir: &std::path::Path, approve: Option<String>) -> reyna_engine::Engine {
+pub(crate) async fn llm_engine(
+    dir: &std::path::Path,
+    approve: Option<String>,
+) -> reyna_engine::Engine {
     let mut config = config(dir);
     config.effects.allow_private = true; // the test server is on loopback
     if let Some(host) = approve {
@@ -31,7 +34,7 @@ async fn llm_engine(dir: &std::path::Path, approve: Option<String>) -> reyna_eng
     engine
 }
 
-async fn configure(engine: &reyna_engine::Engine, port: u16) {
+pub(crate) async fn configure(engine: &reyna_engine::Engine, port: u16) {
     let llm = BTreeMap::from([
         (
             "endpoint".to_owned(),

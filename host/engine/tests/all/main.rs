@@ -9,6 +9,7 @@ mod failures;
 mod fairness;
 mod hostile;
 mod pipeline;
+mod quotas;
 mod registry;
 mod tenancy;
 mod tenancy_recovery;
