@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The benchmark suite in one command: builds and runs every criterion bench
-# of the main workspace, the memory and cold-start benches, and the Extism
-# peer (its own workspace in benches/peer, so the main build never compiles
-# a second wasmtime), then writes the summary of medians, ratios against
-# the floors of this run, and the goals, to $CARGO_TARGET_DIR/bench-summary.md
-# (target/bench-summary.md by default) and stdout.
+# of the main workspace, the memory, cold-start and fairness benches, and
+# the Extism peer (its own workspace in benches/peer, so the main build
+# never compiles a second wasmtime), then writes the summary of medians,
+# ratios against the floors of this run, and the goals, to
+# $CARGO_TARGET_DIR/bench-summary.md (target/bench-summary.md by default)
+# and stdout.
 #
 #   benches/suite.sh                  # everything (about 15 minutes on 2 vCPU,
 #                                     # plus the builds; `nats` needs nats-server)
@@ -25,7 +26,7 @@ export REYNA_SUITE_SINCE="$(date +%s)"
 
 benches=("$@")
 if [ "${#benches[@]}" -eq 0 ]; then
-    benches=(runtime engine word_count memory coldstart store api_load nats)
+    benches=(runtime engine word_count memory coldstart fairness store api_load nats)
 fi
 bench_args=()
 for b in "${benches[@]}"; do bench_args+=(--bench "$b"); done

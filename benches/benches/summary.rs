@@ -1,8 +1,8 @@
 //! The suite's summary: reads what the other benches measured in this run
 //! (criterion's `target/criterion/**/new/estimates.json` for `runtime`,
 //! `engine`, `word_count` and the Extism peer; `target/bench-results/*.json`
-//! for `memory` and `coldstart`) and writes a markdown table of medians,
-//! ratios against the floors and the goals to
+//! for `memory`, `coldstart` and `fairness`) and writes a markdown table of
+//! medians, ratios against the floors and the goals to
 //! `target/bench-summary.md` and stdout.
 //!
 //! `benches/suite.sh` runs it last and sets `REYNA_SUITE_SINCE` (unix
@@ -323,6 +323,22 @@ fn main() {
         num(&cold, "plugins").unwrap_or(100.0),
         ready.map_or_else(|| "—".to_owned(), |d| format!("{d:.0} ms")),
         verdict(ready.map(|d| d <= 1000.0))
+    )
+    .ok();
+
+    let fair = f.result("fairness");
+    let phase = |name: &str, key: &str| fair.as_ref().and_then(|v| v[name][key].as_f64());
+    let fair_r = num(&fair, "ratio_p99");
+    writeln!(
+        w,
+        "| with tenant B's backlog queued, tenant A's p99 (blob to derived blob) within 1.5x of alone | alone p50 {} / p99 {}, flood p50 {} / p99 {} (p99 {}, p50 {}) | {} |",
+        time(phase("alone", "p50_ms").map(|m| m * 1e6)),
+        time(phase("alone", "p99_ms").map(|m| m * 1e6)),
+        time(phase("flood", "p50_ms").map(|m| m * 1e6)),
+        time(phase("flood", "p99_ms").map(|m| m * 1e6)),
+        x(fair_r),
+        x(num(&fair, "ratio_p50")),
+        verdict(fair_r.map(|r| r <= 1.5))
     )
     .ok();
 

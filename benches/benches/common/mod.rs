@@ -189,3 +189,11 @@ pub async fn push_events(
     );
     start.elapsed()
 }
+
+/// The value at quantile `p` (0.0 to 1.0) of `sorted`, the nearest rank;
+/// the default of `T` when there is none.
+pub fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
+    let last = sorted.len().saturating_sub(1);
+    let index = (last as f64 * p).round() as usize;
+    sorted.get(index.min(last)).copied().unwrap_or_default()
+}

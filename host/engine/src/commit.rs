@@ -294,7 +294,7 @@ async fn complete(
         None => None,
     };
     let next = completion.next_jobs.iter().map(Vec::len).sum();
-    let permits = inner.reserve_for(&job.tenant, next);
+    let (permits, _) = inner.reserve_for(&job.tenant, next);
     let reserved = permits.len();
     let completed = inner
         .store

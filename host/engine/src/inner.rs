@@ -85,12 +85,13 @@ impl Inner {
 
     /// Claim slots for up to `n` new jobs of `tenant` claimed in the
     /// commit that stores them: as many as are free and its running-jobs
-    /// quota allows (counted against it until [`Self::hand_over`]).
-    pub(crate) fn reserve_for(&self, tenant: &str, n: usize) -> Vec<OwnedSemaphorePermit> {
-        let granted = self.quotas.reserve(tenant, n);
+    /// quota allows (counted against it until [`Self::hand_over`]); and
+    /// whether the tenant had no job claimed before these.
+    pub(crate) fn reserve_for(&self, tenant: &str, n: usize) -> (Vec<OwnedSemaphorePermit>, bool) {
+        let (granted, idle) = self.quotas.reserve(tenant, n);
         let permits = self.reserve(granted);
         self.quotas.release(tenant, granted - permits.len());
-        permits
+        (permits, idle)
     }
 
     /// Hands jobs of `tenant` claimed in another commit to the dispatcher;

@@ -514,13 +514,14 @@ impl Engine {
         };
         // Jobs with a free worker are claimed in the same commit and run at
         // once; the rest wait in the store for the dispatcher.
-        let permits = self.inner.reserve_for(tenant, jobs.len());
+        // An idle tenant's jobs do not wait behind other tenants' backlogs.
+        let (permits, idle) = self.inner.reserve_for(tenant, jobs.len());
         let reserved = permits.len();
         let limits = self.inner.quotas.ingest_limits(tenant);
         let (meta, claimed) = self
             .inner
             .store
-            .create_blob_and_claim(blob, jobs, reserved, limits)
+            .create_blob_and_claim(blob, jobs, reserved, limits, idle)
             .await
             .map_err(|e| {
                 self.inner.quotas.release(tenant, reserved);

@@ -240,8 +240,8 @@ async fn carry(
     // call returns (`commit`); remotely the claim is held until the
     // result is committed.
     let (mut slot, _held) = match (remote, inner.slots.get()) {
-        (false, Some(slots)) => (Some(slots.start_running(claim).await), None),
-        (false, None) => (Some(claim), None),
+        (false, Some(slots)) => (Some(slots.start_running(&job.tenant, claim).await), None),
+        (false, None) => (Some(crate::slots::Held::Claim(claim)), None),
         (true, _) => (None, Some(claim)),
     };
     if let Some(prior) = prior

@@ -134,18 +134,20 @@ impl TenantQuotas {
     }
 
     /// Counts up to `n` more claimed jobs of `tenant`, as many as its
-    /// running-jobs quota allows; returns how many. Give back the ones not
+    /// running-jobs quota allows; returns how many, and whether the tenant
+    /// had none claimed before (it was idle). Give back the ones not
     /// claimed with [`Self::release`].
-    pub(crate) fn reserve(&self, tenant: &str, n: usize) -> usize {
-        if n == 0 {
-            return 0;
-        }
+    pub(crate) fn reserve(&self, tenant: &str, n: usize) -> (usize, bool) {
         let cap = self.of(tenant).running_jobs.map(|c| c as usize);
         let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         let count = running.entry(tenant.to_owned()).or_default();
+        let idle = *count == 0;
         let granted = cap.map_or(n, |cap| n.min(cap.saturating_sub(*count)));
         *count += granted;
-        granted
+        if *count == 0 {
+            running.remove(tenant);
+        }
+        (granted, idle)
     }
 
     /// Counts jobs of `tenant` claimed without [`Self::reserve`] (a claim

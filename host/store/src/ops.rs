@@ -85,6 +85,10 @@ pub(crate) struct CreateBlob {
     pub(crate) claim: usize,
     /// The tenant's quotas on what it holds, checked in this transaction.
     pub(crate) limits: IngestLimits,
+    /// Whether the tenant has no job claimed (the caller knows): with no
+    /// job of its own due either, its jobs are claimed even while other
+    /// tenants' jobs wait.
+    pub(crate) idle_tenant: bool,
 }
 
 impl WriteOp for CreateBlob {
@@ -109,7 +113,11 @@ impl WriteOp for CreateBlob {
             hop: self.blob.hop,
             producer: None,
         };
-        let free = if tx.backlog()? { 0 } else { self.claim };
+        // Behind waiting jobs a new one waits its turn, unless its tenant
+        // is idle (nothing of its own claimed or due): then this is its
+        // turn, as the next round would give it.
+        let waits = tx.backlog()? && (!self.idle_tenant || tx.has_due(&meta.tenant)?);
+        let free = if waits { 0 } else { self.claim };
         check_holdings(
             tx,
             &meta,

@@ -178,7 +178,7 @@ impl Store {
     /// [`StoreError::ParentNotFound`] and nothing is stored.
     pub async fn create_blob(&self, blob: NewBlob, jobs: Vec<JobSpec>) -> Result<BlobMeta> {
         Ok(self
-            .create_blob_and_claim(blob, jobs, 0, IngestLimits::default())
+            .create_blob_and_claim(blob, jobs, 0, IngestLimits::default(), false)
             .await?
             .0)
     }
@@ -194,12 +194,17 @@ impl Store {
     /// A blob that would take its tenant past `limits` (stored bytes, or
     /// jobs waiting, counting the jobs that would not be claimed) is refused
     /// with [`StoreError::QuotaExceeded`] and nothing is stored.
+    ///
+    /// `idle_tenant`: the caller knows the tenant has no job claimed; if it
+    /// has none due either, its jobs are claimed even while other tenants'
+    /// jobs wait (an idle tenant's turn comes next in any case).
     pub async fn create_blob_and_claim(
         &self,
         blob: NewBlob,
         jobs: Vec<JobSpec>,
         claim: usize,
         limits: IngestLimits,
+        idle_tenant: bool,
     ) -> Result<(BlobMeta, Vec<Job>)> {
         // Hash here, on the caller's thread, so the single writer only writes.
         let digest = Digest::of(&blob.data);
@@ -209,6 +214,7 @@ impl Store {
             jobs,
             claim,
             limits,
+            idle_tenant,
         })
         .await
     }

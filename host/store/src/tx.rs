@@ -438,6 +438,16 @@ impl Tx<'_> {
             .is_some_and(|(k, _)| k.value().0 <= now))
     }
 
+    /// Whether `tenant` has a job due now.
+    pub(crate) fn has_due(&mut self, tenant: &str) -> Result<bool> {
+        let now = self.now;
+        Ok(self
+            .jobs_due_by_tenant()?
+            .range((tenant, 0, 0)..=(tenant, now, u128::MAX))?
+            .next()
+            .is_some())
+    }
+
     /// Adds to a counter when the batch finishes: every completion moves
     /// one, and one read-modify-write per batch is enough.
     fn add_counter(&mut self, name: &'static str, delta: i64) -> Result<()> {

@@ -162,6 +162,7 @@ async fn create_blob_and_claim_stores_the_first_jobs_running_in_the_same_commit(
             ],
             2,
             Default::default(),
+            false,
         )
         .await
         .unwrap();
@@ -213,6 +214,7 @@ async fn a_rejected_create_claims_nothing_and_claiming_more_than_exist_claims_al
             vec![spec("expand", "text-input-v1")],
             1,
             Default::default(),
+            false,
         )
         .await
         .unwrap_err();
@@ -226,6 +228,7 @@ async fn a_rejected_create_claims_nothing_and_claiming_more_than_exist_claims_al
             vec![spec("expand", "text-input-v1")],
             5,
             Default::default(),
+            false,
         )
         .await
         .unwrap();
@@ -999,6 +1002,7 @@ async fn split_job(store: &reyna_store::Store) -> (BlobMeta, Job) {
             vec![spec("split", "text-input-v1")],
             1,
             Default::default(),
+            false,
         )
         .await
         .unwrap();
@@ -1280,7 +1284,7 @@ async fn a_tenants_backlog_delays_anothers_job_by_one_round_not_by_the_backlog()
     let mut late = new_blob("t-v1", b"{}");
     late.tenant = "initech".into();
     let (_, claimed) = store
-        .create_blob_and_claim(late, vec![spec("p", "t-v1")], 1, Default::default())
+        .create_blob_and_claim(late, vec![spec("p", "t-v1")], 1, Default::default(), false)
         .await
         .unwrap();
     assert!(claimed.is_empty(), "a backlog is served in turn");

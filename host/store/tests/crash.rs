@@ -294,6 +294,7 @@ async fn child(path: std::path::PathBuf) {
                         vec![spec("split", "doc-v1")],
                         claim,
                         Default::default(),
+                        false,
                     )
                     .await
                     .unwrap();

@@ -34,12 +34,18 @@ async fn a_blob_past_the_stored_bytes_or_queued_jobs_quota_is_refused_and_nothin
     };
     let jobs = || vec![spec("expand", "text-input-v1")];
     store
-        .create_blob_and_claim(new_blob("text-input-v1", b"1234"), jobs(), 0, limits)
+        .create_blob_and_claim(new_blob("text-input-v1", b"1234"), jobs(), 0, limits, false)
         .await
         .unwrap();
     // 4 + 7 > 10 bytes.
     let refused = store
-        .create_blob_and_claim(new_blob("text-input-v1", b"1234567"), jobs(), 0, limits)
+        .create_blob_and_claim(
+            new_blob("text-input-v1", b"1234567"),
+            jobs(),
+            0,
+            limits,
+            false,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -55,12 +61,12 @@ async fn a_blob_past_the_stored_bytes_or_queued_jobs_quota_is_refused_and_nothin
         "{refused:?}"
     );
     store
-        .create_blob_and_claim(new_blob("text-input-v1", b"12"), jobs(), 0, limits)
+        .create_blob_and_claim(new_blob("text-input-v1", b"12"), jobs(), 0, limits, false)
         .await
         .unwrap();
     // Two jobs wait: a third would pass the queue quota, unless it is claimed at once.
     let refused = store
-        .create_blob_and_claim(new_blob("text-input-v1", b"1"), jobs(), 0, limits)
+        .create_blob_and_claim(new_blob("text-input-v1", b"1"), jobs(), 0, limits, false)
         .await
         .unwrap_err();
     assert!(
@@ -79,7 +85,7 @@ async fn a_blob_past_the_stored_bytes_or_queued_jobs_quota_is_refused_and_nothin
     assert_eq!((held.stored_bytes, held.queued_jobs), (6, 2));
     // Another tenant's holdings are its own.
     store
-        .create_blob_and_claim(blob_of("other", b"1234567"), jobs(), 0, limits)
+        .create_blob_and_claim(blob_of("other", b"1234567"), jobs(), 0, limits, false)
         .await
         .unwrap();
     // Claiming a job frees a place in the queue.
@@ -87,7 +93,7 @@ async fn a_blob_past_the_stored_bytes_or_queued_jobs_quota_is_refused_and_nothin
     assert_eq!(claimed.len(), 1);
     let tenant = claimed[0].tenant.clone();
     store
-        .create_blob_and_claim(blob_of(&tenant, b"1"), jobs(), 0, limits)
+        .create_blob_and_claim(blob_of(&tenant, b"1"), jobs(), 0, limits, false)
         .await
         .unwrap();
     assert_consistent(&store);
@@ -313,4 +319,49 @@ async fn usage_announces_80_percent_and_100_percent_of_a_budget_once_each() {
         .await
         .unwrap();
     assert_eq!(crossed(r), [(false, 150), (true, 150)]);
+}
+
+#[tokio::test]
+async fn an_idle_tenants_job_is_claimed_at_once_while_another_tenants_backlog_waits() {
+    let (_dir, store) = open();
+    let job = || vec![spec("p", "text-input-v1")];
+    for i in 0..5u8 {
+        store
+            .create_blob(blob_of("busy", &[i]), job())
+            .await
+            .unwrap();
+    }
+    let limits = IngestLimits::default();
+    // Not idle (the caller has jobs of it claimed): it queues behind.
+    let (_, claimed) = store
+        .create_blob_and_claim(blob_of("quiet", b"1"), job(), 1, limits, false)
+        .await
+        .unwrap();
+    assert!(claimed.is_empty());
+    // Idle, but with a job of its own due: that one goes first, this waits.
+    let (_, claimed) = store
+        .create_blob_and_claim(blob_of("quiet", b"2"), job(), 1, limits, true)
+        .await
+        .unwrap();
+    assert!(claimed.is_empty());
+    let (taken, _) = store
+        .claim_due_jobs_fairly(LATER, 10, ClaimPolicy::default())
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 7);
+    for i in 0..5u8 {
+        store
+            .create_blob(blob_of("busy", &[10 + i]), job())
+            .await
+            .unwrap();
+    }
+    // Idle and nothing due: claimed in its own commit, ahead of busy's five.
+    let (_, claimed) = store
+        .create_blob_and_claim(blob_of("quiet", b"3"), job(), 1, limits, true)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].tenant, "quiet");
+    assert_eq!(store.holdings("busy").unwrap().queued_jobs, 5);
+    assert_consistent(&store);
 }
