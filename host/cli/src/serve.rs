@@ -199,9 +199,6 @@ impl QuotasFile {
         quotas
             .validate()
             .map_err(|e| anyhow::anyhow!("`quotas`: {e}"))?;
-        if quotas.running_jobs == Some(0) {
-            anyhow::bail!("`quotas.running-jobs` must be at least 1");
-        }
         Ok(quotas)
     }
 }
@@ -851,7 +848,7 @@ mod tests {
         assert_eq!(q.budgets["tokens"].per_month, Some(2_000_000));
         assert_eq!(resolve_text("").unwrap().engine.quotas, Default::default());
         let e = resolve_text("[quotas]\nrunning-jobs = 0\n").unwrap_err();
-        assert_eq!(e.to_string(), "`quotas.running-jobs` must be at least 1");
+        assert!(e.to_string().contains("running_jobs must be at least 1"), "{e}");
         let e = resolve_text("[quotas.budgets.Tokens]\nper-day = 1\n").unwrap_err();
         assert!(e.to_string().contains("usage unit name"), "{e}");
         assert!(resolve_text("[quotas]\nshare = 2\n").is_err());

@@ -46,6 +46,9 @@ pub(crate) struct Inner {
     /// Jobs an effect call of which found a budget used up: why. The job
     /// fails with `budget-exceeded` whatever its guest did next.
     pub budget_hits: Mutex<HashMap<JobId, String>>,
+    /// Wakes the dispatcher when what it may claim changed without a job
+    /// changing (a tenant's quotas).
+    pub claims_changed: tokio::sync::Notify,
 }
 
 /// Longest a scan or walk on the blocking pool may take before its caller

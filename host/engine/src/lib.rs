@@ -193,6 +193,7 @@ impl Engine {
                 effect_secrets: Mutex::new(std::collections::HashMap::new()),
                 quotas,
                 budget_hits: Mutex::new(std::collections::HashMap::new()),
+                claims_changed: tokio::sync::Notify::new(),
             }),
         })
     }

@@ -131,6 +131,7 @@ pub(crate) async fn dispatch(
         };
         tokio::select! {
             _ = jobs_changed.changed() => {}
+            _ = inner.claims_changed.notified() => {}
             Some(claimed) = handoff.recv() => spawn_job(&inner, &mut tasks, claimed),
             _ = tasks.join_next(), if !tasks.is_empty() => {}
             _ = tokio::time::sleep(wait.min(Duration::from_secs(60))) => {}

@@ -190,6 +190,8 @@ impl Engine {
             .await
             .map_err(tenant_error)?;
         self.inner.quotas.set_overrides(id, &record.quotas);
+        // A raised running-jobs quota or share may free claims now.
+        self.inner.claims_changed.notify_one();
         Ok(record)
     }
 

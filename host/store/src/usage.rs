@@ -115,6 +115,9 @@ impl Quotas {
         if self.share == Some(0) {
             return Err("share must be at least 1".to_owned());
         }
+        if self.running_jobs == Some(0) {
+            return Err("running_jobs must be at least 1 (a tenant with none could never run a job)".to_owned());
+        }
         if self.blob_burst.is_some() && self.blobs_per_second.is_none() {
             return Err("blob_burst needs blobs_per_second".to_owned());
         }
@@ -517,6 +520,10 @@ mod tests {
             "2025-01-01T00:00:00Z"
         );
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        // The far end of the clock neither panics nor wraps.
+        for g in Granularity::ALL {
+            assert!(g.start(u64::MAX) <= u64::MAX - g.start(u64::MAX) % 1000);
+        }
         // Every day of four years round-trips.
         for day in 19_000..20_500 {
             let (y, m, d) = civil_from_days(day);
