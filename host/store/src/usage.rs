@@ -116,10 +116,19 @@ impl Quotas {
             return Err("share must be at least 1".to_owned());
         }
         if self.running_jobs == Some(0) {
-            return Err("running_jobs must be at least 1 (a tenant with none could never run a job)".to_owned());
+            return Err(
+                "running_jobs must be at least 1 (a tenant with none could never run a job)"
+                    .to_owned(),
+            );
         }
         if self.blob_burst.is_some() && self.blobs_per_second.is_none() {
             return Err("blob_burst needs blobs_per_second".to_owned());
+        }
+        if self.budgets.len() > MAX_UNITS {
+            return Err(format!(
+                "at most {MAX_UNITS} budgets (units) per tenant; this sets {}",
+                self.budgets.len()
+            ));
         }
         for unit in self.budgets.keys() {
             check_unit_name(unit)?;
