@@ -165,6 +165,15 @@ impl FromRequestParts<AppState> for Caller {
                 ));
             }
         };
+        Caller::from_secret(state, secret)
+    }
+}
+
+impl Caller {
+    /// The caller a token secret stands for (401 when it is empty, unknown
+    /// or revoked). Also used by `/v1/ws`, where a browser sends the token
+    /// in its first message instead of a header.
+    pub(crate) fn from_secret(state: &AppState, secret: &str) -> Result<Self, ApiError> {
         if secret.is_empty() {
             return Err(ApiError::Unauthorized("the bearer token is empty".into()));
         }

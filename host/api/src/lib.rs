@@ -2,7 +2,9 @@
 //!
 //! It owns the wire format (JSON bodies, `application/problem+json` errors
 //! with JSON pointers for schema violations), bearer-token auth (a token is a
-//! tenant and a role), live events as server-sent events, Prometheus
+//! tenant and a role), live events as server-sent events and over a
+//! WebSocket (`/v1/ws`, which also creates blobs and follows their derived
+//! blobs), Prometheus
 //! metrics and the OpenAPI document, which is generated from the handlers'
 //! types. It holds no state of its own beyond configuration: everything
 //! lives in the engine's store. [`serve`] runs it on a listener with the
@@ -86,9 +88,9 @@ pub struct ApiConfig {
     pub header_timeout: Duration,
     /// Time a request has to send its whole body, from its headers.
     pub body_timeout: Duration,
-    /// Live streams and long-polls one token may have open.
+    /// Live streams (SSE and WebSockets) and long-polls one token may have open.
     pub max_streams_per_token: usize,
-    /// Live streams and long-polls open on the host in all.
+    /// Live streams (SSE and WebSockets) and long-polls open on the host in all.
     pub max_streams: usize,
     /// Bytes of request bodies being received and handled at once, across
     /// all requests (plugin uploads included).
@@ -268,6 +270,7 @@ fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(tenants::set_secret, tenants::delete_secret))
         .routes(routes!(tenants::rotate_master_key))
         .routes(routes!(events::stream))
+        .routes(routes!(ws::socket))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -37,11 +36,13 @@ pub async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(config.header_timeout)
         .keep_alive(true);
-    let slots = Arc::new(Semaphore::new(
-        config.max_connections.min(Semaphore::MAX_PERMITS),
-    ));
+    // Every open connection holds one; all of them back means all closed.
+    let capacity = config
+        .max_connections
+        .min(Semaphore::MAX_PERMITS)
+        .min(u32::MAX as usize);
+    let slots = Arc::new(Semaphore::new(capacity));
     let refusal = refusal_bytes(config.max_connections);
-    let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let stream = tokio::select! {
@@ -67,24 +68,38 @@ pub async fn serve(
             continue;
         };
         ::metrics::gauge!("reyna_http_connections")
-            .set((config.max_connections - slots.available_permits()) as f64);
+            .set((capacity - slots.available_permits()) as f64);
         let _ = stream.set_nodelay(true);
-        let connection =
-            graceful.watch(http.serve_connection(TokioIo::new(stream), service.clone()));
+        // With upgrades: `/v1/ws` takes the connection over as a WebSocket
+        // (then counted in the live-stream slots, and ended by the shutdown
+        // signal itself).
+        let connection = http
+            .serve_connection(TokioIo::new(stream), service.clone())
+            .with_upgrades();
         let slots = Arc::clone(&slots);
-        let max = config.max_connections;
+        let mut stop = state.shutdown_signal();
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let mut connection = std::pin::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                _ = stop.changed() => {
+                    // Finish the request in flight, then close.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(error = %e, "connection ended");
             }
             drop(slot);
             ::metrics::gauge!("reyna_http_connections")
-                .set((max - slots.available_permits()) as f64);
+                .set((capacity - slots.available_permits()) as f64);
         });
     }
     drop(listener);
     state.begin_shutdown();
-    graceful.shutdown().await;
+    // Each connection gives its slot back when it has closed.
+    let _ = slots.acquire_many(capacity as u32).await;
     Ok(())
 }
 

@@ -848,7 +848,10 @@ mod tests {
         assert_eq!(q.budgets["tokens"].per_month, Some(2_000_000));
         assert_eq!(resolve_text("").unwrap().engine.quotas, Default::default());
         let e = resolve_text("[quotas]\nrunning-jobs = 0\n").unwrap_err();
-        assert!(e.to_string().contains("running_jobs must be at least 1"), "{e}");
+        assert!(
+            e.to_string().contains("running_jobs must be at least 1"),
+            "{e}"
+        );
         let e = resolve_text("[quotas.budgets.Tokens]\nper-day = 1\n").unwrap_err();
         assert!(e.to_string().contains("usage unit name"), "{e}");
         assert!(resolve_text("[quotas]\nshare = 2\n").is_err());

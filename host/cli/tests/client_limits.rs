@@ -6,7 +6,6 @@
 //! under a bound.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -17,13 +16,6 @@ use tokio::time::timeout;
 mod common;
 
 use common::{Host, client, get_json};
-
-/// Starts a host whose config file holds `config`.
-fn start(dir: &Path, config: &str) -> Host {
-    let path = dir.join("reyna.toml");
-    std::fs::write(&path, config).unwrap();
-    Host::start(dir, &["--config", path.to_str().unwrap()])
-}
 
 fn addr(host: &Host) -> String {
     host.url.trim_start_matches("http://").to_owned()
@@ -148,7 +140,7 @@ async fn slow_headers_idle_keep_alive_and_trickled_bodies_are_cut_while_others_a
     const SLOW_CLIENTS: usize = 200;
     let header_timeout = Duration::from_secs(2);
     let dir = tempfile::tempdir().unwrap();
-    let mut host = start(
+    let mut host = Host::with_config(
         dir.path(),
         "header-timeout = \"2s\"\nbody-timeout = \"2s\"\n",
     );
@@ -280,7 +272,7 @@ async fn slow_headers_idle_keep_alive_and_trickled_bodies_are_cut_while_others_a
 async fn connections_over_the_limit_are_answered_503_and_closed() {
     const LIMIT: usize = 8;
     let dir = tempfile::tempdir().unwrap();
-    let mut host = start(
+    let mut host = Host::with_config(
         dir.path(),
         &format!("max-connections = {LIMIT}\nheader-timeout = \"60s\"\n"),
     );
@@ -373,7 +365,7 @@ fn text_blob(len: usize) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_streams_are_capped_per_token_and_in_total_and_bodies_by_a_memory_budget() {
     let dir = tempfile::tempdir().unwrap();
-    let mut host = start(
+    let mut host = Host::with_config(
         dir.path(),
         "max-streams-per-token = 2\nmax-streams = 3\nsse-heartbeat = \"1s\"\n\
          max-body = \"600KiB\"\nmax-plugin = \"600KiB\"\nmax-body-memory = \"1MiB\"\n",

@@ -11,19 +11,7 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::{Host, WAIT, client, get_json, reyna};
-
-async fn post_text(http: &reqwest::Client, host: &Host, token: &str, text: &str) -> Value {
-    let response = http
-        .post(format!("{}/v1/blobs", host.url))
-        .bearer_auth(token)
-        .json(&json!({ "schema": "text-input-v1", "data": { "text": text } }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    response.json().await.unwrap()
-}
+use common::{Host, WAIT, client, get_json, post_text, reyna};
 
 /// The ```sh blocks of the quickstart, in order.
 fn quickstart_blocks() -> Vec<String> {

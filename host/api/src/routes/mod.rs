@@ -14,6 +14,7 @@ pub(crate) mod plugins;
 pub(crate) mod schemas;
 pub(crate) mod tenants;
 pub(crate) mod tokens;
+pub(crate) mod ws;
 
 /// The page size asked for, or the default; refuses 0 and sizes over the maximum.
 pub(crate) fn page_size(state: &AppState, limit: Option<usize>) -> Result<usize, ApiError> {

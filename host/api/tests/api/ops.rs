@@ -174,6 +174,7 @@ const ROUTES: &[(&str, &str)] = &[
     ),
     ("post", "/v1/secrets/rotate-master-key"),
     ("get", "/v1/events"),
+    ("get", "/v1/ws"),
     ("get", "/metrics"),
     ("get", "/healthz"),
     ("get", "/readyz"),

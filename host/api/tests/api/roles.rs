@@ -205,6 +205,11 @@ const RULES: &[Rule] = &[
         200,
     ),
     rule("get", "/v1/events", N::Reader, S::Global, 200),
+    // A request through the router cannot be upgraded: a permitted caller
+    // gets as far as `websocket-required` (400). The socket itself, and a
+    // token sent in its first message, are tested end to end in
+    // host/cli/tests/websocket.rs.
+    rule("get", "/v1/ws", N::Reader, S::Global, 400),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

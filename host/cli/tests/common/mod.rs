@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Bound on every wait for the host (first start compiles the examples).
 pub const STARTUP: Duration = Duration::from_secs(180);
@@ -72,6 +72,13 @@ impl Host {
         host
     }
 
+    /// Starts `reyna serve` in `dir` with `config` as its config file.
+    pub fn with_config(dir: &Path, config: &str) -> Host {
+        let path = dir.join("reyna.toml");
+        std::fs::write(&path, config).unwrap();
+        Host::start(dir, &["--config", path.to_str().unwrap()])
+    }
+
     pub fn token(&self) -> String {
         std::fs::read_to_string(self.dir.join("reyna-data/admin-token"))
             .unwrap()
@@ -130,5 +137,18 @@ pub fn client() -> reqwest::Client {
 pub async fn get_json(http: &reqwest::Client, url: String, token: &str) -> Value {
     let response = http.get(url).bearer_auth(token).send().await.unwrap();
     assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// Creates a `text-input-v1` blob of `text` (201), and returns it.
+pub async fn post_text(http: &reqwest::Client, host: &Host, token: &str, text: &str) -> Value {
+    let response = http
+        .post(format!("{}/v1/blobs", host.url))
+        .bearer_auth(token)
+        .json(&json!({ "schema": "text-input-v1", "data": { "text": text } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
     response.json().await.unwrap()
 }
