@@ -71,6 +71,7 @@
 
 mod codec;
 mod error;
+mod migrate;
 mod model;
 mod ops;
 mod read;

@@ -5,7 +5,7 @@
 //! fields with serde defaults.
 //!
 //! Changing a key or value type here is a format change: bump
-//! [`FORMAT_VERSION`] and add a migration in `Store::open`.
+//! [`FORMAT_VERSION`] and add a migration in `migrate.rs` (`Store::open` runs it).
 
 use std::sync::Arc;
 
