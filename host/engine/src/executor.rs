@@ -10,7 +10,9 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use reyna_manifest::Kind;
-use reyna_runtime::{CallContext, EffectContext, Event, Failure, HttpRecord, LogLine, Output};
+use reyna_runtime::{
+    CallContext, EffectContext, EffectReport, Event, Failure, HttpRecord, LogLine, Output,
+};
 use reyna_store::{Cost, Digest, EffectCall, Job};
 use tokio::sync::{oneshot, watch};
 
@@ -104,20 +106,14 @@ impl Executor for Local {
                 // A sink reaches out like an effect call: the tenant's
                 // budgets apply, and its usage is metered.
                 let replaying = host.replay.is_some();
-                let budget = if replaying {
-                    Ok(())
+                let tenant = &work.job.tenant;
+                let limits = if replaying {
+                    Vec::new()
                 } else {
-                    crate::host::budget_left(inner, &work.job.tenant)
+                    inner.quotas.window_limits(tenant)
                 };
-                let (receipt, requests, cost, logs, log_truncated, secrets_read) = match budget {
-                    Err(hit) => (
-                        Err(Failure::BudgetExceeded(hit.message)),
-                        Vec::new(),
-                        Cost::default(),
-                        Vec::new(),
-                        false,
-                        Vec::new(),
-                    ),
+                let report = match crate::host::budget_left(inner, tenant, &limits) {
+                    Err(hit) => EffectReport::refused(Failure::BudgetExceeded(hit.message)),
                     Ok(()) => {
                         let ctx = EffectContext {
                             config: install.config.clone(),
@@ -126,29 +122,26 @@ impl Executor for Local {
                             policy: Arc::new(inner.config.effects.policy(&p.record.name)),
                             seed: work.seed,
                         };
-                        let report = inner.runtime.deliver(&p.plugin, work.event, ctx).await;
+                        let mut report = inner.runtime.deliver(&p.plugin, work.event, ctx).await;
                         if !replaying {
-                            crate::host::meter_effect(inner, &work.job.tenant, report.units).await;
+                            let units = std::mem::take(&mut report.units);
+                            crate::host::meter_effect(inner, tenant, units, limits).await;
                         }
-                        (
-                            report.result,
-                            report.requests,
-                            report.cost,
-                            report.logs,
-                            report.log_truncated,
-                            report.secrets_read,
-                        )
+                        report
                     }
                 };
                 Executed {
-                    ran: Ran::Receipt { receipt, requests },
-                    cost,
+                    ran: Ran::Receipt {
+                        receipt: report.result,
+                        requests: report.requests,
+                    },
+                    cost: report.cost,
                     // A sink's own record is its receipt (`commit`).
                     effect_calls: Vec::new(),
                     read_other_blobs: true,
-                    logs,
-                    log_truncated,
-                    secrets_read,
+                    logs: report.logs,
+                    log_truncated: report.log_truncated,
+                    secrets_read: report.secrets_read,
                     reply: None,
                 }
             } else {

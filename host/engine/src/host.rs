@@ -318,14 +318,17 @@ impl From<BudgetHit> for crate::EngineError {
 /// windowed limits (effect calls per day, a budget) is used up, and when
 /// it resets. A usage that cannot be read lets the call through (and is
 /// logged): metering must not stop the host.
-pub(crate) fn budget_left(inner: &Inner, tenant: &str) -> Result<(), BudgetHit> {
-    let limits = inner.quotas.window_limits(tenant);
+pub(crate) fn budget_left(
+    inner: &Inner,
+    tenant: &str,
+    limits: &[reyna_store::WindowLimit],
+) -> Result<(), BudgetHit> {
     if limits.is_empty() {
         return Ok(());
     }
     let now = inner.store.now_ms();
     let (mut day, mut month) = (None, None);
-    for limit in &limits {
+    for limit in limits {
         let granularity = limit.window.granularity();
         let slot = match limit.window {
             reyna_store::Window::Day => &mut day,
@@ -362,18 +365,18 @@ pub(crate) fn budget_left(inner: &Inner, tenant: &str) -> Result<(), BudgetHit> 
 }
 
 /// Meters one effect call of `tenant` with the units it reported, and
-/// announces the budgets it takes to 80% or 100%.
+/// announces which of its `limits` the call takes to 80% or 100%.
 pub(crate) async fn meter_effect(
     inner: &Inner,
     tenant: &str,
     units: std::collections::BTreeMap<String, u64>,
+    limits: Vec<reyna_store::WindowLimit>,
 ) {
     let usage = reyna_store::Usage {
         effect_calls: 1,
         units,
         ..reyna_store::Usage::default()
     };
-    let limits = inner.quotas.window_limits(tenant);
     match inner.store.record_usage(tenant, usage, limits).await {
         Ok(crossings) => {
             for c in crossings {
@@ -427,7 +430,8 @@ pub(crate) async fn perform_effect(
             )),
         );
     };
-    if let Err(hit) = budget_left(inner, tenant) {
+    let limits = inner.quotas.window_limits(tenant);
+    if let Err(hit) = budget_left(inner, tenant, &limits) {
         inner.record_budget_hit(job, hit.message.clone());
         return EffectAnswer::unserved(
             name,
@@ -445,8 +449,8 @@ pub(crate) async fn perform_effect(
         policy: Arc::new(inner.config.effects.policy(name)),
         seed,
     };
-    let report = inner.runtime.perform(&effect.plugin, request, ctx).await;
-    meter_effect(inner, tenant, report.units.clone()).await;
+    let mut report = inner.runtime.perform(&effect.plugin, request, ctx).await;
+    meter_effect(inner, tenant, std::mem::take(&mut report.units), limits).await;
     let uses = install.uses(name, &report.secrets_read);
     if !uses.is_empty() {
         inner.record_secret_uses(job, uses);

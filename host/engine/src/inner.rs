@@ -38,17 +38,24 @@ pub(crate) struct Inner {
     pub dispatcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Store scans and walks running at once on the blocking pool.
     pub blocking_reads: Semaphore,
-    /// Secrets effect calls read for running jobs, recorded in the job's
-    /// lineage when it completes.
-    pub effect_secrets: Mutex<HashMap<JobId, Vec<SecretUse>>>,
+    /// What effect calls noted for running jobs (the secrets they read, a
+    /// budget they found used up), taken when the job's outcome is committed.
+    pub effect_notes: Mutex<HashMap<JobId, EffectNotes>>,
     /// Each tenant's quotas, and the state enforcing them.
     pub quotas: Arc<TenantQuotas>,
-    /// Jobs an effect call of which found a budget used up: why. The job
-    /// fails with `budget-exceeded` whatever its guest did next.
-    pub budget_hits: Mutex<HashMap<JobId, String>>,
     /// Wakes the dispatcher when what it may claim changed without a job
     /// changing (a tenant's quotas).
     pub claims_changed: tokio::sync::Notify,
+}
+
+/// What a job's effect calls noted for its outcome.
+#[derive(Default)]
+pub(crate) struct EffectNotes {
+    /// The secrets they read, recorded in the job's lineage.
+    pub secrets: Vec<SecretUse>,
+    /// Why the job must fail with `budget-exceeded`, whatever its guest did
+    /// next: a call found a budget used up.
+    pub budget: Option<String>,
 }
 
 /// Longest a scan or walk on the blocking pool may take before its caller
@@ -113,36 +120,33 @@ impl Inner {
         }
     }
 
-    /// Notes that an effect call of `job` found a budget used up.
-    pub(crate) fn record_budget_hit(&self, job: JobId, reason: String) {
-        self.budget_hits
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(job)
-            .or_insert(reason);
+    /// Notes what an effect call of `job` did that its outcome must carry.
+    fn note(&self, job: JobId, note: impl FnOnce(&mut EffectNotes)) {
+        note(
+            self.effect_notes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(job)
+                .or_default(),
+        );
     }
 
-    /// Why `job` must fail with `budget-exceeded`, if it must; forgotten here.
-    pub(crate) fn take_budget_hit(&self, job: JobId) -> Option<String> {
-        self.budget_hits
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&job)
+    /// Notes that an effect call of `job` found a budget used up (the first
+    /// reason is kept).
+    pub(crate) fn record_budget_hit(&self, job: JobId, reason: String) {
+        self.note(job, |n| {
+            n.budget.get_or_insert(reason);
+        });
     }
 
     /// Notes secrets an effect call read for `job`.
     pub(crate) fn record_secret_uses(&self, job: JobId, uses: Vec<SecretUse>) {
-        self.effect_secrets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(job)
-            .or_default()
-            .extend(uses);
+        self.note(job, |n| n.secrets.extend(uses));
     }
 
-    /// The secrets effect calls read for `job`, forgotten here.
-    pub(crate) fn take_secret_uses(&self, job: JobId) -> Vec<SecretUse> {
-        self.effect_secrets
+    /// What effect calls noted for `job`, forgotten here.
+    pub(crate) fn take_effect_notes(&self, job: JobId) -> EffectNotes {
+        self.effect_notes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&job)

@@ -190,9 +190,8 @@ impl Engine {
                 shutdown,
                 dispatcher: Mutex::new(None),
                 blocking_reads: tokio::sync::Semaphore::new(config_blocking),
-                effect_secrets: Mutex::new(std::collections::HashMap::new()),
+                effect_notes: Mutex::new(std::collections::HashMap::new()),
                 quotas,
-                budget_hits: Mutex::new(std::collections::HashMap::new()),
                 claims_changed: tokio::sync::Notify::new(),
             }),
         })
@@ -561,7 +560,8 @@ impl Engine {
             .ok_or_else(not_found)?;
         // A job that found a budget used up runs again once it has reset.
         if letter.reason.starts_with("budget-exceeded") {
-            host::budget_left(&self.inner, &letter.job.tenant)?;
+            let limits = self.inner.quotas.window_limits(&letter.job.tenant);
+            host::budget_left(&self.inner, &letter.job.tenant, &limits)?;
         }
         let mut entry = audit(actor, "dead-letter.replay", id, "");
         entry.tenant = Some(letter.job.tenant.clone());

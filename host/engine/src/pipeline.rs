@@ -104,9 +104,9 @@ pub(crate) async fn dispatch(
                     Ok((jobs, stopped)) if !jobs.is_empty() => {
                         cursor = stopped;
                         capped = false;
-                        for job in &jobs {
-                            inner.quotas.add_claimed(&job.tenant, 1);
-                        }
+                        inner
+                            .quotas
+                            .add_claimed(jobs.iter().map(|j| j.tenant.as_str()));
                         for claimed in jobs.into_iter().zip(reserved) {
                             spawn_job(&inner, &mut tasks, claimed);
                         }
@@ -269,8 +269,9 @@ async fn carry(
     let reply = executed.reply.take();
     let remote_wall_us = remote.then_some(executed.cost.wall_us);
     let mut secrets = install.uses(&p.record.name, &executed.secrets_read);
-    secrets.extend(inner.take_secret_uses(job.id));
-    if let Some(reason) = inner.take_budget_hit(job.id) {
+    let notes = inner.take_effect_notes(job.id);
+    secrets.extend(notes.secrets);
+    if let Some(reason) = notes.budget {
         executed.fail(Failure::BudgetExceeded(reason));
     }
     secrets.sort();

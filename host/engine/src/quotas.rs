@@ -150,16 +150,17 @@ impl TenantQuotas {
         (granted, idle)
     }
 
-    /// Counts jobs of `tenant` claimed without [`Self::reserve`] (a claim
-    /// round already capped them).
-    pub(crate) fn add_claimed(&self, tenant: &str, n: usize) {
-        if n > 0 {
-            *self
-                .running
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .entry(tenant.to_owned())
-                .or_default() += n;
+    /// Counts jobs claimed without [`Self::reserve`] (a claim round already
+    /// capped them), one per tenant named.
+    pub(crate) fn add_claimed<'a>(&self, tenants: impl IntoIterator<Item = &'a str>) {
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        for tenant in tenants {
+            match running.get_mut(tenant) {
+                Some(count) => *count += 1,
+                None => {
+                    running.insert(tenant.to_owned(), 1);
+                }
+            }
         }
     }
 

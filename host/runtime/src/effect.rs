@@ -119,6 +119,15 @@ impl EffectReport {
             units: BTreeMap::new(),
         }
     }
+
+    /// The report of a call the host refused before running it (say, a
+    /// budget used up): `failure`, and nothing used.
+    pub fn refused(failure: Failure) -> Self {
+        EffectReport {
+            result: Err(failure),
+            ..Self::new(0)
+        }
+    }
 }
 
 impl Runtime {
