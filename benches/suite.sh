@@ -26,7 +26,7 @@ export REYNA_SUITE_SINCE="$(date +%s)"
 
 benches=("$@")
 if [ "${#benches[@]}" -eq 0 ]; then
-    benches=(runtime engine word_count memory coldstart fairness store api_load nats)
+    benches=(runtime engine word_count memory coldstart fairness websocket store api_load nats)
 fi
 bench_args=()
 for b in "${benches[@]}"; do bench_args+=(--bench "$b"); done

@@ -28,7 +28,7 @@ const TOKEN: &str = "reyna_bench_writer_token_0123456789";
 
 fn text_1k(i: usize) -> serde_json::Value {
     let words = "lorem ipsum dolor sit amet consectetur adipiscing elit ".repeat(20);
-    serde_json::json!({ "text": format!("{i} {}", &words[..990]) })
+    serde_json::json!({ "content": format!("{i} {}", &words[..990]) })
 }
 
 async fn engine(dir: &std::path::Path, plugins: &[&str]) -> Engine {

@@ -37,11 +37,11 @@ fn writers() -> usize {
         .unwrap_or(64)
 }
 
-/// A 1 KiB text; the title makes every event's input distinct, so no job is
+/// A 1 KiB text; the event's number makes every input distinct, so no job is
 /// answered from the idempotency record of an earlier one.
 fn text_1k(event: u64) -> Vec<u8> {
     let words = "lorem ipsum dolor sit amet consectetur adipiscing elit ".repeat(20);
-    serde_json::json!({ "text": &words[..1000], "title": format!("event {event}") })
+    serde_json::json!({ "content": format!("event {event}: {}", &words[..990]) })
         .to_string()
         .into_bytes()
 }

@@ -159,7 +159,7 @@ fn event(size: usize) -> Event {
             id: "01J9ZZZZZZZZZZZZZZZZZZZZZZ".into(),
             tenant: "bench".into(),
             schema: "text-input-v1".into(),
-            data: serde_json::to_vec(&serde_json::json!({ "text": text })).expect("json"),
+            data: serde_json::to_vec(&serde_json::json!({ "content": text })).expect("json"),
             parents: vec![],
         },
     }

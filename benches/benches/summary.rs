@@ -1,7 +1,7 @@
 //! The suite's summary: reads what the other benches measured in this run
 //! (criterion's `target/criterion/**/new/estimates.json` for `runtime`,
 //! `engine`, `word_count` and the Extism peer; `target/bench-results/*.json`
-//! for `memory`, `coldstart` and `fairness`) and writes a markdown table of
+//! for `memory`, `coldstart`, `fairness` and `websocket`) and writes a markdown table of
 //! medians, ratios against the floors and the goals to
 //! `target/bench-summary.md` and stdout.
 //!
@@ -204,7 +204,7 @@ fn main() {
     .ok();
     writeln!(
         w,
-        "### Word count (same texts: {{\"text\": ...}} of 1 KiB and 64 KiB)\n"
+        "### Word count (same texts: {{\"content\": ...}} of 1 KiB and 64 KiB)\n"
     )
     .ok();
     writeln!(
@@ -339,6 +339,19 @@ fn main() {
         x(fair_r),
         x(num(&fair, "ratio_p50")),
         verdict(fair_r.map(|r| r <= 1.5))
+    )
+    .ok();
+
+    let socket = f.result("websocket");
+    let socket_p99 = num(&socket, "p99_ms");
+    writeln!(
+        w,
+        "| WebSocket delivery: blob created to its `blob.derived` message under 100 ms | p50 {} / p99 {} (engine floor p50 {} / p99 {}) | {} |",
+        time(num(&socket, "p50_ms").map(|m| m * 1e6)),
+        time(socket_p99.map(|m| m * 1e6)),
+        time(num(&socket, "floor_p50_ms").map(|m| m * 1e6)),
+        time(num(&socket, "floor_p99_ms").map(|m| m * 1e6)),
+        verdict(socket_p99.map(|m| m < 100.0))
     )
     .ok();
 

@@ -205,7 +205,7 @@ impl ApiTarget {
                 .create_blob(
                     "default",
                     "text-input-v1",
-                    br#"{"text":"seed"}"#.to_vec(),
+                    br#"{"content":"a seed text"}"#.to_vec(),
                     Vec::new(),
                 )
                 .await?;

@@ -95,7 +95,8 @@ impl<'a> Context<'a> {
     }
 
     /// Lists the tenant's blobs of `schema` whose top-level fields equal those
-    /// of `filter` (a JSON object; `{}` matches all), oldest first. A query
+    /// of `filter` (a JSON object; `{}` matches all; a key starting with `/`
+    /// is a JSON pointer, e.g. `{"/metadata/book_id": "b1"}`), oldest first. A query
     /// matching more than the host's bounds (1,000 blobs or 16 MiB of data by
     /// default) is [`Error::Fatal`] saying which, with no blobs: narrow the
     /// filter.

@@ -28,6 +28,9 @@
 //! Build with `cargo build --release --target wasm32-wasip2`. Unit-test it
 //! natively with [`testing::Harness`], which fakes the host in memory.
 //!
+//! [`text`] measures a text (words, sentences, syllables, the Flesch reading
+//! ease) the one way the bundled text plugins all use.
+//!
 //! Effects implement [`Effect`] instead, enable the SDK's `effect` feature
 //! (`default-features = false, features = ["effect"]`), and are exported with
 //! [`export_effect!`]; they may call approved hosts with [`Context::http`],
@@ -41,6 +44,7 @@
 extern crate self as reyna_sdk;
 
 mod context;
+pub mod text;
 mod types;
 
 #[doc(hidden)]

@@ -19,7 +19,7 @@
 //!
 //! let mut harness = Harness::new();
 //! let outputs = harness
-//!     .process::<WordCount>("text-input-v1", serde_json::json!({"text": "a b c"}))
+//!     .process::<WordCount>("text-input-v1", serde_json::json!({"content": "one two three"}))
 //!     .unwrap();
 //! assert_eq!(outputs[0].json["words"], 3);
 //! ```
@@ -285,7 +285,15 @@ impl HostCalls for Harness {
                 else {
                     return false;
                 };
-                filter.iter().all(|(k, v)| data.get(k) == Some(v))
+                // As the host: a key starting with `/` is a JSON pointer.
+                filter.iter().all(|(k, v)| {
+                    let found = if k.starts_with('/') {
+                        serde_json::Value::Object(data.clone()).pointer(k).cloned()
+                    } else {
+                        data.get(k).cloned()
+                    };
+                    found.as_ref() == Some(v)
+                })
             })
             .cloned()
             .collect())

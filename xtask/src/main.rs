@@ -35,6 +35,16 @@ const REQUIREMENTS: &[Requirement] = &[
         package: "jq",
         why: "the README quickstart is run as written",
     },
+    Requirement {
+        program: "chromium",
+        package: "chromium",
+        why: "the console's browser tests (host/cli/tests/console.rs) drive it headless",
+    },
+    Requirement {
+        program: "chromedriver",
+        package: "chromium-driver",
+        why: "the console's browser tests speak WebDriver to it on a loopback port",
+    },
 ];
 
 const USAGE: &str = "usage: cargo xtask test [ARGS passed to cargo test]";

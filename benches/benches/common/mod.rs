@@ -17,7 +17,7 @@ pub const WRITERS: usize = 64;
 pub fn text_input(size: usize) -> Vec<u8> {
     let words = "lorem ipsum dolor sit amet ".repeat(size / 27 + 1);
     let text = &words[..size.saturating_sub(12)];
-    serde_json::to_vec(&serde_json::json!({ "text": text })).expect("json")
+    serde_json::to_vec(&serde_json::json!({ "content": text })).expect("json")
 }
 
 /// `cargo bench` passes `--bench`; under `cargo test --benches` the
@@ -84,13 +84,14 @@ pub fn median(times: &mut [Duration]) -> Duration {
 
 // --- distinct plugins from one component --------------------------------
 
-/// The schema of variant inputs: text-input-v1's shape without its 10 MiB
-/// cap, so the memory bench can send a 50 MiB text.
+/// The schema of variant inputs: text-input-v1's `content` without its
+/// 50,000-character cap, so the memory bench can send a 50 MiB text and
+/// `word_count` a 64 KiB one.
 pub const VARIANT_SCHEMA: &str = r#"{
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "type": "object",
-  "properties": { "text": { "type": "string", "minLength": 1 } },
-  "required": ["text"]
+  "properties": { "content": { "type": "string", "minLength": 1 } },
+  "required": ["content"]
 }"#;
 
 /// `word-count` renamed to `name`, subscribed to and reading `schema`
@@ -143,16 +144,19 @@ pub async fn register_variants(engine: &Engine, n: usize) -> Vec<String> {
     schemas
 }
 
-/// `data` (a JSON object) with a `title` no other event of this process has,
-/// so no job is answered from the idempotency record of an earlier one and
-/// every event runs its plugin. A byte splice, not a re-serialisation.
+/// `data` (a [`text_input`] document) with its content opened by words no
+/// other event of this process has, so no job is answered from the
+/// idempotency record of an earlier one and every event runs its plugin. A
+/// byte splice, not a re-serialisation.
 pub fn distinct(data: &[u8]) -> Vec<u8> {
+    const HEAD: &[u8] = br#"{"content":""#;
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let head = format!(r#"{{"title":"event {n}","#);
-    let mut out = Vec::with_capacity(head.len() + data.len());
+    let rest = data.strip_prefix(HEAD).expect("a text_input document");
+    let head = format!(r#"{{"content":"event {n} "#);
+    let mut out = Vec::with_capacity(head.len() + rest.len());
     out.extend_from_slice(head.as_bytes());
-    out.extend_from_slice(data.get(1..).unwrap_or_default());
+    out.extend_from_slice(rest);
     out
 }
 

@@ -10,7 +10,8 @@
 //! lives in the engine's store. [`serve`] runs it on a listener with the
 //! client limits of [`ApiConfig`]: open connections, header and body read
 //! timeouts, live streams per token and in total, and a memory budget for
-//! request bodies.
+//! request bodies. It also serves the console, the web UI in
+//! `host/api/console/` (`/` and `/console/...`; see `docs/CONSOLE.md`).
 //!
 //! ```no_run
 //! use reyna_api::{ApiConfig, AppState};
@@ -48,6 +49,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub mod auth;
+mod console;
 pub mod error;
 mod extract;
 mod limits;
@@ -250,6 +252,7 @@ fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(blobs::get))
         .routes(routes!(blobs::data))
         .routes(routes!(blobs::lineage))
+        .routes(routes!(graph::graph))
         .routes(routes!(blobs::derived))
         .routes(routes!(blobs::rerun))
         .routes(routes!(jobs::list))
@@ -288,6 +291,7 @@ pub fn openapi() -> &'static utoipa::openapi::OpenApi {
 pub fn app(state: AppState) -> Router {
     let (router, _) = router().split_for_parts();
     router
+        .merge(console::routes())
         .fallback(no_route)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

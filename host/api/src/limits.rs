@@ -14,7 +14,7 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 use futures_util::StreamExt as _;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
 
 use crate::AppState;
@@ -31,6 +31,9 @@ pub(crate) struct StreamSlots {
     per_token: usize,
     total: usize,
     open: Mutex<OpenStreams>,
+    /// Bumped whenever a token is revoked (or a tenant, with its tokens, is
+    /// deleted): every open stream then checks that its token still exists.
+    revocations: watch::Sender<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -45,7 +48,14 @@ impl StreamSlots {
             per_token,
             total,
             open: Mutex::new(OpenStreams::default()),
+            revocations: watch::channel(0).0,
         }
+    }
+
+    /// Says that a token was revoked (or a tenant deleted): every open stream
+    /// and socket re-reads its token, and the revoked ones end.
+    pub(crate) fn revoked(&self) {
+        self.revocations.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Takes a slot for `token` (a token record id), or refuses with 429
@@ -74,6 +84,27 @@ impl StreamSlots {
             slots: Arc::clone(self),
             token: token.to_owned(),
         })
+    }
+}
+
+/// Resolves once `token` (a token record id) no longer exists: woken by
+/// each revocation on this host ([`StreamSlots::revoked`]), it re-reads the
+/// token. A live stream or socket selects on it and ends, so a revoked
+/// token stops receiving its tenant's events at once.
+pub(crate) async fn until_revoked(state: AppState, token: String) {
+    let mut revocations = state.streams().revocations.subscribe();
+    // Checked once after subscribing too: a revocation between the
+    // request's authentication and here is not missed.
+    loop {
+        match state.engine().token(&token) {
+            Ok(Some(_)) => {}
+            Ok(None) => return,
+            // Unknown is not revoked: the next revocation checks again.
+            Err(e) => tracing::error!(error = %e, "re-reading a live stream's token"),
+        }
+        if revocations.changed().await.is_err() {
+            return std::future::pending().await;
+        }
     }
 }
 

@@ -563,6 +563,14 @@ async fn serve(settings: Settings, admin_token: Option<String>) -> anyhow::Resul
     if !report.schemas.is_empty() {
         tracing::info!(schemas = ?report.schemas, "registered bundled schemas");
     }
+    if !report.kept.is_empty() {
+        tracing::warn!(
+            schemas = ?report.kept,
+            "this data directory holds older versions of these bundled schemas; they are kept \
+             (a registered schema never changes), so the example plugins of this binary may not \
+             read their blobs: start from a new data directory to use the bundled ones"
+        );
+    }
     if first_start {
         register_examples(&engine).await;
     }
@@ -596,6 +604,7 @@ async fn serve(settings: Settings, admin_token: Option<String>) -> anyhow::Resul
     );
     println!("data directory: {}", data_dir.display());
     println!("{token_note}");
+    println!("console: http://{addr}/ (sign in with a token)");
 
     reyna_api::serve(listener, state, async {
         stop_signal().await;

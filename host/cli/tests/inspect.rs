@@ -32,12 +32,12 @@ fn prints_the_manifest_and_world_of_an_example_plugin() {
         "world:         reyna:plugin/processor@0.1.0",
         "subscribes:    blob.created.text-input-v1",
         "inputs:        text-input-v1",
-        "outputs:       expanded-text-v1",
+        "outputs:       expanded-text-v1, chapter-v1",
         "effects:       llm",
         "  memory:           64MiB",
         "  timeout:          10s",
         "  max-concurrency:  4",
-        "  max-outputs:      1",
+        "  max-outputs:      2",
     ] {
         assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
     }

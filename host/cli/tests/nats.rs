@@ -62,7 +62,9 @@ async fn ingest(engine: &Engine, texts: &[String]) {
         let (engine, chunk) = (engine.clone(), chunk.to_vec());
         tasks.spawn(async move {
             for text in chunk {
-                let data = serde_json::json!({ "text": text }).to_string().into_bytes();
+                let data = serde_json::json!({ "content": text })
+                    .to_string()
+                    .into_bytes();
                 engine
                     .create_blob(TENANT, "text-input-v1", data, vec![])
                     .await
@@ -381,7 +383,7 @@ async fn a_processor_on_a_worker_calls_its_effect_through_the_state_node() {
     config.ack_wait = Duration::from_secs(2);
     let worker = Worker::start(config).await.unwrap();
 
-    let data = serde_json::json!({ "text": "A short text." })
+    let data = serde_json::json!({ "content": "A short text." })
         .to_string()
         .into_bytes();
     let input = engine
@@ -409,7 +411,7 @@ async fn a_processor_on_a_worker_calls_its_effect_through_the_state_node() {
             .unwrap(),
     )
     .unwrap();
-    assert_eq!(doc["text"], "A longer text, written by a model.");
+    assert_eq!(doc["expanded"], "A longer text, written by a model.");
     let calls = &expanded.producer.as_ref().unwrap().effect_calls;
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert_eq!(
@@ -432,20 +434,22 @@ async fn a_processor_on_a_worker_calls_its_effect_through_the_state_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_inputs_and_results_go_by_request_reply_and_the_object_store() {
-    // Inputs over `inline-max` (256 KiB) are fetched by the worker; an
+    // Inputs over `inline-max` (64 KiB here) are fetched by the worker; an
     // expanded text over the server's 1 MiB max_payload goes through the
     // results bucket, and word-stats then fetches it in several chunks.
+    // text-input-v1 holds at most 50,000 characters: three-byte ones make
+    // an input of 120 KB, expanded ten times.
     let dir = tempfile::tempdir().unwrap();
     let inputs: Vec<String> = (0..2)
-        .map(|i| {
-            format!(
-                "Large input {i}. {}",
-                "many words to count here ".repeat(12_000)
-            )
-        })
+        .map(|i| format!("Large input {i}. {}", "語彙数 ".repeat(12_000)))
         .collect();
+    assert!(
+        inputs
+            .iter()
+            .all(|t| t.chars().count() <= 50_000 && t.len() > 64 * 1024)
+    );
     let ratio = |engine: Engine| async move {
-        let config = [("expansion_ratio".to_owned(), "5".to_owned())]
+        let config = [("expansion_ratio".to_owned(), "10".to_owned())]
             .into_iter()
             .collect();
         engine
@@ -479,7 +483,11 @@ async fn large_inputs_and_results_go_by_request_reply_and_the_object_store() {
 
     std::fs::create_dir_all(dir.path().join("nats")).unwrap();
     let nats = NatsServer::start(&dir.path().join("nats")).unwrap();
-    let engine = ratio(open(&dir.path().join("state")).await).await;
+    let state = open_with(&dir.path().join("state"), |c| {
+        c.remote.inline_max = 64 * 1024
+    })
+    .await;
+    let engine = ratio(state).await;
     let node = StateNode::attach(&engine, StateNodeConfig::new(nats.url()))
         .await
         .unwrap();

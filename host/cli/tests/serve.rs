@@ -139,7 +139,7 @@ async fn the_quickstart_commands_create_a_blob_and_show_derived_blobs_and_lineag
         put.stdin
             .take()
             .unwrap()
-            .write_all(br#"{"text": "one two three"}"#)
+            .write_all(br#"{"content": "one two three"}"#)
             .unwrap();
     }
     let out = put.wait_with_output().unwrap();
@@ -285,7 +285,7 @@ async fn a_subscriber_sees_derived_blobs_in_order_and_resumes_without_gaps() {
     let mut live = Events::open(&http, &host, &token, pattern, None).await;
 
     let mut inputs = Vec::new();
-    for text in ["alpha beta", "gamma delta epsilon", "zeta"] {
+    for text in ["alpha beta", "gamma delta epsilon", "zeta and eta"] {
         inputs.push(
             post_text(&http, &host, &token, text).await["id"]
                 .as_str()
@@ -498,7 +498,7 @@ async fn an_admin_token_from_the_environment_and_a_config_file_are_used() {
     let response = http
         .post(format!("{}/v1/blobs", child_host.url))
         .bearer_auth(secret)
-        .json(&json!({ "schema": "text-input-v1", "data": { "text": "x".repeat(4096) } }))
+        .json(&json!({ "schema": "text-input-v1", "data": { "content": "x".repeat(4096) } }))
         .send()
         .await
         .unwrap();

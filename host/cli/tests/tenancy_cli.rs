@@ -421,7 +421,7 @@ fn the_operator_sets_a_tenants_quotas_and_its_admin_reads_its_usage() {
     assert_eq!(refused.code, Some(1), "{}", refused.stderr);
     assert!(refused.stderr.contains("403"), "{}", refused.stderr);
 
-    let doc = r#"{"text":"one two three"}"#;
+    let doc = r#"{"content":"one two three"}"#;
     ok(
         run(
             &admin,

@@ -316,7 +316,7 @@ async fn a_client_creates_a_blob_over_the_socket_follows_its_derived_blobs_and_r
         "type": "create_blob",
         "request_id": "r1",
         "schema": "text-input-v1",
-        "data": { "text": "alpha beta gamma" },
+        "data": { "content": "alpha beta gamma" },
     }))
     .await;
     let created = ws.expect("created").await;
@@ -365,7 +365,7 @@ async fn a_client_creates_a_blob_over_the_socket_follows_its_derived_blobs_and_r
         "type": "create_blob",
         "request_id": "r2",
         "schema": "text-input-v1",
-        "data": { "text": "" },
+        "data": { "content": "short" },
     }))
     .await;
     let error = ws.expect("error").await;
@@ -376,7 +376,7 @@ async fn a_client_creates_a_blob_over_the_socket_follows_its_derived_blobs_and_r
         "https://reyna.dev/problems/schema-violation"
     );
     assert_eq!(problem["status"], 422);
-    assert_eq!(problem["errors"][0]["pointer"], "/text", "{problem}");
+    assert_eq!(problem["errors"][0]["pointer"], "/content", "{problem}");
     assert_eq!(problem["errors"][0]["rule"], "minLength", "{problem}");
 
     // A reader may follow but not create.
@@ -386,7 +386,7 @@ async fn a_client_creates_a_blob_over_the_socket_follows_its_derived_blobs_and_r
             "type": "create_blob",
             "request_id": "r3",
             "schema": "text-input-v1",
-            "data": { "text": "not allowed" },
+            "data": { "content": "not allowed" },
         }))
         .await;
     let error = read_only.expect("error").await;
@@ -587,5 +587,71 @@ async fn a_socket_holds_one_of_the_tokens_live_stream_slots() {
     ws.send(json!({ "type": "subscribe", "pattern": ">" }))
         .await;
     ws.expect("subscribed").await;
+    host.stop();
+}
+
+/// Revoking a token ends what it holds open at once: its socket is closed
+/// with 1008 and the reason, its SSE stream gets a final `revoked` event
+/// and ends; the tenant's other token keeps its socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_tokens_socket_and_event_stream_end_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut host = Host::start(dir.path(), &[]);
+    let admin = host.token();
+    let http = client();
+    let mut made = Vec::new();
+    for name in ["doomed", "kept"] {
+        let created = http
+            .post(format!("{}/v1/tokens", host.url))
+            .bearer_auth(&admin)
+            .json(&json!({ "role": "reader", "name": name }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+        let created: Value = created.json().await.unwrap();
+        made.push((
+            created["token"]["id"].as_str().unwrap().to_owned(),
+            created["secret"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let (doomed_id, doomed) = &made[0];
+    let (_, kept) = &made[1];
+    let (mut ws, _) = Ws::open(&host, doomed).await;
+    let (mut other, _) = Ws::open(&host, kept).await;
+    let sse = http
+        .get(format!("{}/v1/events", host.url))
+        .bearer_auth(doomed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sse.status(), 200);
+    let mut sse = sse.bytes_stream();
+
+    let revoked = http
+        .delete(format!("{}/v1/tokens/{doomed_id}", host.url))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 204);
+
+    let (_, code, reason) = ws.until_closed().await;
+    assert_eq!((code, reason.as_str()), (1008, "the token was revoked"));
+    let mut text = String::new();
+    timeout(WAIT, async {
+        while let Some(chunk) = sse.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        }
+    })
+    .await
+    .expect("the revoked token's event stream ends");
+    assert!(text.contains("event: revoked"), "{text}");
+
+    // The other token's socket is untouched.
+    other
+        .send(json!({ "type": "subscribe", "pattern": ">" }))
+        .await;
+    other.expect("subscribed").await;
     host.stop();
 }

@@ -1,6 +1,7 @@
 //! The host functions a running plugin reaches (`get-blob`, `query-blobs`,
 //! `effects.call`), implemented over the store and scoped to the job's tenant.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -8,7 +9,7 @@ use std::time::Instant;
 use reyna_runtime::{
     Blob, EffectAnswer, EffectContext, EffectFuture, GuestError, HostApi, HostFuture,
 };
-use reyna_store::{BlobId, BlobMeta, Digest, EffectCall, EffectOutcome, JobId, Store};
+use reyna_store::{BlobId, BlobMeta, Digest, EffectCall, EffectOutcome, JobId, Page, Store};
 
 use crate::inner::Inner;
 
@@ -105,13 +106,6 @@ impl JobHost {
     }
 }
 
-fn to_runtime_blob(store: &Store, meta: &BlobMeta) -> Result<Option<Blob>, GuestError> {
-    let data = store
-        .get_blob_data(&meta.tenant, meta.id)
-        .map_err(|e| GuestError::Retryable(format!("cannot read blob {}: {e}", meta.id)))?;
-    Ok(data.map(|data| runtime_blob(meta, data)))
-}
-
 fn runtime_blob(meta: &BlobMeta, data: Vec<u8>) -> Blob {
     Blob {
         id: meta.id.to_string(),
@@ -144,6 +138,91 @@ impl Drop for StopOnDrop {
     }
 }
 
+/// What a blob's data must hold to match: for each key, a top-level field
+/// of the data or, for a key starting with `/`, the value at that JSON
+/// pointer. One matcher for the guests' `query-blobs` and the API's
+/// filtered blob list.
+#[derive(Debug, Clone)]
+pub struct BlobFilter {
+    fields: Vec<(String, Wanted)>,
+}
+
+#[derive(Debug, Clone)]
+enum Wanted {
+    /// The same JSON value.
+    Json(serde_json::Value),
+    /// A JSON string equal to the text, or a number or boolean written so.
+    Text(String),
+}
+
+impl Wanted {
+    fn matches(&self, found: &serde_json::Value) -> bool {
+        match (self, found) {
+            (Wanted::Json(want), found) => want == found,
+            (Wanted::Text(text), serde_json::Value::String(s)) => s == text,
+            (Wanted::Text(text), serde_json::Value::Number(n)) => {
+                text.parse::<serde_json::Number>().is_ok_and(|t| t == *n)
+            }
+            (Wanted::Text(text), serde_json::Value::Bool(b)) => {
+                text == if *b { "true" } else { "false" }
+            }
+            (Wanted::Text(_), _) => false,
+        }
+    }
+}
+
+impl BlobFilter {
+    /// `query-blobs`' filter: a JSON object of keys and the values they must hold.
+    pub(crate) fn from_json(filter_json: &str) -> Result<Self, String> {
+        let filter: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(filter_json).map_err(|e| e.to_string())?;
+        Ok(Self {
+            fields: filter
+                .into_iter()
+                .map(|(k, v)| (k, Wanted::Json(v)))
+                .collect(),
+        })
+    }
+
+    /// The data at JSON `pointer` (e.g. `/metadata/book_id`) must be the
+    /// string `text`, or a number or boolean whose JSON text it is.
+    /// `Err` says what is wrong with the pointer.
+    pub fn text_at(pointer: &str, text: &str) -> Result<Self, String> {
+        if !pointer.starts_with('/') {
+            return Err(format!(
+                "`{pointer}` is not a JSON pointer: it must start with `/`, e.g. `/metadata/book_id`"
+            ));
+        }
+        let mut chars = pointer.chars();
+        while let Some(c) = chars.next() {
+            if c == '~' && !matches!(chars.next(), Some('0' | '1')) {
+                return Err(format!(
+                    "`{pointer}` is not a JSON pointer: `~` must be followed by `0` or `1`"
+                ));
+            }
+        }
+        Ok(Self {
+            fields: vec![(pointer.to_owned(), Wanted::Text(text.to_owned()))],
+        })
+    }
+
+    /// Whether blob data `data` matches (an empty filter matches anything).
+    pub fn matches(&self, data: &[u8]) -> bool {
+        if self.fields.is_empty() {
+            return true;
+        }
+        let Ok(doc) = serde_json::from_slice::<serde_json::Value>(data) else {
+            return false;
+        };
+        if !doc.is_object() {
+            return false;
+        }
+        self.fields.iter().all(|(key, wanted)| {
+            reyna_runtime::filter_field(&doc, key).is_some_and(|v| wanted.matches(v))
+        })
+    }
+}
+
 /// `tenant`'s blobs of `schema` whose data matches `filter_json`, oldest
 /// first. A scan: it runs on the blocking pool, and the wait for it counts
 /// against the calling guest's deadline (the runtime drops the host call at
@@ -154,10 +233,9 @@ pub(crate) async fn query_blobs(
     schema: &str,
     filter_json: &str,
 ) -> Result<Vec<Blob>, GuestError> {
-    let filter: serde_json::Map<String, serde_json::Value> = serde_json::from_str(filter_json)
-        .map_err(|e| {
-            GuestError::InvalidInput(format!("query filter must be a JSON object: {e}"))
-        })?;
+    let filter = BlobFilter::from_json(filter_json).map_err(|e| {
+        GuestError::InvalidInput(format!("query filter must be a JSON object: {e}"))
+    })?;
     let limits = QueryLimits {
         results: inner.config.max_query_results,
         scan: inner.config.max_query_scan,
@@ -167,11 +245,57 @@ pub(crate) async fn query_blobs(
     let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
     let stopped = stop.0.clone();
     let found = inner
-        .blocking(move |store| Ok(scan(store, &tenant, &schema, &filter, limits, &stopped)))
+        .blocking(move |store| Ok(query(store, &tenant, &schema, &filter, limits, &stopped)))
         .await
         .map_err(|e| GuestError::Retryable(format!("query failed: {e}")))?;
     drop(stop);
     found
+}
+
+/// A page of `tenant`'s blobs of `schema` matching `filter`, oldest first,
+/// from `cursor`: at most `limit` of them, found among at most the
+/// engine's `max_query_scan` blobs. Past either bound the page carries a
+/// `next_cursor` that continues the scan after the last blob looked at.
+pub(crate) async fn find_blobs(
+    inner: &Inner,
+    tenant: &str,
+    schema: &str,
+    filter: BlobFilter,
+    cursor: Option<String>,
+    limit: usize,
+) -> Result<Page<BlobMeta>, crate::EngineError> {
+    let budget = inner.config.max_query_scan;
+    let (tenant, schema) = (tenant.to_owned(), schema.to_owned());
+    inner
+        .blocking(move |store| {
+            let mut items = Vec::new();
+            let end = scan(
+                store,
+                &tenant,
+                &schema,
+                cursor,
+                budget,
+                &AtomicBool::new(false),
+                |meta, data| {
+                    if filter.matches(data) {
+                        items.push(meta.clone());
+                    }
+                    if items.len() >= limit {
+                        ControlFlow::Break(Ok::<(), std::convert::Infallible>(()))
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                },
+            )?;
+            let next_cursor = match end {
+                ScanEnd::Done | ScanEnd::Abandoned => None,
+                ScanEnd::Stopped(next) => next,
+                ScanEnd::OverBudget(next) => Some(next),
+                ScanEnd::Failed(never) => match never {},
+            };
+            Ok(Page { items, next_cursor })
+        })
+        .await
 }
 
 #[derive(Clone, Copy)]
@@ -184,67 +308,127 @@ struct QueryLimits {
     bytes: usize,
 }
 
-/// Scans the tenant's blobs of this schema page by page (metadata only),
-/// reading payloads one at a time to apply the filter. Bounded: a query that
-/// would scan or return more than its limits (count or bytes) is refused
-/// before the blob past the limit is kept; a scan whose caller is gone
-/// (`stopped`) ends at the next blob.
-fn scan(
+/// `query-blobs` over [`scan`]: every match, or a refusal when the query
+/// would scan or return more than its limits (count or bytes), before the
+/// blob past the limit is kept.
+fn query(
     store: &Store,
     tenant: &str,
     schema: &str,
-    filter: &serde_json::Map<String, serde_json::Value>,
+    filter: &BlobFilter,
     limits: QueryLimits,
     stopped: &AtomicBool,
 ) -> Result<Vec<Blob>, GuestError> {
     let mut out = Vec::new();
-    let mut scanned = 0usize;
     let mut bytes = 0usize;
-    let mut cursor: Option<String> = None;
+    let end = scan(
+        store,
+        tenant,
+        schema,
+        None,
+        limits.scan,
+        stopped,
+        |meta, data| {
+            if !filter.matches(data) {
+                return ControlFlow::Continue(());
+            }
+            if out.len() == limits.results {
+                return ControlFlow::Break(Err(GuestError::Fatal(format!(
+                    "query matched more than {} `{schema}` blobs; narrow the filter",
+                    limits.results
+                ))));
+            }
+            bytes = bytes.saturating_add(data.len());
+            if bytes > limits.bytes {
+                return ControlFlow::Break(Err(GuestError::Fatal(format!(
+                    "query matched more than {} bytes of `{schema}` blobs; narrow the filter",
+                    limits.bytes
+                ))));
+            }
+            out.push(runtime_blob(meta, data.to_vec()));
+            ControlFlow::Continue(())
+        },
+    )
+    .map_err(|e| GuestError::Retryable(format!("query failed: {e}")))?;
+    match end {
+        ScanEnd::Done | ScanEnd::Stopped(_) => Ok(out),
+        ScanEnd::OverBudget(_) => Err(GuestError::Fatal(format!(
+            "query would scan more than {} `{schema}` blobs",
+            limits.scan
+        ))),
+        ScanEnd::Failed(e) => Err(e),
+        ScanEnd::Abandoned => Err(GuestError::Retryable("query abandoned".to_owned())),
+    }
+}
+
+/// How a [`scan`] ended.
+enum ScanEnd<E> {
+    /// Every blob was looked at.
+    Done,
+    /// The visitor stopped after a blob; the cursor after it (`None` when
+    /// it was the last).
+    Stopped(Option<String>),
+    /// The budget of blobs was looked at and more remain: the cursor after
+    /// the last one looked at.
+    OverBudget(String),
+    /// The visitor refused.
+    Failed(E),
+    /// The caller is gone (`stopped`).
+    Abandoned,
+}
+
+/// Store page size of a scan.
+const SCAN_PAGE: usize = 500;
+
+/// Hands the tenant's blobs of `schema` after `cursor` to `visit`, oldest
+/// first, with their data: page by page (metadata), one payload at a time,
+/// at most `budget` blobs; a scan whose caller is gone (`stopped`) ends at
+/// the next blob.
+fn scan<E>(
+    store: &Store,
+    tenant: &str,
+    schema: &str,
+    mut cursor: Option<String>,
+    budget: usize,
+    stopped: &AtomicBool,
+    mut visit: impl FnMut(&BlobMeta, &[u8]) -> ControlFlow<Result<(), E>>,
+) -> Result<ScanEnd<E>, reyna_store::StoreError> {
+    // At least one blob: a bound of 0 would stop before any progress.
+    let mut left = budget.max(1);
     loop {
-        if stopped.load(Ordering::Relaxed) {
-            return Err(GuestError::Retryable("query abandoned".to_owned()));
-        }
-        let page = store
-            .list_blobs(tenant, Some(schema), cursor.as_deref(), 500)
-            .map_err(|e| GuestError::Retryable(format!("query failed: {e}")))?;
-        for meta in &page.items {
+        let page =
+            store.list_blobs(tenant, Some(schema), cursor.as_deref(), SCAN_PAGE.min(left))?;
+        left -= page.items.len().min(left);
+        for (i, meta) in page.items.iter().enumerate() {
             if stopped.load(Ordering::Relaxed) {
-                return Err(GuestError::Retryable("query abandoned".to_owned()));
+                return Ok(ScanEnd::Abandoned);
             }
-            scanned += 1;
-            if scanned > limits.scan {
-                return Err(GuestError::Fatal(format!(
-                    "query would scan more than {} `{schema}` blobs",
-                    limits.scan
-                )));
-            }
-            let Some(blob) = to_runtime_blob(store, meta)? else {
+            let Some(data) = store.get_blob_data(&meta.tenant, meta.id)? else {
                 continue;
             };
-            if reyna_runtime::matches_filter(&blob.data, filter) {
-                if out.len() == limits.results {
-                    return Err(GuestError::Fatal(format!(
-                        "query matched more than {} `{schema}` blobs; narrow the filter",
-                        limits.results
-                    )));
+            match visit(meta, &data) {
+                ControlFlow::Continue(()) => {}
+                ControlFlow::Break(Err(e)) => return Ok(ScanEnd::Failed(e)),
+                ControlFlow::Break(Ok(())) => {
+                    // The cursor after this blob: the page's own when it is
+                    // the last of the page, else that of a page ending here.
+                    let next = if i + 1 == page.items.len() {
+                        page.next_cursor
+                    } else {
+                        store
+                            .list_blobs(tenant, Some(schema), cursor.as_deref(), i + 1)?
+                            .next_cursor
+                    };
+                    return Ok(ScanEnd::Stopped(next));
                 }
-                bytes = bytes.saturating_add(blob.data.len());
-                if bytes > limits.bytes {
-                    return Err(GuestError::Fatal(format!(
-                        "query matched more than {} bytes of `{schema}` blobs; narrow the filter",
-                        limits.bytes
-                    )));
-                }
-                out.push(blob);
             }
         }
         match page.next_cursor {
+            Some(next) if left == 0 => return Ok(ScanEnd::OverBudget(next)),
             Some(next) => cursor = Some(next),
-            None => break,
+            None => return Ok(ScanEnd::Done),
         }
     }
-    Ok(out)
 }
 
 impl HostApi for JobHost {
@@ -482,4 +666,172 @@ pub(crate) async fn perform_effect(
         }
     };
     EffectAnswer { response, record }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use reyna_runtime::GuestError;
+    use reyna_store::{NewBlob, Store};
+
+    use super::{BlobFilter, QueryLimits, query, scan};
+
+    /// A store holding `books` as `note-v1` blobs of tenant `acme` (in order)
+    /// and one blob of tenant `other`.
+    async fn store_of(books: &[&str]) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("reyna.redb")).unwrap();
+        let new = |tenant: &str, book: &str| NewBlob {
+            tenant: tenant.to_owned(),
+            schema: "note-v1".to_owned(),
+            data: format!(r#"{{"book_id":"{book}"}}"#).into_bytes(),
+            parents: Vec::new(),
+            hop: 0,
+        };
+        store
+            .create_blob(new("other", "b1"), Vec::new())
+            .await
+            .unwrap();
+        for book in books {
+            store
+                .create_blob(new("acme", book), Vec::new())
+                .await
+                .unwrap();
+        }
+        (dir, store)
+    }
+
+    fn books(store: &Store, found: &[reyna_store::BlobMeta]) -> Vec<String> {
+        found
+            .iter()
+            .map(|m| {
+                let data = store.get_blob_data(&m.tenant, m.id).unwrap().unwrap();
+                assert_eq!(m.tenant, "acme", "only the tenant's own blobs");
+                serde_json::from_slice::<serde_json::Value>(&data).unwrap()["book_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_query_is_refused_past_its_scan_and_result_bounds_and_answers_within() {
+        let (_dir, store) = store_of(&["b1", "b2", "b1", "b2"]).await;
+        let stopped = AtomicBool::new(false);
+        let filter = BlobFilter::from_json(r#"{"/book_id":"b1"}"#).unwrap();
+        let limits = |scan, results| QueryLimits {
+            results,
+            scan,
+            bytes: 1 << 20,
+        };
+        let found = query(&store, "acme", "note-v1", &filter, limits(4, 2), &stopped).unwrap();
+        assert_eq!(found.len(), 2);
+        assert!(found.iter().all(|b| b.tenant == "acme"));
+        let refused = query(&store, "acme", "note-v1", &filter, limits(3, 2), &stopped);
+        assert!(
+            matches!(&refused, Err(GuestError::Fatal(m)) if m.contains("would scan more than 3")),
+            "{refused:?}"
+        );
+        let refused = query(&store, "acme", "note-v1", &filter, limits(4, 1), &stopped);
+        assert!(
+            matches!(&refused, Err(GuestError::Fatal(m)) if m.contains("matched more than 1")),
+            "{refused:?}"
+        );
+        stopped.store(true, std::sync::atomic::Ordering::Relaxed);
+        let abandoned = query(&store, "acme", "note-v1", &filter, limits(4, 2), &stopped);
+        assert!(
+            matches!(abandoned, Err(GuestError::Retryable(_))),
+            "{abandoned:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_scan_continues_from_where_it_stopped() {
+        let (_dir, store) = store_of(&["b1", "b2", "b2", "b1", "b1"]).await;
+        let filter = BlobFilter::text_at("/book_id", "b1").unwrap();
+        let stopped = AtomicBool::new(false);
+        // Two blobs looked at per call, stopping after each match: every
+        // match found once, in order, by following the cursors.
+        let mut cursor = None;
+        let mut found = Vec::new();
+        for _ in 0..10 {
+            let mut page = Vec::new();
+            let end = scan(
+                &store,
+                "acme",
+                "note-v1",
+                cursor.take(),
+                2,
+                &stopped,
+                |meta, data| {
+                    if filter.matches(data) {
+                        page.push(meta.clone());
+                        return std::ops::ControlFlow::Break(Ok::<(), ()>(()));
+                    }
+                    std::ops::ControlFlow::Continue(())
+                },
+            )
+            .unwrap();
+            found.extend(page);
+            cursor = match end {
+                super::ScanEnd::Stopped(next) => next,
+                super::ScanEnd::OverBudget(next) => Some(next),
+                super::ScanEnd::Done => None,
+                super::ScanEnd::Failed(()) | super::ScanEnd::Abandoned => unreachable!(),
+            };
+            if cursor.is_none() {
+                break;
+            }
+        }
+        assert_eq!(books(&store, &found), ["b1", "b1", "b1"]);
+    }
+
+    const BOOK: &[u8] =
+        br#"{"book_id":"b1","index":3,"done":true,"metadata":{"style":"formal","a/b":"x"}}"#;
+
+    #[test]
+    fn a_query_filter_matches_top_level_fields_and_json_pointers() {
+        let matches = |filter: &str| BlobFilter::from_json(filter).unwrap().matches(BOOK);
+        assert!(matches("{}"));
+        assert!(matches(r#"{"book_id":"b1","index":3}"#));
+        assert!(matches(r#"{"/metadata/style":"formal"}"#));
+        assert!(matches(r#"{"/metadata/a~1b":"x","done":true}"#));
+        assert!(!matches(r#"{"index":"3"}"#), "a query compares JSON values");
+        assert!(
+            !matches(r#"{"metadata/style":"formal"}"#),
+            "no `/`: a field name"
+        );
+        assert!(!matches(r#"{"/metadata/tone":"formal"}"#));
+        assert!(BlobFilter::from_json("[1]").is_err());
+        assert!(!BlobFilter::from_json(r#"{"a":1}"#).unwrap().matches(b"[1]"));
+        assert!(
+            !BlobFilter::from_json(r#"{"a":1}"#)
+                .unwrap()
+                .matches(b"not json")
+        );
+    }
+
+    #[test]
+    fn a_text_filter_matches_strings_and_the_json_text_of_numbers_and_booleans() {
+        let matches =
+            |pointer: &str, text: &str| BlobFilter::text_at(pointer, text).unwrap().matches(BOOK);
+        assert!(matches("/book_id", "b1"));
+        assert!(matches("/index", "3"));
+        assert!(matches("/done", "true"));
+        assert!(matches("/metadata/style", "formal"));
+        assert!(!matches("/index", "3.0"));
+        assert!(!matches("/done", "1"));
+        assert!(!matches("/metadata", "formal"), "an object is no text");
+        assert!(!matches("/book_id", "B1"));
+    }
+
+    #[test]
+    fn a_text_filter_needs_a_json_pointer() {
+        for bad in ["book_id", "", "/a~2", "/a~"] {
+            assert!(BlobFilter::text_at(bad, "x").is_err(), "{bad:?}");
+        }
+        assert!(BlobFilter::text_at("/a~0b/~1", "x").is_ok());
+    }
 }

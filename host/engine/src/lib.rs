@@ -27,7 +27,7 @@
 //!     .await?;
 //! engine.start();
 //! let blob = engine
-//!     .create_blob("acme", "text-input-v1", br#"{"text": "Hello."}"#.to_vec(), vec![])
+//!     .create_blob("acme", "text-input-v1", br#"{"content": "Hello, world."}"#.to_vec(), vec![])
 //!     .await?;
 //! engine.wait_idle(std::time::Duration::from_secs(10)).await;
 //! let derived = engine.store().children("acme", blob.id)?;
@@ -63,6 +63,7 @@ mod view;
 
 pub use config::{EffectsConfig, EngineConfig};
 pub use error::{EngineError, Violation};
+pub use host::BlobFilter;
 pub use installs::{InstallationView, SecretView};
 pub use plugins::{PluginStats, PluginView};
 pub use remote::{
@@ -134,6 +135,9 @@ fn quota_refusal(tenant: &str, quota: &str, used: u64, adding: u64, limit: u64) 
 pub struct BundledReport {
     /// Schemas newly registered.
     pub schemas: Vec<String>,
+    /// Bundled schemas the store already holds in another version (a data
+    /// directory made by an older binary): the stored version is kept.
+    pub kept: Vec<String>,
     /// Plugins newly registered, as `name@version`.
     pub plugins: Vec<String>,
 }
@@ -379,8 +383,15 @@ impl Engine {
     pub async fn register_bundled_schemas(&self) -> Result<BundledReport, EngineError> {
         let mut report = BundledReport::default();
         for (id, text) in schemas::BUNDLED {
-            if self.inner.schemas.register(id, text, "system").await? {
-                report.schemas.push((*id).to_owned());
+            match self.inner.schemas.register(id, text, "system").await {
+                Ok(true) => report.schemas.push((*id).to_owned()),
+                Ok(false) => {}
+                // A data directory older than this binary's schema: a
+                // registered schema never changes (its blobs were validated
+                // against it), so the stored one stays, with the plugins
+                // registered beside it.
+                Err(EngineError::SchemaConflict { id }) => report.kept.push(id),
+                Err(e) => return Err(e),
             }
         }
         Ok(report)

@@ -66,6 +66,28 @@ impl TenantView {
             .await
     }
 
+    /// A page of the tenant's blobs of `schema` whose data matches
+    /// `filter`, oldest first: at most `limit`, found among at most the
+    /// engine's `max_query_scan` blobs; past either bound `next_cursor`
+    /// continues the scan.
+    pub async fn find_blobs(
+        &self,
+        schema: &str,
+        filter: crate::BlobFilter,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<Page<BlobMeta>, EngineError> {
+        crate::host::find_blobs(
+            &self.inner,
+            self.tenant.as_str(),
+            schema,
+            filter,
+            cursor,
+            limit,
+        )
+        .await
+    }
+
     /// The blobs derived directly from `id`.
     pub async fn children(&self, id: BlobId) -> Result<Vec<BlobMeta>, EngineError> {
         let tenant = self.tenant.clone();

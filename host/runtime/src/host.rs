@@ -178,17 +178,28 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// The contract's `query-blobs` filter rule: a blob matches when each key of
-/// `filter` equals the same top-level field of its JSON data; `{}` matches
-/// every blob.
+/// `filter` equals the same field of its JSON data ([`filter_field`]); `{}`
+/// matches every blob.
 pub fn matches_filter(data: &[u8], filter: &serde_json::Map<String, serde_json::Value>) -> bool {
     if filter.is_empty() {
         return true;
     }
-    let Ok(serde_json::Value::Object(doc)) = serde_json::from_slice::<serde_json::Value>(data)
+    let Ok(doc @ serde_json::Value::Object(_)) = serde_json::from_slice::<serde_json::Value>(data)
     else {
         return false;
     };
-    filter.iter().all(|(k, v)| doc.get(k) == Some(v))
+    filter.iter().all(|(k, v)| filter_field(&doc, k) == Some(v))
+}
+
+/// What a `query-blobs` filter key names in a blob's JSON data: the value at
+/// that JSON pointer when the key starts with `/` (`/metadata/book_id`),
+/// else the top-level field of that name.
+pub fn filter_field<'a>(doc: &'a serde_json::Value, key: &str) -> Option<&'a serde_json::Value> {
+    if key.starts_with('/') {
+        doc.pointer(key)
+    } else {
+        doc.get(key)
+    }
 }
 
 impl HostApi for MemoryHost {

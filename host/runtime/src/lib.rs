@@ -68,7 +68,7 @@
 //!         id: "01J0000000000000000000000".into(),
 //!         tenant: "acme".into(),
 //!         schema: "text-input-v1".into(),
-//!         data: br#"{"text": "hello world"}"#.to_vec(),
+//!         data: br#"{"content": "hello world"}"#.to_vec(),
 //!         parents: vec![],
 //!     },
 //! };
@@ -106,7 +106,8 @@ pub use config::{Limits, RuntimeConfig};
 pub use effect::{EffectContext, EffectReport};
 pub use error::{DenyReason, Failure, GuestError, LoadError, MAX_FAILURE_MESSAGE, RuntimeError};
 pub use host::{
-    EffectAnswer, EffectFn, EffectFuture, HostApi, HostFuture, MemoryHost, NoHost, matches_filter,
+    EffectAnswer, EffectFn, EffectFuture, HostApi, HostFuture, MemoryHost, NoHost, filter_field,
+    matches_filter,
 };
 pub use net::{HttpRecord, MAX_RECORDED_TEXT, NetPolicy, is_private_address};
 pub use plugin::Plugin;

@@ -18,7 +18,7 @@ fn runtime_in(dir: &std::path::Path) -> Runtime {
 async fn works(runtime: &Runtime, bytes: &[u8]) {
     let plugin = runtime.load(bytes).unwrap();
     let report = runtime
-        .call(&plugin, text_event("a b c"), CallContext::default())
+        .call(&plugin, text_event("one two three"), CallContext::default())
         .await;
     assert_eq!(words(&report), 3);
 }

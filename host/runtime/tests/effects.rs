@@ -359,7 +359,7 @@ async fn webhook_delivers_the_event_as_a_json_post() {
             id: "01J9ZZZZZZZZZZZZZZZZZZZZZZ".into(),
             tenant: "acme".into(),
             schema: "text-input-v1".into(),
-            data: br#"{"text":"hello"}"#.to_vec(),
+            data: br#"{"content":"hello there"}"#.to_vec(),
             parents: vec![],
         },
     };
@@ -377,7 +377,7 @@ async fn webhook_delivers_the_event_as_a_json_post() {
     let body: Value = serde_json::from_slice(&sent.body).unwrap();
     assert_eq!(body["subject"], "blob.created.text-input-v1");
     assert_eq!(body["blob"]["id"], "01J9ZZZZZZZZZZZZZZZZZZZZZZ");
-    assert_eq!(body["blob"]["data"]["text"], "hello");
+    assert_eq!(body["blob"]["data"]["content"], "hello there");
     assert_eq!(
         response_json(&report),
         json!({ "status": 204, "bytes": sent.body.len() })
@@ -894,7 +894,7 @@ async fn secrets_in_a_url_never_reach_a_record_or_a_receipt_in_any_encoding() {
         &[("url", url.as_str()), ("webhook_secret", secret)],
         policy_for(&[&server]),
     );
-    let event = common::text_event("hello");
+    let event = common::text_event("hello there");
     let report = runtime.deliver(&webhook, event, ctx).await;
     assert_eq!(response_json(&report)["status"], 204);
     // The endpoint got the URL as written: it is the guest's to send.

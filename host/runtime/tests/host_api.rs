@@ -45,7 +45,10 @@ async fn an_allowed_effect_is_served_and_recorded() {
         ..CallContext::default()
     };
     let report = runtime.call(&plugin, text_event("Short text."), ctx).await;
-    assert_eq!(json(&report)["text"], "A much longer text, with detail.");
+    assert_eq!(
+        json(&report)["expanded"],
+        "A much longer text, with detail."
+    );
     assert_eq!(host.effect_calls().len(), 1);
     assert_eq!(report.effect_calls.len(), 1);
     let call = &report.effect_calls[0];
@@ -109,9 +112,9 @@ async fn guest_errors_keep_their_kind() {
         report.effect_calls[0].outcome,
         EffectOutcome::Failed(GuestError::Retryable("rate limited".into()).to_string())
     );
-    // Empty text: invalid input.
+    // Content with no words: invalid input.
     let report = runtime
-        .call(&plugin, text_event("  "), CallContext::default())
+        .call(&plugin, text_event("  ...  !!  "), CallContext::default())
         .await;
     assert!(
         matches!(report.result, Err(Failure::InvalidInput(_))),
@@ -123,7 +126,9 @@ async fn guest_errors_keep_their_kind() {
         config: config(&[("expansion_ratio", "50")]),
         ..CallContext::default()
     };
-    let report = runtime.call(&plugin, text_event("Some text."), ctx).await;
+    let report = runtime
+        .call(&plugin, text_event("Some text here."), ctx)
+        .await;
     assert!(
         matches!(report.result, Err(Failure::Fatal(_))),
         "{:?}",

@@ -31,7 +31,7 @@ async fn hostile_in(
     let bound = plugin.limits().max_retained_bytes();
     let rt = runtime.clone();
     let (report, neighbour) = alongside(runtime, async move {
-        rt.call(&plugin, text_event("hi"), ctx).await
+        rt.call(&plugin, text_event("a sample text"), ctx).await
     })
     .await;
     assert!(
@@ -42,7 +42,11 @@ async fn hostile_in(
     // The host is still fine afterwards: a fresh call of the neighbour works.
     let word_count = load(runtime, "word-count");
     let after = runtime
-        .call(&word_count, text_event("still up"), CallContext::default())
+        .call(
+            &word_count,
+            text_event("still standing"),
+            CallContext::default(),
+        )
         .await;
     assert_eq!(words(&after), 2);
     (report, neighbour)
@@ -76,7 +80,7 @@ async fn an_infinite_loop_cannot_starve_a_single_thread() {
         handle.block_on(async {
             let rt2 = rt.clone();
             common::alongside(&rt, async move {
-                rt2.call(&plugin, text_event("x"), CallContext::default())
+                rt2.call(&plugin, text_event("a sample text"), CallContext::default())
                     .await
             })
             .await
@@ -157,7 +161,7 @@ async fn oversized_output_hits_the_output_limit() {
     let plugin = load(&runtime, "hostile-big-output");
     let rt = runtime.clone();
     let (report, neighbour) = alongside(&runtime, async move {
-        rt.call(&plugin, text_event("x"), CallContext::default())
+        rt.call(&plugin, text_event("a sample text"), CallContext::default())
             .await
     })
     .await;
@@ -201,14 +205,18 @@ async fn invalid_outputs_are_refused() {
         ..CallContext::default()
     };
     let report = runtime
-        .call(&plugin, text_event("x"), CallContext::default())
+        .call(&plugin, text_event("a sample text"), CallContext::default())
         .await;
     match report.result.unwrap_err() {
         Failure::InvalidOutput { reason } => assert!(reason.contains("not JSON"), "{reason}"),
         other => panic!("expected invalid output, got {other:?}"),
     }
     let report = runtime
-        .call(&plugin, text_event("x"), with_mode("undeclared-schema"))
+        .call(
+            &plugin,
+            text_event("a sample text"),
+            with_mode("undeclared-schema"),
+        )
         .await;
     match report.result.unwrap_err() {
         Failure::InvalidOutput { reason } => {
@@ -219,7 +227,11 @@ async fn invalid_outputs_are_refused() {
     // Well-formed JSON that violates its schema passes the runtime: schema
     // validation is the engine's job.
     let report = runtime
-        .call(&plugin, text_event("x"), with_mode("schema-violation"))
+        .call(
+            &plugin,
+            text_event("a sample text"),
+            with_mode("schema-violation"),
+        )
         .await;
     assert_eq!(report.result.unwrap().len(), 1);
 }
@@ -314,7 +326,9 @@ async fn a_smaller_effect_call_request_in_the_manifest_is_kept() {
     let plugin = runtime.load(&bytes).unwrap();
     assert_eq!(plugin.limits().max_effect_calls, 5);
     let (host, ctx) = echo_host();
-    let report = runtime.call(&plugin, text_event("x"), ctx).await;
+    let report = runtime
+        .call(&plugin, text_event("a sample text"), ctx)
+        .await;
     assert_eq!(
         report.result.unwrap_err(),
         Failure::TooManyEffectCalls { limit: 5 }
@@ -439,7 +453,7 @@ async fn every_hostile_program_at_once() {
     let (_, neighbour) = alongside(&runtime, async move {
         let calls = plugins
             .iter()
-            .map(|p| rt.call(p, text_event("x"), CallContext::default()));
+            .map(|p| rt.call(p, text_event("a sample text"), CallContext::default()));
         let reports = futures_join_all(calls).await;
         let kinds: Vec<&str> = reports
             .iter()

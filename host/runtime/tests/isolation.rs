@@ -15,7 +15,11 @@ async fn calls_share_no_state() {
     let counter = load(&runtime, "counter");
     for _ in 0..20 {
         let report = runtime
-            .call(&counter, text_event("x"), CallContext::default())
+            .call(
+                &counter,
+                text_event("a sample text"),
+                CallContext::default(),
+            )
             .await;
         assert_eq!(words(&report), 1, "a static starts at zero in every call");
     }
@@ -24,8 +28,12 @@ async fn calls_share_no_state() {
     for _ in 0..8 {
         let (rt, counter) = (runtime.clone(), counter.clone());
         tasks.push(tokio::spawn(async move {
-            rt.call(&counter, text_event("x"), CallContext::default())
-                .await
+            rt.call(
+                &counter,
+                text_event("a sample text"),
+                CallContext::default(),
+            )
+            .await
         }));
     }
     for t in tasks {
@@ -61,20 +69,20 @@ async fn fuel_metering_is_reported_and_bounds_a_loop() {
     .unwrap();
     let plugin = load(&runtime, "word-count");
     let report = runtime
-        .call(&plugin, text_event("a b"), CallContext::default())
+        .call(&plugin, text_event("alpha beta"), CallContext::default())
         .await;
     assert_eq!(words(&report), 2);
     let fuel = report.cost.fuel.expect("fuel is on");
     assert!(fuel > 0 && fuel < 50_000_000, "{fuel}");
     // The same input costs the same fuel: deterministic metering.
     let again = runtime
-        .call(&plugin, text_event("a b"), CallContext::default())
+        .call(&plugin, text_event("alpha beta"), CallContext::default())
         .await;
     assert_eq!(again.cost.fuel, Some(fuel));
     // A loop runs out of fuel: a timeout, whatever the wall clock says.
     let spin = load(&runtime, "hostile-loop");
     let report = runtime
-        .call(&spin, text_event("x"), CallContext::default())
+        .call(&spin, text_event("a sample text"), CallContext::default())
         .await;
     assert_eq!(report.result.unwrap_err(), Failure::Timeout);
     assert_eq!(report.cost.fuel, Some(50_000_000));
@@ -92,7 +100,7 @@ async fn a_plugin_at_its_concurrency_limit_is_busy_after_a_bounded_wait() {
     let first = {
         let (rt, spin) = (runtime.clone(), spin.clone());
         tokio::spawn(async move {
-            rt.call(&spin, text_event("x"), CallContext::default())
+            rt.call(&spin, text_event("a sample text"), CallContext::default())
                 .await
         })
     };
@@ -105,7 +113,7 @@ async fn a_plugin_at_its_concurrency_limit_is_busy_after_a_bounded_wait() {
     .await
     .expect("the first call starts");
     let second = runtime
-        .call(&spin, text_event("x"), CallContext::default())
+        .call(&spin, text_event("a sample text"), CallContext::default())
         .await;
     assert_eq!(second.result.unwrap_err(), Failure::Busy);
     assert!(Failure::Busy.retryable());
@@ -114,7 +122,11 @@ async fn a_plugin_at_its_concurrency_limit_is_busy_after_a_bounded_wait() {
     // Other plugins are not affected by this plugin's limit.
     let word_count = load(&runtime, "word-count");
     let report = runtime
-        .call(&word_count, text_event("a"), CallContext::default())
+        .call(
+            &word_count,
+            text_event("singleword"),
+            CallContext::default(),
+        )
         .await;
     assert_eq!(words(&report), 1);
     let first = tokio::time::timeout(BOUND, first).await.unwrap().unwrap();
@@ -135,7 +147,7 @@ async fn the_pool_is_a_bounded_wait_too() {
     let first = {
         let (rt, spin) = (runtime.clone(), spin.clone());
         tokio::spawn(async move {
-            rt.call(&spin, text_event("x"), CallContext::default())
+            rt.call(&spin, text_event("a sample text"), CallContext::default())
                 .await
         })
     };
@@ -147,13 +159,21 @@ async fn the_pool_is_a_bounded_wait_too() {
     .await
     .expect("the first call starts");
     let second = runtime
-        .call(&word_count, text_event("a"), CallContext::default())
+        .call(
+            &word_count,
+            text_event("singleword"),
+            CallContext::default(),
+        )
         .await;
     assert_eq!(second.result.unwrap_err(), Failure::Busy);
     let first = tokio::time::timeout(BOUND, first).await.unwrap().unwrap();
     assert_eq!(first.result.unwrap_err(), Failure::Timeout);
     let third = runtime
-        .call(&word_count, text_event("a"), CallContext::default())
+        .call(
+            &word_count,
+            text_event("singleword"),
+            CallContext::default(),
+        )
         .await;
     assert_eq!(words(&third), 1);
 }
@@ -162,7 +182,7 @@ async fn the_pool_is_a_bounded_wait_too() {
 async fn an_event_of_a_schema_the_plugin_does_not_consume_is_invalid_input() {
     let runtime = runtime();
     let plugin = load(&runtime, "word-count");
-    let mut event = text_event("x");
+    let mut event = text_event("a sample text");
     event.blob.schema = "chapter-v1".into();
     let report = runtime.call(&plugin, event, CallContext::default()).await;
     assert_eq!(
@@ -175,7 +195,7 @@ async fn an_event_of_a_schema_the_plugin_does_not_consume_is_invalid_input() {
 async fn input_the_guest_cannot_parse_is_its_invalid_input() {
     let runtime = runtime();
     let plugin = load(&runtime, "word-count");
-    let mut event = text_event("x");
+    let mut event = text_event("a sample text");
     event.blob.data = br#"{"not-text": 1}"#.to_vec();
     let report = runtime.call(&plugin, event, CallContext::default()).await;
     assert!(
@@ -201,7 +221,7 @@ async fn limits_are_the_manifest_request_capped_by_the_operator() {
     let hog = load(&runtime, "hostile-memory");
     assert_eq!(hog.limits().memory, 8 << 20);
     let report = runtime
-        .call(&hog, text_event("x"), CallContext::default())
+        .call(&hog, text_event("a sample text"), CallContext::default())
         .await;
     assert_eq!(report.result.unwrap_err(), Failure::MemoryLimit);
     assert!(report.cost.peak_memory <= 8 << 20);
@@ -213,7 +233,11 @@ async fn effects_and_processors_only_run_as_their_kind() {
     let webhook = load(&runtime, "webhook");
     assert_eq!(webhook.manifest().kind, reyna_manifest::Kind::Effect);
     let report = runtime
-        .call(&webhook, text_event("x"), CallContext::default())
+        .call(
+            &webhook,
+            text_event("a sample text"),
+            CallContext::default(),
+        )
         .await;
     match report.result.unwrap_err() {
         Failure::Fatal(m) => assert!(m.contains("is an effect"), "{m}"),

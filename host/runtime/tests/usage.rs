@@ -221,7 +221,7 @@ async fn a_processor_call_reports_its_cpu_time() {
     let runtime = runtime();
     let plugin = load(&runtime, "word-count");
     let report = runtime
-        .call(&plugin, text_event("a b c"), CallContext::default())
+        .call(&plugin, text_event("one two three"), CallContext::default())
         .await;
     assert!(report.result.is_ok(), "{:?}", report.result);
     let cost = report.cost;

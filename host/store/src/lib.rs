@@ -30,7 +30,7 @@
 //!             NewBlob {
 //!                 tenant: "acme".into(),
 //!                 schema: "text-input-v1".into(),
-//!                 data: br#"{"text":"hello"}"#.to_vec(),
+//!                 data: br#"{"content":"hello world"}"#.to_vec(),
 //!                 parents: vec![],
 //!                 hop: 0,
 //!             },

@@ -1,17 +1,27 @@
 //! `word-stats`: text-input-v1, chapter-v1 and expanded-text-v1 -> word-stats-v1.
 //!
-//! Counts words, sentences, characters and syllables (vowel groups, an
-//! estimate good enough for English) and computes the Flesch reading ease:
+//! Measures the text of each input (`content` of a text-input-v1, `expanded`
+//! of an expanded-text-v1, `text` of a chapter-v1) with the SDK's
+//! [`TextMetrics`]: words, sentences, characters and syllables (vowel groups,
+//! an estimate good enough for English) and the Flesch reading ease
 //! `206.835 - 1.015 * words/sentences - 84.6 * syllables/words`.
 
+use reyna_sdk::text::TextMetrics;
 use reyna_sdk::{Context, Error, Output, Processor};
 use serde::{Deserialize, Serialize};
 
-/// Every accepted schema carries its text in `text`.
+/// The text of any accepted schema, under the field that schema gives it.
 #[derive(Debug, Deserialize)]
 pub struct WithText {
-    /// The text to measure.
-    pub text: String,
+    /// text-input-v1's text.
+    #[serde(default)]
+    pub content: Option<String>,
+    /// expanded-text-v1's expanded text.
+    #[serde(default)]
+    pub expanded: Option<String>,
+    /// chapter-v1's text.
+    #[serde(default)]
+    pub text: Option<String>,
 }
 
 /// The computed statistics (the word-stats-v1 document).
@@ -33,75 +43,34 @@ pub struct Stats {
     pub flesch_reading_ease: f64,
 }
 
-fn syllables(word: &str) -> u64 {
-    let lower: Vec<char> = word
-        .chars()
-        .filter(|c| c.is_alphabetic())
-        .flat_map(char::to_lowercase)
-        .collect();
-    if lower.is_empty() {
-        return 0;
-    }
-    let is_vowel = |c: char| matches!(c, 'a' | 'e' | 'i' | 'o' | 'u' | 'y');
-    let mut count = 0u64;
-    let mut previous_vowel = false;
-    for &c in &lower {
-        let v = is_vowel(c);
-        if v && !previous_vowel {
-            count += 1;
-        }
-        previous_vowel = v;
-    }
-    // A silent final "e" (make, code) is not a syllable, but "le" (table) is.
-    if lower.len() > 2
-        && lower[lower.len() - 1] == 'e'
-        && lower[lower.len() - 2] != 'l'
-        && count > 1
-    {
-        count -= 1;
-    }
-    count.max(1)
-}
-
 /// Measures `text`.
 pub fn measure(source_schema: &str, text: &str) -> Stats {
-    let words: Vec<&str> = text
-        .split_whitespace()
-        .filter(|w| w.chars().any(char::is_alphanumeric))
-        .collect();
-    let mut sentences = 0u64;
-    let mut in_sentence = false;
-    for c in text.chars() {
-        if matches!(c, '.' | '!' | '?') {
-            if in_sentence {
-                sentences += 1;
-            }
-            in_sentence = false;
-        } else if c.is_alphanumeric() {
-            in_sentence = true;
-        }
-    }
-    if in_sentence {
-        sentences += 1;
-    }
-    let word_count = words.len() as u64;
-    let syllable_count: u64 = words.iter().map(|w| syllables(w)).sum();
-    let (avg, flesch) = if word_count == 0 || sentences == 0 {
-        (0.0, 0.0)
-    } else {
-        let wps = word_count as f64 / sentences as f64;
-        let spw = syllable_count as f64 / word_count as f64;
-        (wps, 206.835 - 1.015 * wps - 84.6 * spw)
-    };
-    let round2 = |x: f64| (x * 100.0).round() / 100.0;
+    let m = TextMetrics::measure(text);
     Stats {
         source_schema: source_schema.to_owned(),
-        words: word_count,
-        sentences,
-        characters: text.chars().count() as u64,
-        syllables: syllable_count,
-        avg_words_per_sentence: round2(avg),
-        flesch_reading_ease: round2(flesch),
+        words: m.words,
+        sentences: m.sentences,
+        characters: m.characters,
+        syllables: m.syllables,
+        avg_words_per_sentence: m.avg_words_per_sentence(),
+        flesch_reading_ease: m.flesch_reading_ease(),
+    }
+}
+
+impl WithText {
+    /// The text under the field `schema` gives it.
+    pub fn into_text(self, schema: &str) -> Result<String, Error> {
+        let (field, text) = match schema {
+            "text-input-v1" => ("content", self.content),
+            "expanded-text-v1" => ("expanded", self.expanded),
+            "chapter-v1" => ("text", self.text),
+            other => {
+                return Err(Error::invalid_input(format!(
+                    "schema `{other}` has no text"
+                )));
+            }
+        };
+        text.ok_or_else(|| Error::invalid_input(format!("missing field `{field}`")))
     }
 }
 
@@ -113,7 +82,8 @@ impl Processor for WordStats {
     type Input = WithText;
 
     fn process(input: WithText, ctx: &mut Context<'_>) -> Result<Vec<Output>, Error> {
-        let stats = measure(&ctx.blob().schema, &input.text);
+        let schema = &ctx.blob().schema;
+        let stats = measure(schema, &input.into_text(schema)?);
         Ok(vec![Output::json("word-stats-v1", &stats)?])
     }
 }
@@ -151,7 +121,7 @@ mod tests {
     fn runs_on_each_declared_input() {
         let mut h = Harness::new();
         let out = h
-            .process::<WordStats>("text-input-v1", json!({ "text": "One two three." }))
+            .process::<WordStats>("text-input-v1", json!({ "content": "One two three." }))
             .unwrap();
         assert_eq!(out[0].json["words"], 3);
         assert_eq!(out[0].json["source_schema"], "text-input-v1");
@@ -166,10 +136,17 @@ mod tests {
         let out = h
             .process::<WordStats>(
                 "expanded-text-v1",
-                json!({ "text": "a b", "source_words": 1, "words": 2, "ratio": 2.0, "method": "deterministic" }),
+                json!({
+                    "original": "a b",
+                    "expanded": "a b, that is to say a b",
+                    "expansion_ratio": 3.0,
+                    "metrics": { "readability_score": 100.0, "complexity": "low", "tone": "neutral" },
+                    "method": "deterministic"
+                }),
             )
             .unwrap();
-        assert_eq!(out[0].json["words"], 2);
+        assert_eq!(out[0].json["words"], 8);
+        assert_eq!(out[0].json["source_schema"], "expanded-text-v1");
     }
 
     #[test]
@@ -182,11 +159,20 @@ mod tests {
     fn bad_input_is_invalid_input_not_a_panic() {
         let mut h = Harness::new();
         let err = h
-            .process::<WordStats>("text-input-v1", json!({ "text": 42 }))
+            .process::<WordStats>("text-input-v1", json!({ "content": 42 }))
             .unwrap_err();
         assert!(
             matches!(err, Error::InvalidInput(ref m) if m.contains("invalid type")),
             "{err}"
         );
+        // Each schema's text is under its own field: another's is not read.
+        let err = h
+            .process::<WordStats>("text-input-v1", json!({ "text": "the old shape" }))
+            .unwrap_err();
+        assert_eq!(err, Error::invalid_input("missing field `content`"));
+        let err = h
+            .process::<WordStats>("expanded-text-v1", json!({ "original": "only this" }))
+            .unwrap_err();
+        assert_eq!(err, Error::invalid_input("missing field `expanded`"));
     }
 }

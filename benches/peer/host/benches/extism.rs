@@ -24,7 +24,7 @@ use extism::{CompiledPlugin, Manifest, Plugin, PluginBuilder, Wasm};
 fn input(size: usize) -> Vec<u8> {
     let words = "lorem ipsum dolor sit amet ".repeat(size / 27 + 1);
     let text = &words[..size.saturating_sub(12)];
-    serde_json::to_vec(&serde_json::json!({ "text": text })).expect("json")
+    serde_json::to_vec(&serde_json::json!({ "content": text })).expect("json")
 }
 
 /// Where the suite put the plugin, unless `REYNA_PEER_WASM` says.
@@ -65,9 +65,9 @@ fn benches(c: &mut Criterion) {
         let data = input(size);
         // The same answer as Rust's own count, so both hosts do the same work.
         let text: serde_json::Value = serde_json::from_slice(&data).expect("json");
-        let expected = text["text"]
+        let expected = text["content"]
             .as_str()
-            .expect("text")
+            .expect("content")
             .split_whitespace()
             .count() as u64;
         let out: Vec<u8> = reused.call("word_count", data.as_slice()).expect("call");

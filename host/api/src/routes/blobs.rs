@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use reyna_engine::{BlobMeta, JobState, TenantId};
+use reyna_engine::{BlobFilter, BlobMeta, JobState, TenantId};
 
 use super::{blob_id, page_size};
 use crate::AppState;
@@ -54,12 +54,13 @@ pub(crate) async fn create(
     Ok(response)
 }
 
-/// A page of the tenant's blobs, oldest first.
+/// A page of the tenant's blobs, oldest first; with `schema`, `field` and
+/// `value`, only those whose data holds `value` at the JSON pointer `field`.
 #[utoipa::path(get, path = "/v1/blobs", tag = "blobs", security(("bearer" = [])),
     params(ListBlobs),
     responses(
-        (status = 200, description = "A page", body = BlobPage),
-        (status = "4XX", description = "Bad cursor or limit, or refused", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "A page (a filtered one may be short, even empty, with a `next_cursor`: the scan stopped at its bound)", body = BlobPage),
+        (status = "4XX", description = "Bad cursor, limit or filter, or refused", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn list(
     Reader(caller): Reader,
@@ -67,15 +68,31 @@ pub(crate) async fn list(
     QueryParams(q): QueryParams<ListBlobs>,
 ) -> ApiResult<Json<BlobPage>> {
     let limit = page_size(&state, q.limit)?;
-    let page = state
-        .engine()
-        .tenant(&caller.tenant)
-        .blobs(q.schema, q.cursor, limit)
-        .await?;
+    let view = state.engine().tenant(&caller.tenant);
+    let page = match (q.schema, q.field, q.value) {
+        (schema, None, None) => view.blobs(schema, q.cursor, limit).await?,
+        (Some(schema), Some(field), Some(value)) => {
+            let filter = BlobFilter::text_at(&field, &value)
+                .map_err(|e| ApiError::bad_request("invalid-query", e))?;
+            view.find_blobs(&schema, filter, q.cursor, limit).await?
+        }
+        (None, Some(_), _) => return Err(invalid_filter("`field` needs `schema`")),
+        (_, Some(_), None) => return Err(invalid_filter("`field` needs `value`")),
+        (_, None, Some(_)) => return Err(invalid_filter("`value` needs `field`")),
+    };
     Ok(Json(BlobPage {
         items: page.items.into_iter().map(Into::into).collect(),
         next_cursor: page.next_cursor,
     }))
+}
+
+fn invalid_filter(what: &str) -> ApiError {
+    ApiError::bad_request(
+        "invalid-query",
+        format!(
+            "{what}: filter with `schema=<id>&field=<JSON pointer>&value=<text>`, e.g. `schema=chapter-v1&field=/book_id&value=b1`"
+        ),
+    )
 }
 
 fn find(state: &AppState, tenant: &TenantId, id: &str) -> ApiResult<BlobMeta> {
@@ -148,7 +165,20 @@ pub(crate) async fn lineage(
     Path(id): Path<String>,
     QueryParams(q): QueryParams<LineageParams>,
 ) -> ApiResult<Json<Lineage>> {
-    let parsed = blob_id(&id)?;
+    let graph = walk_lineage(&state, &caller.tenant, &id, q).await?;
+    Ok(Json(graph.into()))
+}
+
+/// The lineage walk behind `/lineage` and `/graph`: the parameters checked,
+/// the tenant's blob `id` found (another tenant's is a 404), the store's
+/// bounded walk.
+pub(crate) async fn walk_lineage(
+    state: &AppState,
+    tenant: &TenantId,
+    id: &str,
+    q: LineageParams,
+) -> ApiResult<reyna_engine::Lineage> {
+    let parsed = blob_id(id)?;
     let depth = q.depth.unwrap_or(DEFAULT_DEPTH);
     if depth > MAX_DEPTH {
         return Err(ApiError::bad_request(
@@ -157,13 +187,12 @@ pub(crate) async fn lineage(
         ));
     }
     let direction = q.direction.unwrap_or(Direction::Both);
-    let graph = state
+    state
         .engine()
-        .tenant(&caller.tenant)
+        .tenant(tenant)
         .lineage(parsed, direction.into(), depth)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("blob {id} not found")))?;
-    Ok(Json(graph.into()))
+        .ok_or_else(|| ApiError::NotFound(format!("blob {id} not found")))
 }
 
 fn parse_wait(text: &str) -> Result<Duration, ApiError> {

@@ -25,6 +25,7 @@ use crate::AppState;
 use crate::auth::Reader;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::QueryParams;
+use crate::limits::until_revoked;
 use crate::wire::{Event, EventsParams, Lagged};
 
 /// Events read from the store per round trip.
@@ -195,7 +196,7 @@ impl<T> Inbox<T> {
         ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this sequence"),
     ),
     responses(
-        (status = 200, description = "Server-sent events: `data` is an Event; a final `lagged` event (data: Lagged) ends a stream that fell behind", content_type = "text/event-stream", body = Event),
+        (status = 200, description = "Server-sent events: `data` is an Event; a final `lagged` event (data: Lagged) ends a stream that fell behind; a final `revoked` event ends the stream of a token revoked meanwhile", content_type = "text/event-stream", body = Event),
         (status = 429, description = "`too-many-streams`: this token (max-streams-per-token) or the host (max-streams) has as many live streams, WebSockets and long-polls open as allowed; `Retry-After` says when to try again", body = Problem, content_type = "application/problem+json"),
         (status = "4XX", description = "Bad pattern or position, or refused", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -227,12 +228,21 @@ pub(crate) async fn stream(
     let capacity = state.config().sse_buffer.max(1);
     let (outbox, inbox) = outbox::<SseEvent>(capacity);
     let mut shutdown = state.shutdown_signal();
+    let revoked = until_revoked(state.clone(), caller.token_id.clone());
     tokio::spawn(async move {
+        tokio::pin!(revoked);
         loop {
             let batch = tokio::select! {
                 batch = feed.next() => batch,
                 () = outbox.closed() => return,
                 _ = shutdown.changed() => return,
+                () = &mut revoked => {
+                    // The last word, then the end: a revoked token follows nothing.
+                    outbox.finish([SseEvent::default()
+                        .event("revoked")
+                        .data("the token was revoked")]);
+                    return;
+                }
             };
             let batch = match batch {
                 Ok(Some(batch)) => batch,

@@ -8,6 +8,7 @@ use crate::error::ApiError;
 
 pub(crate) mod blobs;
 pub(crate) mod events;
+pub(crate) mod graph;
 pub(crate) mod jobs;
 pub(crate) mod ops;
 pub(crate) mod plugins;

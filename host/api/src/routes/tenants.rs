@@ -223,6 +223,8 @@ pub(crate) async fn delete(
         .engine()
         .delete_tenant(&tenant, &caller.actor())
         .await?;
+    // Its tokens are gone: their live streams and sockets end now.
+    state.streams().revoked();
     Ok(Json(TenantDeleted {
         tokens: done.tokens,
         installations: done.installations,

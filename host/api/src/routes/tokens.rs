@@ -118,6 +118,8 @@ pub(crate) async fn delete(
     if !state.engine().delete_token(&id, &caller.actor()).await? {
         return Err(ApiError::NotFound(format!("token {id} not found")));
     }
+    // Its live streams and sockets end now, not when they next reconnect.
+    state.streams().revoked();
     Ok(StatusCode::NO_CONTENT)
 }
 

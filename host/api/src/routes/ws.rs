@@ -31,7 +31,7 @@ use super::events::{EventFeed, Inbox, Outbox, Push, lagged, matches, outbox, sub
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::limits::StreamSlot;
+use crate::limits::{StreamSlot, until_revoked};
 use crate::wire::{
     Blob, Event, WsAuth, WsCreateBlob, WsCreated, WsDerived, WsError, WsKind, WsMessage,
     WsSubscribe, WsWatch,
@@ -49,6 +49,7 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// The close reason when the host fails (the cause is logged, not sent).
 const FAILED: &str = "the host failed; the cause is in its log";
 const SHUTTING_DOWN: &str = "the host is shutting down";
+const REVOKED: &str = "the token was revoked";
 /// Subject patterns one socket may follow at once.
 const MAX_SUBSCRIPTIONS: usize = 64;
 /// Blobs one socket may watch (derived blobs of watched blobs are watched
@@ -308,6 +309,8 @@ impl Session {
     async fn serve(&mut self, incoming: &mut SplitStream<WebSocket>, limit: usize) -> Vec<Message> {
         let mut feed: Option<EventFeed> = None;
         let mut shutdown = self.state.shutdown_signal();
+        let revoked = until_revoked(self.state.clone(), self.caller.token_id.clone());
+        tokio::pin!(revoked);
         let greeting = WsMessage::Authenticated {
             tenant: self.caller.tenant.to_string(),
             role: self.caller.role.into(),
@@ -344,6 +347,7 @@ impl Session {
                 },
                 () = self.outbox.closed() => Err(End::Gone),
                 _ = shutdown.changed() => Err(End::Close(close_code::AWAY, SHUTTING_DOWN.into())),
+                () = &mut revoked => Err(End::Close(close_code::POLICY, REVOKED.into())),
             };
         }
         match result {

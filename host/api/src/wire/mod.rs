@@ -10,8 +10,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
+mod graph;
 mod tenancy;
 mod ws;
+pub use graph::*;
 pub use tenancy::*;
 pub use ws::*;
 
@@ -112,6 +114,14 @@ pub struct BlobPage {
 pub struct ListBlobs {
     /// Only blobs of this schema.
     pub schema: Option<String>,
+    /// Only blobs whose data holds `value` at this JSON pointer, e.g.
+    /// `/metadata/book_id` (needs `schema` and `value`). A scan, bounded
+    /// like a plugin's `query-blobs`: past the bound the page holds what was
+    /// found so far, with a `next_cursor` to continue.
+    pub field: Option<String>,
+    /// With `field`: the text to find there, matching a JSON string equal
+    /// to it, or a number or boolean written so (`3`, `true`).
+    pub value: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size (1 to the host's maximum, default 100).

@@ -40,7 +40,7 @@ async fn a_missing_or_unknown_token_is_401() {
 #[tokio::test]
 async fn the_wrong_role_is_403_before_the_body_is_read() {
     let api = api().await;
-    let blob = json!({ "schema": "text-input-v1", "data": { "text": "hi" } });
+    let blob = json!({ "schema": "text-input-v1", "data": { "content": "hello there" } });
     let p = api.post_json("/v1/blobs", READER, blob).await.problem(403);
     assert!(p["detail"].as_str().unwrap().contains("writer role"), "{p}");
     // Malformed body, wrong role: the role answers.
@@ -96,7 +96,7 @@ async fn another_tenants_blob_is_404_everywhere() {
         .post_json(
             "/v1/blobs",
             STRANGER,
-            json!({ "schema": "text-input-v1", "data": { "text": "x" }, "parents": [id] }),
+            json!({ "schema": "text-input-v1", "data": { "content": "a child text" }, "parents": [id] }),
         )
         .await
         .problem(422);
@@ -146,7 +146,7 @@ async fn admins_create_list_and_revoke_tokens_and_it_is_audited() {
         .post_json(
             "/v1/blobs",
             &secret,
-            json!({ "schema": "text-input-v1", "data": { "text": "hi" } }),
+            json!({ "schema": "text-input-v1", "data": { "content": "hello there" } }),
         )
         .await
         .ok(201);

@@ -11,7 +11,7 @@ use crate::common::*;
 async fn a_blob_is_created_read_and_its_bytes_are_kept_exactly() {
     let api = api().await;
     let sent =
-        br#"{"schema": "text-input-v1", "data": {"text":  "hello   world", "language": "en"}}"#;
+        br#"{"schema": "text-input-v1", "data": {"content":  "hello   world", "metadata": {"style": "casual"}}}"#;
     let reply = api
         .send(
             Call::post("/v1/blobs")
@@ -35,7 +35,7 @@ async fn a_blob_is_created_read_and_its_bytes_are_kept_exactly() {
     assert_eq!(data.headers["x-reyna-schema"], "text-input-v1");
     assert_eq!(
         &data.body[..],
-        br#"{"text":  "hello   world", "language": "en"}"#
+        br#"{"content":  "hello   world", "metadata": {"style": "casual"}}"#
     );
     assert_eq!(
         data.headers[header::ETAG],
@@ -47,7 +47,7 @@ async fn a_blob_is_created_read_and_its_bytes_are_kept_exactly() {
         .post_json(
             "/v1/blobs",
             WRITER,
-            json!({ "schema": "text-input-v1", "data": { "text": "more" }, "parents": [id] }),
+            json!({ "schema": "text-input-v1", "data": { "content": "more text here" }, "parents": [id] }),
         )
         .await
         .ok(201);
@@ -63,7 +63,7 @@ async fn parents_are_bounded_and_deduplicated() {
         .post_json(
             "/v1/blobs",
             WRITER,
-            json!({ "schema": "text-input-v1", "data": { "text": "child" }, "parents": vec![&id; 200] }),
+            json!({ "schema": "text-input-v1", "data": { "content": "a child text" }, "parents": vec![&id; 200] }),
         )
         .await
         .ok(201);
@@ -74,7 +74,7 @@ async fn parents_are_bounded_and_deduplicated() {
         .post_json(
             "/v1/blobs",
             WRITER,
-            json!({ "schema": "text-input-v1", "data": { "text": "child" }, "parents": vec![&id; 257] }),
+            json!({ "schema": "text-input-v1", "data": { "content": "a child text" }, "parents": vec![&id; 257] }),
         )
         .await
         .problem(400);
@@ -97,7 +97,7 @@ async fn listing_pages_with_cursors_and_filters_by_schema() {
     let api = api().await;
     let mut ids = Vec::new();
     for i in 0..5 {
-        ids.push(api.put_text(&format!("text {i}")).await);
+        ids.push(api.put_text(&format!("text number {i}")).await);
     }
     api.post_json(
         "/v1/blobs",
@@ -196,7 +196,7 @@ async fn malformed_bodies_are_400_naming_the_problem() {
 
     let p = send(
         Some("application/json"),
-        br#"{"schema":"text-input-v1","data":{"text":"a"},"tenant":"evil"}"#,
+        br#"{"schema":"text-input-v1","data":{"content":"a b c d e f"},"tenant":"evil"}"#,
     )
     .await
     .problem(400);
@@ -208,9 +208,12 @@ async fn malformed_bodies_are_400_naming_the_problem() {
             .contains("unknown field `tenant`"),
         "{p}"
     );
-    let p = send(Some("application/json"), br#"{"data":{"text":"a"}}"#)
-        .await
-        .problem(400);
+    let p = send(
+        Some("application/json"),
+        br#"{"data":{"content":"a b c d e f"}}"#,
+    )
+    .await
+    .problem(400);
     assert!(
         p["detail"]
             .as_str()
@@ -220,7 +223,7 @@ async fn malformed_bodies_are_400_naming_the_problem() {
     );
     let p = send(
         Some("application/json; charset=utf-8"),
-        br#"{"schema":"text-input-v1","data":{"text":"a"},"parents":["x"]}"#,
+        br#"{"schema":"text-input-v1","data":{"content":"a b c d e f"},"parents":["x"]}"#,
     )
     .await
     .problem(400);
@@ -239,7 +242,7 @@ async fn a_schema_violation_lists_each_pointer_and_rule() {
         .post_json(
             "/v1/blobs",
             WRITER,
-            json!({ "schema": "text-input-v1", "data": { "text": 5, "language": "english" } }),
+            json!({ "schema": "text-input-v1", "data": { "content": 5, "metadata": { "style": "loud" } } }),
         )
         .await;
     let p = reply.problem(422);
@@ -255,10 +258,43 @@ async fn a_schema_violation_lists_each_pointer_and_rule() {
             .find(|e| e["pointer"] == pointer)
             .unwrap_or_else(|| panic!("no {pointer}: {p}"))
     };
-    assert_eq!(at("/text")["rule"], "type");
-    assert_eq!(at("/language")["rule"], "pattern");
-    assert!(!at("/text")["message"].as_str().unwrap().is_empty());
+    assert_eq!(at("/content")["rule"], "type");
+    assert_eq!(at("/metadata/style")["rule"], "enum");
+    assert!(!at("/content")["message"].as_str().unwrap().is_empty());
     assert_eq!(p["total"], 2);
+
+    // Content is 10 to 50,000 characters; a short one names its pointer.
+    let p = api
+        .post_json(
+            "/v1/blobs",
+            WRITER,
+            json!({ "schema": "text-input-v1", "data": { "content": "short" } }),
+        )
+        .await
+        .problem(422);
+    assert_eq!(p["type"], "https://reyna.dev/problems/schema-violation");
+    assert_eq!(p["total"], 1);
+    assert_eq!(p["errors"][0]["pointer"], "/content");
+    assert_eq!(p["errors"][0]["rule"], "minLength");
+    // The old shape is refused: `text` is not a field of text-input-v1.
+    let p = api
+        .post_json(
+            "/v1/blobs",
+            WRITER,
+            json!({ "schema": "text-input-v1", "data": { "text": "the old shape of a text" } }),
+        )
+        .await
+        .problem(422);
+    let rules: Vec<&str> = p["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["rule"].as_str().unwrap())
+        .collect();
+    assert!(
+        rules.contains(&"required") && rules.contains(&"additionalProperties"),
+        "{p}"
+    );
 
     let p = api
         .post_json(
@@ -295,7 +331,7 @@ async fn an_oversized_body_is_413_with_the_limit() {
         ..ApiConfig::default()
     };
     let api = api_with(config, &[], |e| e.max_blob_bytes = 512).await;
-    let big = json!({ "schema": "text-input-v1", "data": { "text": "x".repeat(2000) } })
+    let big = json!({ "schema": "text-input-v1", "data": { "content": "x".repeat(2000) } })
         .to_string()
         .into_bytes();
     // Announced by Content-Length, refused before reading.
@@ -324,7 +360,7 @@ async fn an_oversized_body_is_413_with_the_limit() {
         .post_json(
             "/v1/blobs",
             WRITER,
-            json!({ "schema": "text-input-v1", "data": { "text": "y".repeat(600) } }),
+            json!({ "schema": "text-input-v1", "data": { "content": "y".repeat(600) } }),
         )
         .await
         .problem(413);

@@ -252,7 +252,7 @@ impl Api {
             .post_json(
                 "/v1/blobs",
                 WRITER,
-                serde_json::json!({ "schema": "text-input-v1", "data": { "text": text } }),
+                serde_json::json!({ "schema": "text-input-v1", "data": { "content": text } }),
             )
             .await;
         reply.ok(201)["id"].as_str().unwrap().to_owned()

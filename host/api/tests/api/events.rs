@@ -107,7 +107,7 @@ async fn a_subscriber_sees_its_tenants_events_in_order_and_resumes_without_gaps(
     api.post_json(
         "/v1/blobs",
         STRANGER,
-        json!({ "schema": "text-input-v1", "data": { "text": "theirs" } }),
+        json!({ "schema": "text-input-v1", "data": { "content": "their text" } }),
     )
     .await
     .ok(201);
@@ -214,7 +214,7 @@ async fn a_slow_client_gets_what_fits_then_a_final_lagged_event() {
     )
     .await;
     for i in 0..5 {
-        api.put_text(&format!("t{i}")).await;
+        api.put_text(&format!("text number {i}")).await;
     }
     let mut sse = Sse::new(
         api.open(Call::get("/v1/events?after=0").token(READER))

@@ -28,7 +28,7 @@ async fn live_streams_and_long_polls_are_capped_per_token_and_in_total() {
         ..ApiConfig::default()
     };
     let api = api_with(config, &[], |_| {}).await;
-    let blob = api.put_text("a b").await;
+    let blob = api.put_text("alpha beta").await;
     let first = api.open(Call::get("/v1/events").token(READER)).await;
     assert_eq!(first.status(), 200);
     let second = api.open(Call::get("/v1/events").token(READER)).await;
@@ -89,7 +89,7 @@ async fn request_bodies_share_a_memory_budget_and_plugin_uploads_count() {
 
     // A 6,000-byte blob body whose bytes have not arrived yet: its declared
     // length is held from the handler's first read.
-    let held = json!({ "schema": "text-input-v1", "data": { "text": "h".repeat(5940) } })
+    let held = json!({ "schema": "text-input-v1", "data": { "content": "h".repeat(5937) } })
         .to_string()
         .into_bytes();
     let (reading, read_started) = oneshot::channel::<()>();
@@ -130,14 +130,14 @@ async fn request_bodies_share_a_memory_budget_and_plugin_uploads_count() {
     );
     assert!(api.engine.list_plugins(None).is_empty());
     // Nor does a body without a declared length, counted as it arrives.
-    let chunked = json!({ "schema": "text-input-v1", "data": { "text": "c".repeat(4000) } });
+    let chunked = json!({ "schema": "text-input-v1", "data": { "content": "c".repeat(4000) } });
     let p = api
         .send(Call::post("/v1/blobs").token(WRITER).json(&chunked))
         .await
         .problem(503);
     assert_eq!(kind(&p), "server-busy");
     // A small body fits beside the held one.
-    api.put_text("small").await;
+    api.put_text("small text").await;
 
     chunks.send(Bytes::from(held)).await.unwrap();
     drop(chunks);

@@ -6,7 +6,10 @@
 mod auth;
 mod blobs;
 mod common;
+mod console;
 mod events;
+mod filter;
+mod graph;
 mod jobs;
 mod limits;
 mod ops;

@@ -141,6 +141,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/blobs/{id}"),
     ("get", "/v1/blobs/{id}/data"),
     ("get", "/v1/blobs/{id}/lineage"),
+    ("get", "/v1/blobs/{id}/graph"),
     ("get", "/v1/blobs/{id}/derived"),
     ("post", "/v1/blobs/{id}/rerun"),
     ("get", "/v1/jobs"),

@@ -18,8 +18,9 @@ fn patch(tenant: &str, body: serde_json::Value) -> Call {
     Call::new(Method::PATCH, &format!("/v1/tenants/{tenant}")).json(&body)
 }
 
-fn blob(text: &str) -> serde_json::Value {
-    json!({ "schema": "text-input-v1", "data": { "text": text } })
+/// A text-input-v1 blob naming `label` (content is at least 10 characters).
+fn blob(label: &str) -> serde_json::Value {
+    json!({ "schema": "text-input-v1", "data": { "content": format!("a sample text: {label}") } })
 }
 
 async fn blob_count(api: &crate::common::Api, token: &str) -> usize {

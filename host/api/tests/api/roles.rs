@@ -122,6 +122,7 @@ const RULES: &[Rule] = &[
     rule("get", "/v1/blobs/{id}", N::Reader, S::Caller, 200),
     rule("get", "/v1/blobs/{id}/data", N::Reader, S::Caller, 200),
     rule("get", "/v1/blobs/{id}/lineage", N::Reader, S::Caller, 200),
+    rule("get", "/v1/blobs/{id}/graph", N::Reader, S::Caller, 200),
     rule("get", "/v1/blobs/{id}/derived", N::Reader, S::Caller, 200),
     rule("post", "/v1/blobs/{id}/rerun", N::Admin, S::Caller, 202),
     rule("get", "/v1/jobs", N::Reader, S::Global, 200),
@@ -346,7 +347,7 @@ async fn fixtures(api: &Api) -> Fixtures {
             .create_blob(
                 tenant,
                 "text-input-v1",
-                br#"{"text":"one two"}"#.to_vec(),
+                br#"{"content":"one and two"}"#.to_vec(),
                 vec![],
             )
             .await
@@ -354,7 +355,7 @@ async fn fixtures(api: &Api) -> Fixtures {
         blobs.push(meta.id);
         // One dead letter per caller: moody fails at once on `fatal`.
         for i in 0..CALLERS.len() {
-            let text = format!(r#"{{"text":"fatal {i}"}}"#);
+            let text = format!(r#"{{"content":"fatal number {i}"}}"#);
             api.engine
                 .create_blob(tenant, "text-input-v1", text.into_bytes(), vec![])
                 .await
@@ -402,16 +403,15 @@ async fn request(api: &Api, fx: &mut Fixtures, rule: &Rule, target: Target) -> C
     match (rule.method, rule.path) {
         ("get", "/v1/schemas/{id}") => call("/v1/schemas/text-input-v1"),
         ("post", "/v1/schemas/{id}/validate") => {
-            call("/v1/schemas/text-input-v1/validate").json(&json!({ "text": "hi" }))
+            call("/v1/schemas/text-input-v1/validate").json(&json!({ "content": "hello there" }))
         }
         ("post", "/v1/schemas") => call(&uri)
             .json(&json!({ "id": format!("table-{n}-v1"), "schema": { "type": "object" } })),
         ("post", "/v1/plugins") => {
             call(&uri).raw("application/wasm", renamed(&format!("table-upload-{n}")))
         }
-        ("post", "/v1/blobs") => {
-            call(&uri).json(&json!({ "schema": "text-input-v1", "data": { "text": "table" } }))
-        }
+        ("post", "/v1/blobs") => call(&uri)
+            .json(&json!({ "schema": "text-input-v1", "data": { "content": "table text" } })),
         ("post", "/v1/blobs/{id}/rerun") => call(&format!("/v1/blobs/{blob}/rerun"))
             .json(&json!({ "plugin": "word-count", "version": "0.1.0" })),
         (_, p) if p.starts_with("/v1/blobs/{id}") => call(&p.replace("{id}", &blob)),

@@ -142,13 +142,67 @@ pub async fn get_json(http: &reqwest::Client, url: String, token: &str) -> Value
 
 /// Creates a `text-input-v1` blob of `text` (201), and returns it.
 pub async fn post_text(http: &reqwest::Client, host: &Host, token: &str, text: &str) -> Value {
+    post_blob(
+        http,
+        host,
+        token,
+        "text-input-v1",
+        json!({ "content": text }),
+    )
+    .await
+}
+
+/// Creates a blob of `schema` holding `data` (201), and returns it.
+pub async fn post_blob(
+    http: &reqwest::Client,
+    host: &Host,
+    token: &str,
+    schema: &str,
+    data: Value,
+) -> Value {
     let response = http
         .post(format!("{}/v1/blobs", host.url))
         .bearer_auth(token)
-        .json(&json!({ "schema": "text-input-v1", "data": { "text": text } }))
+        .json(&json!({ "schema": schema, "data": data }))
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 201);
-    response.json().await.unwrap()
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 201, "creating a {schema} blob: {body}");
+    body
+}
+
+/// What was derived from blob `id` once its jobs have settled (the API's
+/// long-poll, bounded by [`WAIT`]); fails if they have not by then.
+pub async fn settled_derived(http: &reqwest::Client, host: &Host, token: &str, id: &str) -> Value {
+    let secs = WAIT.as_secs();
+    let derived = get_json(
+        http,
+        format!("{}/v1/blobs/{id}/derived?wait={secs}", host.url),
+        token,
+    )
+    .await;
+    assert_eq!(
+        derived["settled"], true,
+        "the jobs of {id} did not settle within {secs} s: {derived}"
+    );
+    derived
+}
+
+/// Uploads a plugin component (`POST /v1/plugins`) and returns the answer.
+pub async fn upload_plugin(
+    http: &reqwest::Client,
+    host: &Host,
+    token: &str,
+    component: Vec<u8>,
+) -> reqwest::Response {
+    http.post(format!("{}/v1/plugins", host.url))
+        .bearer_auth(token)
+        .header("content-type", "application/wasm")
+        .body(component)
+        .timeout(WAIT)
+        .send()
+        .await
+        .unwrap()
 }

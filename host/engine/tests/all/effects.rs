@@ -64,7 +64,7 @@ async fn expanded_once(
     let engine = llm_engine(dir, Some(format!("http://127.0.0.1:{port}"))).await;
     configure(&engine, port).await;
     engine.start();
-    let input = put(&engine, "text-input-v1", json!({ "text": text })).await;
+    let input = put(&engine, "text-input-v1", json!({ "content": text })).await;
     idle(&engine).await;
     assert_eq!(received.received().len(), 1);
     let first = child_by_plugin(&engine, input.id, "text-expand");
@@ -96,13 +96,18 @@ async fn text_expand_stores_the_llm_answer_and_its_lineage_shows_the_call() {
     let engine = llm_engine(dir.path(), Some(format!("http://127.0.0.1:{port}"))).await;
     configure(&engine, port).await;
     engine.start();
-    let input = put(&engine, "text-input-v1", json!({ "text": "A short text." })).await;
+    let input = put(
+        &engine,
+        "text-input-v1",
+        json!({ "content": "A short text." }),
+    )
+    .await;
     idle(&engine).await;
 
     let expanded = child_by_plugin(&engine, input.id, "text-expand");
     let doc = json(&engine, expanded.id);
     assert_eq!(doc["method"], "llm");
-    assert_eq!(doc["text"], "A longer text, written by a model.");
+    assert_eq!(doc["expanded"], "A longer text, written by a model.");
     assert_eq!(doc["model"], "local-model");
     let producer = expanded.producer.unwrap();
     assert_eq!(
@@ -165,7 +170,12 @@ async fn a_host_the_operator_did_not_approve_is_refused_and_nothing_is_sent() {
     let engine = llm_engine(dir.path(), None).await;
     configure(&engine, port).await;
     engine.start();
-    let input = put(&engine, "text-input-v1", json!({ "text": "Hello." })).await;
+    let input = put(
+        &engine,
+        "text-input-v1",
+        json!({ "content": "Hello there." }),
+    )
+    .await;
     idle(&engine).await;
     assert!(children(&engine, input.id).is_empty());
     let dead = engine
@@ -200,7 +210,12 @@ async fn a_subscribed_effect_runs_as_a_sink_and_records_a_receipt() {
     upload(&engine, "word-count").await;
     upload(&engine, "echo-sink").await;
     engine.start();
-    let input = put(&engine, "text-input-v1", json!({ "text": "one two three" })).await;
+    let input = put(
+        &engine,
+        "text-input-v1",
+        json!({ "content": "one two three" }),
+    )
+    .await;
     idle(&engine).await;
     let count = child_by_plugin(&engine, input.id, "word-count");
     let receipt = child_by_plugin(&engine, count.id, "echo-sink");
@@ -219,7 +234,8 @@ async fn a_subscribed_effect_runs_as_a_sink_and_records_a_receipt() {
 async fn a_rerun_in_replay_mode_makes_no_request_and_gives_the_same_output() {
     let (port, received) = chat_server("The recorded answer.").await;
     let dir = tempfile::tempdir().unwrap();
-    let (engine, input, first) = expanded_once(dir.path(), port, &received, "Replay me.").await;
+    let (engine, input, first) =
+        expanded_once(dir.path(), port, &received, "Replay me, please.").await;
 
     let job = rerun_expand(&engine, input.id, true).await.unwrap();
     idle(&engine).await;
@@ -281,7 +297,7 @@ async fn replay_mode_refuses_a_call_it_has_no_recording_for() {
         .create_blob(
             "other-tenant",
             "text-input-v1",
-            br#"{"text":"x"}"#.to_vec(),
+            br#"{"content":"not yours at all"}"#.to_vec(),
             vec![],
         )
         .await
@@ -301,7 +317,7 @@ async fn replay_mode_refuses_a_call_it_has_no_recording_for() {
     let mine = put(
         &engine,
         "text-input-v1",
-        json!({ "text": "never run with the model" }),
+        json!({ "content": "never run with the model" }),
     )
     .await;
     idle(&engine).await;

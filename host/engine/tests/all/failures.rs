@@ -117,7 +117,7 @@ async fn a_plugin_that_keeps_failing_is_paused_for_its_tenant_and_its_jobs_wait(
             put(
                 &engine,
                 "text-input-v1",
-                json!({ "text": format!("blob {i}") }),
+                json!({ "content": format!("blob number {i}") }),
             )
             .await,
         );
@@ -239,7 +239,7 @@ async fn the_hop_limit_stops_a_cycle_with_a_dead_letter_that_says_so() {
     let first = put(
         &engine,
         "text-input-v1",
-        json!({ "text": "again and again" }),
+        json!({ "content": "again and again" }),
     )
     .await;
     idle(&engine).await;
@@ -278,14 +278,14 @@ async fn identical_input_reuses_the_stored_result_and_records_it() {
     let a = put(
         &engine,
         "text-input-v1",
-        json!({ "text": "same words here" }),
+        json!({ "content": "same words here" }),
     )
     .await;
     idle(&engine).await;
     let b = put(
         &engine,
         "text-input-v1",
-        json!({ "text": "same words here" }),
+        json!({ "content": "same words here" }),
     )
     .await;
     idle(&engine).await;
@@ -312,12 +312,17 @@ async fn the_tree_budget_stops_a_fan_out_while_another_tenants_job_completes() {
     upload(&engine, "fan-out").await;
     upload(&engine, "word-count").await;
     engine.start();
-    let wide = put(&engine, "text-input-v1", json!({ "text": "wide" })).await;
+    let wide = put(
+        &engine,
+        "text-input-v1",
+        json!({ "content": "wide and wider" }),
+    )
+    .await;
     let other = engine
         .create_blob(
             "other",
             "text-input-v1",
-            json!({ "text": "mine alone" }).to_string().into_bytes(),
+            json!({ "content": "mine alone" }).to_string().into_bytes(),
             vec![],
         )
         .await

@@ -17,7 +17,7 @@ async fn a_noisy_neighbours_backlog_delays_a_quiet_tenants_job_by_a_bounded_numb
     for i in 0..10_000 {
         let engine = engine.clone();
         tasks.spawn(async move {
-            let data = format!(r#"{{"text":"noisy {i}"}}"#).into_bytes();
+            let data = format!(r#"{{"content":"noisy text {i}"}}"#).into_bytes();
             engine
                 .create_blob("acme", "text-input-v1", data, vec![])
                 .await
@@ -34,7 +34,7 @@ async fn a_noisy_neighbours_backlog_delays_a_quiet_tenants_job_by_a_bounded_numb
         .create_blob(
             "zeta",
             "text-input-v1",
-            br#"{"text":"quiet"}"#.to_vec(),
+            br#"{"content":"quiet text"}"#.to_vec(),
             vec![],
         )
         .await

@@ -9,7 +9,7 @@ use crate::common::*;
 /// Runs `plugin` on one text blob and returns its job's dead-letter reason
 /// and the job's recorded error.
 async fn dead_letter_of(engine: &reyna_engine::Engine, plugin: &str) -> (String, String) {
-    let input = put(engine, "text-input-v1", json!({ "text": "go" })).await;
+    let input = put(engine, "text-input-v1", json!({ "content": "go, go, go" })).await;
     engine.start();
     idle(engine).await;
     let dead = engine
@@ -67,7 +67,7 @@ async fn a_query_within_its_bounds_answers() {
         )
         .await;
     }
-    let input = put(&engine, "text-input-v1", json!({ "text": "go" })).await;
+    let input = put(&engine, "text-input-v1", json!({ "content": "go, go, go" })).await;
     engine.start();
     idle(&engine).await;
     let counted = child_by_plugin(&engine, input.id, "hostile-query");
@@ -119,9 +119,19 @@ async fn effect_calls_are_capped_and_so_is_the_lineage_that_lists_them() {
     upload_echo(&engine).await;
     upload(&engine, "hostile-effect-loop").await;
     // Within the cap (64 by default): the output's lineage lists each call.
-    let few = put(&engine, "text-input-v1", json!({ "text": "5" })).await;
+    let few = put(
+        &engine,
+        "text-input-v1",
+        json!({ "content": "5 effect calls" }),
+    )
+    .await;
     // Past it: the call fails with its own kind and stores nothing.
-    let many = put(&engine, "text-input-v1", json!({ "text": "12000" })).await;
+    let many = put(
+        &engine,
+        "text-input-v1",
+        json!({ "content": "12000 effect calls" }),
+    )
+    .await;
     engine.start();
     idle(&engine).await;
     let counted = child_by_plugin(&engine, few.id, "hostile-effect-loop");

@@ -16,7 +16,7 @@ async fn text_flows_through_expand_and_stats_and_the_expansion_is_measured_again
     let input = put(
         &engine,
         "text-input-v1",
-        json!({ "text": "Reyna runs plugins. They are sandboxed." }),
+        json!({ "content": "Reyna runs plugins. They are sandboxed." }),
     )
     .await;
     idle(&engine).await;
@@ -34,7 +34,16 @@ async fn text_flows_through_expand_and_stats_and_the_expansion_is_measured_again
     assert!(producer.cost.wall_us > 0 && producer.cost.bytes_in > 0 && producer.cost.outputs == 1);
     let text = json(&engine, expanded.id);
     assert_eq!(text["method"], "deterministic");
-    assert_eq!(text["source_words"], 6);
+    assert_eq!(text["original"], "Reyna runs plugins. They are sandboxed.");
+    // The default ratio is 4: at least 24 words from 6.
+    let expanded_words = text["expanded"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .count();
+    assert!(expanded_words >= 24, "{text}");
+    assert_eq!(text["expansion_ratio"], expanded_words as f64 / 6.0);
+    assert_eq!(text["metrics"]["tone"], "neutral");
 
     let stats = child_by_plugin(&engine, input.id, "word-stats");
     assert_eq!(json(&engine, stats.id)["words"], 6);
@@ -43,7 +52,11 @@ async fn text_flows_through_expand_and_stats_and_the_expansion_is_measured_again
     assert_eq!(stats_of_expansion.hop, 2);
     let measured = json(&engine, stats_of_expansion.id);
     assert_eq!(measured["source_schema"], "expanded-text-v1");
-    assert_eq!(measured["words"], text["words"]);
+    assert_eq!(measured["words"], expanded_words);
+    assert_eq!(
+        measured["flesch_reading_ease"],
+        text["metrics"]["readability_score"]
+    );
 
     let lineage = engine
         .store()
@@ -102,6 +115,95 @@ async fn four_chapters_fan_in_to_one_book_with_every_chapter_as_parent() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chapter_texts_expand_into_chapters_that_compile_into_a_book() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    for name in ["llm", "text-expand", "book-compile"] {
+        upload(&engine, name).await;
+    }
+    engine.start();
+    // Chapter 2 first: the book orders chapters by their number.
+    let mut inputs = Vec::new();
+    for (chapter, content) in [
+        (2, "The storm broke at dawn."),
+        (1, "It was a quiet night."),
+    ] {
+        let metadata = json!({ "book_id": "b1", "chapter": chapter, "style": "creative" });
+        let input = put(
+            &engine,
+            "text-input-v1",
+            json!({ "content": content, "metadata": metadata }),
+        )
+        .await;
+        inputs.push((chapter, input.id));
+    }
+    idle(&engine).await;
+    let mut chapters = Vec::new();
+    for &(chapter, input) in &inputs {
+        let mut outputs = children(&engine, input);
+        outputs.sort_by(|a, b| a.schema.cmp(&b.schema));
+        let schemas: Vec<&str> = outputs.iter().map(|o| o.schema.as_str()).collect();
+        assert_eq!(schemas, ["chapter-v1", "expanded-text-v1"]);
+        let expanded = json(&engine, outputs[1].id);
+        assert_eq!(expanded["metadata"]["chapter"], chapter);
+        assert_eq!(expanded["metrics"]["tone"], "creative");
+        assert_eq!(
+            json(&engine, outputs[0].id),
+            json!({
+                "book_id": "b1",
+                "index": chapter,
+                "title": format!("Chapter {chapter}"),
+                "text": expanded["expanded"],
+            })
+        );
+        assert_eq!(outputs[0].parents, [input]);
+        chapters.push((chapter, outputs[0].id));
+    }
+    chapters.sort();
+    let request = put(
+        &engine,
+        "book-compile-request-v1",
+        json!({ "book_id": "b1", "title": "Two Nights", "expected_chapters": 2 }),
+    )
+    .await;
+    idle(&engine).await;
+
+    let book = child_by_plugin(&engine, request.id, "book-compile");
+    assert_eq!(book.schema, "compiled-book-v1");
+    assert_eq!(book.parents, [request.id, chapters[0].1, chapters[1].1]);
+    let doc = json(&engine, book.id);
+    let order: Vec<(u64, &str)> = doc["chapters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["index"].as_u64().unwrap(), c["title"].as_str().unwrap()))
+        .collect();
+    assert_eq!(order, [(1, "Chapter 1"), (2, "Chapter 2")]);
+    let text = doc["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("# Two Nights\n\n## Chapter 1\n\nIt was a quiet night."),
+        "{text}"
+    );
+    // The book's lineage reaches back to both text inputs.
+    let up = engine
+        .store()
+        .lineage(TENANT, book.id, Direction::Up, 3)
+        .unwrap()
+        .unwrap();
+    for (_, input) in &inputs {
+        assert!(up.nodes.iter().any(|n| n.id == *input), "{up:?}");
+    }
+    assert_eq!(
+        up.nodes.len(),
+        6,
+        "the book, the request, two chapters, two inputs"
+    );
+    let counts = engine.store().counts().unwrap();
+    assert_eq!(counts.dead_letters, 0);
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_only_receives_its_declared_inputs() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path()).await;
@@ -113,7 +215,12 @@ async fn a_plugin_only_receives_its_declared_inputs() {
         json!({ "book_id": "b", "index": 0, "title": "t", "text": "x y" }),
     )
     .await;
-    let text = put(&engine, "text-input-v1", json!({ "text": "x y z" })).await;
+    let text = put(
+        &engine,
+        "text-input-v1",
+        json!({ "content": "xxx yyy zzz" }),
+    )
+    .await;
     idle(&engine).await;
     assert!(children(&engine, chapter.id).is_empty());
     assert_eq!(
@@ -130,7 +237,12 @@ async fn a_job_with_a_free_worker_is_claimed_in_the_commit_that_creates_it() {
     upload(&engine, "word-stats").await;
 
     // Not started: the job waits in the store, as before.
-    let early = put(&engine, "text-input-v1", json!({ "text": "one two" })).await;
+    let early = put(
+        &engine,
+        "text-input-v1",
+        json!({ "content": "one and two" }),
+    )
+    .await;
     let jobs = engine.store().jobs_for_blob(TENANT, early.id).unwrap();
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].state, JobState::Pending);
@@ -142,7 +254,7 @@ async fn a_job_with_a_free_worker_is_claimed_in_the_commit_that_creates_it() {
     let input = put(
         &engine,
         "text-input-v1",
-        json!({ "text": "three four five" }),
+        json!({ "content": "three four five" }),
     )
     .await;
     let jobs = engine.store().jobs_for_blob(TENANT, input.id).unwrap();

@@ -26,7 +26,7 @@ async fn with_quotas(engine: &reyna_engine::Engine, tenant: &str, quotas: Quotas
 }
 
 fn text(i: usize) -> Vec<u8> {
-    json!({ "text": format!("words number {i}") })
+    json!({ "content": format!("words number {i}") })
         .to_string()
         .into_bytes()
 }
@@ -86,7 +86,7 @@ async fn a_tenant_past_its_rate_or_holdings_is_refused_with_the_quota_named_and_
         matches!(&refused, EngineError::QuotaExceeded { quota, .. } if quota == "queued-jobs"),
         "{refused:?}"
     );
-    let big = json!({ "text": "x".repeat(20_000) })
+    let big = json!({ "content": "x".repeat(20_000) })
         .to_string()
         .into_bytes();
     with_quotas(
@@ -199,7 +199,7 @@ async fn an_llm_budget_warns_at_80_percent_then_fails_jobs_until_its_window_rese
             put(
                 &engine,
                 "text-input-v1",
-                json!({ "text": format!("chapter {i}") }),
+                json!({ "content": format!("chapter number {i}") }),
             )
             .await,
         );
@@ -219,7 +219,12 @@ async fn an_llm_budget_warns_at_80_percent_then_fails_jobs_until_its_window_rese
     assert_eq!(used[0].usage.effect_calls, 3);
 
     // The fourth job fails with budget-exceeded, without calling the model.
-    let fourth = put(&engine, "text-input-v1", json!({ "text": "chapter 4" })).await;
+    let fourth = put(
+        &engine,
+        "text-input-v1",
+        json!({ "content": "chapter number 4" }),
+    )
+    .await;
     idle(&engine).await;
     assert_eq!(server.received().len(), 3, "no request past the budget");
     let job = &engine.store().jobs_for_blob(TENANT, fourth.id).unwrap()[0];
@@ -288,7 +293,7 @@ async fn usage_equals_exactly_what_the_tenant_created_and_ran() {
             put(
                 &engine,
                 "text-input-v1",
-                json!({ "text": format!("one two {i}") }),
+                json!({ "content": format!("one two three {i}") }),
             )
             .await,
         );

@@ -249,7 +249,7 @@ async fn schema_refusals_name_the_problem() {
 async fn invalid_blobs_are_refused_with_pointer_and_rule_and_store_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path()).await;
-    let bad = serde_json::json!({ "text": "", "language": "English" })
+    let bad = serde_json::json!({ "content": "short", "metadata": { "style": "loud" } })
         .to_string()
         .into_bytes();
     let err = engine
@@ -268,7 +268,10 @@ async fn invalid_blobs_are_refused_with_pointer_and_rule_and_store_nothing() {
         .map(|v| (v.pointer.as_str(), v.rule.as_str()))
         .collect();
     found.sort();
-    assert_eq!(found, [("/language", "pattern"), ("/text", "minLength")]);
+    assert_eq!(
+        found,
+        [("/content", "minLength"), ("/metadata/style", "enum")]
+    );
     let err = engine
         .create_blob(TENANT, "text-input-v1", b"{oops".to_vec(), vec![])
         .await
@@ -286,7 +289,7 @@ async fn invalid_blobs_are_refused_with_pointer_and_rule_and_store_nothing() {
         .create_blob(
             TENANT,
             "text-input-v1",
-            br#"{"text":"x"}"#.to_vec(),
+            br#"{"content":"a child text"}"#.to_vec(),
             vec!["01ARZ3NDEKTSV4RRFFQ69G5FAV".into()],
         )
         .await
@@ -339,5 +342,35 @@ async fn a_compile_past_its_timeout_is_refused_and_stores_nothing() {
     let runtime_dir = dir.path().join("artifacts");
     let cached = std::fs::read_dir(&runtime_dir).map_or(0, |d| d.count());
     assert_eq!(cached, 0, "a timed-out compile leaves no artifact");
+    engine.shutdown().await;
+}
+
+/// A data directory made by an older binary holds an older version of a
+/// bundled schema: the next start keeps it (a registered schema never
+/// changes; its blobs were validated against it) and says so, instead of
+/// refusing to start.
+#[tokio::test]
+async fn an_older_bundled_schema_in_the_store_is_kept_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(config(dir.path())).await.unwrap();
+    let older =
+        r#"{"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}"#;
+    assert!(
+        engine
+            .register_schema("text-input-v1", older, "test")
+            .await
+            .unwrap()
+    );
+    let report = engine.register_bundled_schemas().await.unwrap();
+    assert_eq!(report.kept, ["text-input-v1"]);
+    assert!(report.schemas.contains(&"expanded-text-v1".to_owned()));
+    assert!(!report.schemas.contains(&"text-input-v1".to_owned()));
+    // The stored version is the one that validates.
+    engine
+        .validate("text-input-v1", br#"{"text": "old shape"}"#)
+        .unwrap();
+    let again = engine.register_bundled_schemas().await.unwrap();
+    assert!(again.schemas.is_empty(), "{:?}", again.schemas);
+    assert_eq!(again.kept, ["text-input-v1"]);
     engine.shutdown().await;
 }

@@ -30,13 +30,13 @@ async fn get_blob_never_crosses_tenants() {
     let probe_other = put(
         &engine,
         "text-input-v1",
-        json!({ "text": secret.id.to_string() }),
+        json!({ "content": secret.id.to_string() }),
     )
     .await;
     let probe_mine = put(
         &engine,
         "text-input-v1",
-        json!({ "text": mine.id.to_string() }),
+        json!({ "content": mine.id.to_string() }),
     )
     .await;
     idle(&engine).await;
@@ -68,7 +68,7 @@ async fn jobs_running_when_the_process_died_run_after_restart() {
         let input = put(
             &engine,
             "text-input-v1",
-            json!({ "text": "survives a crash" }),
+            json!({ "content": "survives a crash" }),
         )
         .await;
         // Claim the job as a worker would, then "crash" before it completes.

@@ -45,7 +45,7 @@ pub fn text_event(text: &str) -> Event {
             id: "01J9ZZZZZZZZZZZZZZZZZZZZZZ".into(),
             tenant: "acme".into(),
             schema: "text-input-v1".into(),
-            data: serde_json::to_vec(&serde_json::json!({ "text": text })).expect("json"),
+            data: serde_json::to_vec(&serde_json::json!({ "content": text })).expect("json"),
             parents: vec![],
         },
     }

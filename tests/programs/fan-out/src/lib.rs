@@ -9,7 +9,7 @@ pub struct FanOut;
 
 #[derive(Debug, serde::Deserialize)]
 pub struct Text {
-    text: String,
+    content: String,
 }
 
 impl Processor for FanOut {
@@ -21,8 +21,8 @@ impl Processor for FanOut {
             .unwrap_or(16);
         (0..width)
             .map(|i| {
-                let text = format!("{}.{i}", input.text);
-                Output::json("text-input-v1", &serde_json::json!({ "text": text }))
+                let text = format!("{}.{i}", input.content);
+                Output::json("text-input-v1", &serde_json::json!({ "content": text }))
             })
             .collect()
     }

@@ -1,4 +1,4 @@
-//! Test program `hostile-effect-loop`: Calls its declared effect 12,000 times in one call (or as many times as the input's `text` says), asking for more effect calls than the operator allows.
+//! Test program `hostile-effect-loop`: Calls its declared effect 12,000 times in one call (or as many times as the first word of the input's `content` says), asking for more effect calls than the operator allows.
 
 use reyna_sdk::{Context, Error, Output, Processor};
 
@@ -8,9 +8,9 @@ pub struct Caller;
 impl Processor for Caller {
     type Input = serde_json::Value;
     fn process(input: serde_json::Value, ctx: &mut Context<'_>) -> Result<Vec<Output>, Error> {
-        let calls = input["text"]
+        let calls = input["content"]
             .as_str()
-            .and_then(|t| t.trim().parse().ok())
+            .and_then(|t| t.split_whitespace().next()?.parse().ok())
             .unwrap_or(12_000u32);
         let mut answered = 0u32;
         for i in 0..calls {

@@ -12,7 +12,7 @@ impl Processor for Garbage {
         let output = if mode == "undeclared-schema" {
             Output::json(
                 "expanded-text-v1",
-                &serde_json::json!({ "text": "not declared" }),
+                &serde_json::json!({ "original": "not declared" }),
             )?
         } else if mode == "schema-violation" {
             Output::json("word-count-v1", &serde_json::json!({ "words": "many" }))?

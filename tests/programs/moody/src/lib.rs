@@ -8,7 +8,7 @@ use reyna_sdk::{Context, Error, LogLevel, Output, Processor};
 
 #[derive(serde::Deserialize, Debug)]
 pub struct Input {
-    text: String,
+    content: String,
 }
 
 #[derive(Debug)]
@@ -19,7 +19,7 @@ impl Processor for Moody {
     #[allow(clippy::panic)] // Panicking on request is its job.
     fn process(input: Input, ctx: &mut Context<'_>) -> Result<Vec<Output>, Error> {
         let credential = ctx.config("credential").unwrap_or_default();
-        match input.text.split_whitespace().next().unwrap_or_default() {
+        match input.content.split_whitespace().next().unwrap_or_default() {
             "trap" => panic!("moody was asked to trap"),
             "loop" => {
                 let mut x: u64 = 1;
@@ -32,7 +32,7 @@ impl Processor for Moody {
             "log-secret" => ctx.log(LogLevel::Info, &format!("the credential is {credential}")),
             _ => {}
         }
-        let words = input.text.split_whitespace().count();
+        let words = input.content.split_whitespace().count();
         Ok(vec![Output::json(
             "word-count-v1",
             &serde_json::json!({ "words": words }),

@@ -14,7 +14,7 @@ pub const HASHES: usize = 256;
 
 #[derive(serde::Deserialize, Debug)]
 pub struct Input {
-    text: String,
+    content: String,
 }
 
 /// splitmix64's finaliser: a cheap, well-mixed 64-bit hash.
@@ -55,7 +55,7 @@ pub struct TextFingerprint;
 impl Processor for TextFingerprint {
     type Input = Input;
     fn process(input: Input, _ctx: &mut Context<'_>) -> Result<Vec<Output>, Error> {
-        let (shingles, signature) = fingerprint(&input.text);
+        let (shingles, signature) = fingerprint(&input.content);
         let mut hex = String::with_capacity(HASHES * 8);
         for h in signature {
             let _ = write!(hex, "{h:08x}");

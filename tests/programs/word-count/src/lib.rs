@@ -4,7 +4,7 @@ use reyna_sdk::{Context, Error, Output, Processor};
 
 #[derive(serde::Deserialize, Debug)]
 pub struct Input {
-    text: String,
+    content: String,
 }
 
 #[derive(Debug)]
@@ -13,7 +13,7 @@ pub struct WordCount;
 impl Processor for WordCount {
     type Input = Input;
     fn process(input: Input, _ctx: &mut Context<'_>) -> Result<Vec<Output>, Error> {
-        let words = input.text.split_whitespace().count();
+        let words = input.content.split_whitespace().count();
         Ok(vec![Output::json(
             "word-count-v1",
             &serde_json::json!({ "words": words }),
