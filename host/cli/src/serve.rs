@@ -597,6 +597,7 @@ async fn serve(settings: Settings, admin_token: Option<String>) -> anyhow::Resul
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr().context("no local address")?;
+    let stop = stop_signal();
     // Scripts and tests read this line to learn the address.
     println!(
         "reyna {} listening on http://{addr}",
@@ -607,7 +608,7 @@ async fn serve(settings: Settings, admin_token: Option<String>) -> anyhow::Resul
     println!("console: http://{addr}/ (sign in with a token)");
 
     reyna_api::serve(listener, state, async {
-        stop_signal().await;
+        stop.await;
         tracing::info!("stopping: no new requests; live streams end; in-flight jobs commit");
     })
     .await
@@ -770,26 +771,46 @@ fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) async fn stop_signal() {
-    let ctrl_c = async {
+pub(crate) fn stop_signal() -> impl Future<Output = ()> + Send + 'static {
+    // Registered now, before the caller says it is ready: a SIGTERM that
+    // arrives right after the ready line must stop the process gracefully,
+    // not kill it with the default action because nothing listened yet.
+    #[cfg(unix)]
+    let (mut interrupt, mut terminate) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            let interrupt = async {
+                match interrupt.as_mut() {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let terminate = async {
+                match terminate.as_mut() {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = interrupt => {}
+                () = terminate => {}
+            }
+        }
+        #[cfg(not(unix))]
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = terminate => {}
     }
 }
 

@@ -64,9 +64,10 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
         let worker = Worker::start(config)
             .await
             .context("cannot start the worker")?;
+        let stop = crate::serve::stop_signal();
         // Scripts and tests read this line.
         println!("reyna worker {name} pulling jobs from {url}");
-        crate::serve::stop_signal().await;
+        stop.await;
         tracing::info!("stopping: no new jobs; jobs in hand publish their results");
         worker.shutdown().await;
         Ok(())

@@ -95,16 +95,17 @@ async function showVersions(box, message, refresh) {
       el("td", {}, el("strong", {}, p.name), el("div", { class: "muted" }, p.kind)),
       el("td", {}, p.version, el("div", { class: "muted" }, when(p.created_at))),
       el("td", {}, el("span", { class: p.enabled ? "badge ok" : "badge" }, p.enabled ? "enabled" : "disabled"),
-        p.installed === false ? el("div", { class: "muted" }, "not installed here") : null),
+        p.installed === false ? el("div", { class: "muted" }, "not installed here") : null,
+        s.paused_reason ? el("div", { class: "wrap" }, el("span", { class: "badge bad" }, `paused: ${s.paused_reason}`)) : null),
       el("td", {}, p.owner ? `tenant ${p.owner}` : `global (${p.install})`),
       el("td", { class: "num" }, `${s.calls} / ${s.succeeded} / ${s.failed}`),
       el("td", { class: "num" }, `${s.retried} / ${s.dead_lettered} / ${s.reused}`),
       el("td", { class: "num" }, avg),
-      el("td", { class: "wrap" }, s.paused_reason ? el("span", { class: "badge bad" }, s.paused_reason) : ""),
-      el("td", {}, el("div", { class: "controls" }, enable, disable)));
+      // Only the action that changes something is offered.
+      el("td", {}, p.enabled ? disable : enable));
   });
   box.replaceChildren(rows.length
-    ? table(["Plugin", "Version", "State", "Owner", "Calls / ok / failed", "Retried / dead / reused", "Avg wall", "Paused", ""], rows, { id: "plugins-table" })
+    ? table(["Plugin", "Version", "State", "Owner", "Calls / ok / failed", "Retried / dead / reused", "Avg wall", ""], rows, { id: "plugins-table" })
     : el("p", { class: "muted" }, "No plugins yet."));
 }
 

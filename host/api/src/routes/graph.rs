@@ -26,7 +26,8 @@ mod layout;
 const MAX_GRAPH_NODES: usize = 1000;
 /// Layouts computed at once, each on a blocking thread.
 const MAX_LAYOUTS: usize = 2;
-/// Longest a layout may take before the request is answered with an error.
+/// Longest a layout may take, its wait for a slot included, before the
+/// request is answered 503.
 const LAYOUT_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Held by a layout until it finishes, even past its deadline (a blocking
@@ -50,20 +51,26 @@ pub(crate) async fn graph(
     QueryParams(q): QueryParams<LineageParams>,
 ) -> ApiResult<Json<Graph>> {
     let lineage = walk_lineage(&state, &caller.tenant, &id, q).await?;
-    let permit = LAYOUTS
-        .clone()
-        .acquire_owned()
+    // The deadline covers the wait for a layout slot too: a burst of
+    // requests (one tenant's, say) makes the others wait at most this long,
+    // then answers 503 rather than queueing without end.
+    let layout = async {
+        let permit = LAYOUTS
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::Unavailable("the host is stopping".into()))?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            draw(lineage)
+        })
         .await
-        .map_err(|_| ApiError::Unavailable("the host is stopping".into()))?;
-    let task = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        draw(lineage)
-    });
-    match tokio::time::timeout(LAYOUT_DEADLINE, task).await {
-        Ok(Ok(graph)) => Ok(Json(graph)),
-        Ok(Err(e)) => Err(ApiError::Internal(format!("the graph layout failed: {e}"))),
-        Err(_) => Err(ApiError::Internal(format!(
-            "the graph layout took longer than {} s",
+        .map_err(|e| ApiError::Internal(format!("the graph layout failed: {e}")))
+    };
+    match tokio::time::timeout(LAYOUT_DEADLINE, layout).await {
+        Ok(graph) => Ok(Json(graph?)),
+        Err(_) => Err(ApiError::Unavailable(format!(
+            "graph layouts are busy: this one did not finish within {} s; retry later",
             LAYOUT_DEADLINE.as_secs()
         ))),
     }
