@@ -27,7 +27,7 @@ fn prints_the_manifest_and_world_of_an_example_plugin() {
     assert!(ok, "{stderr}");
     for line in [
         "name:          text-expand",
-        "version:       1.0.0",
+        "version:       2.0.0",
         "kind:          processor",
         "world:         reyna:plugin/processor@0.1.0",
         "subscribes:    blob.created.text-input-v1",

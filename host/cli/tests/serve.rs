@@ -148,7 +148,7 @@ async fn the_quickstart_commands_create_a_blob_and_show_derived_blobs_and_lineag
     let id = stdout.lines().next().unwrap().trim().to_owned();
     assert_eq!(id.len(), 26, "{stdout}");
     assert!(
-        stdout.contains("word-stats-v1 by word-stats@1.0.0"),
+        stdout.contains("word-stats-v1 by word-stats@1.1.0"),
         "{stdout}"
     );
     let out = reyna()
@@ -164,7 +164,7 @@ async fn the_quickstart_commands_create_a_blob_and_show_derived_blobs_and_lineag
         "{tree}"
     );
     assert!(
-        tree.contains("── ") && tree.contains("word-stats-v1 by word-stats@1.0.0"),
+        tree.contains("── ") && tree.contains("word-stats-v1 by word-stats@1.1.0"),
         "{tree}"
     );
     // What text-expand logged for that blob, through the CLI.
@@ -209,7 +209,7 @@ async fn the_quickstart_commands_create_a_blob_and_show_derived_blobs_and_lineag
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success(), "{stdout}");
     assert!(
-        stdout.starts_with(&format!("re-running word-stats@1.0.0 on {id}: job "))
+        stdout.starts_with(&format!("re-running word-stats@1.1.0 on {id}: job "))
             && stdout.contains("replaying recorded effects"),
         "{stdout}"
     );

@@ -430,7 +430,7 @@ async fn derived_blobs_long_poll_and_lineage_both_ways() {
         .await
         .ok(200);
     assert_eq!(down["nodes"][1]["id"], child_id);
-    assert_eq!(down["nodes"][1]["producer"]["version"], "1.0.0");
+    assert_eq!(down["nodes"][1]["producer"]["version"], "1.1.0");
     let both = api
         .get(&format!("/v1/blobs/{id}/lineage"), READER)
         .await

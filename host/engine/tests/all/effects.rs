@@ -71,7 +71,7 @@ async fn expanded_once(
     (engine, input, first)
 }
 
-/// Re-runs `text-expand@1.0.0` on `blob`.
+/// Re-runs `text-expand@2.0.0` on `blob`.
 async fn rerun_expand(
     engine: &reyna_engine::Engine,
     blob: BlobId,
@@ -82,7 +82,7 @@ async fn rerun_expand(
             TENANT,
             &blob.to_string(),
             "text-expand",
-            "1.0.0",
+            "2.0.0",
             replay_effects,
             "operator",
         )

@@ -28,7 +28,7 @@ async fn text_flows_through_expand_and_stats_and_the_expansion_is_measured_again
     let producer = expanded.producer.as_ref().unwrap();
     assert_eq!(
         (producer.plugin.as_str(), producer.version.as_str()),
-        ("text-expand", "1.0.0")
+        ("text-expand", "2.0.0")
     );
     assert!(producer.component_digest.to_string().starts_with("sha256:"));
     assert!(producer.cost.wall_us > 0 && producer.cost.bytes_in > 0 && producer.cost.outputs == 1);

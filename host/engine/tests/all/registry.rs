@@ -152,7 +152,7 @@ async fn a_processor_calling_an_unregistered_effect_is_refused() {
     let err = refused(&engine, reyna_artifacts::bytes("text-expand").unwrap()).await;
     assert_eq!(
         err.to_string(),
-        "plugin text-expand@1.0.0 calls effect `llm`, which is not registered; upload the effect plugin first"
+        "plugin text-expand@2.0.0 calls effect `llm`, which is not registered; upload the effect plugin first"
     );
 }
 
