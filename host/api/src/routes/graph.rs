@@ -3,7 +3,7 @@
 //! ([`layout`]) on the blocking pool.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Json;
@@ -34,6 +34,43 @@ const LAYOUT_DEADLINE: Duration = Duration::from_secs(10);
 /// thread cannot be stopped), so at most [`MAX_LAYOUTS`] ever run.
 static LAYOUTS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| Arc::new(Semaphore::new(MAX_LAYOUTS)));
 
+/// Each tenant's gate: one layout of a tenant at a time, so a tenant's
+/// burst queues behind itself and never holds every slot of [`LAYOUTS`].
+static TURNS: LazyLock<Mutex<HashMap<String, Arc<Semaphore>>>> = LazyLock::new(Mutex::default);
+
+/// A tenant's place at its gate. Dropped (after its permit), it removes the
+/// gate when no one else holds or waits at it: gates are cloned only under
+/// the map's lock, so the count it reads there cannot grow meanwhile.
+struct TenantTurn {
+    tenant: String,
+    gate: Arc<Semaphore>,
+}
+
+impl TenantTurn {
+    fn new(tenant: &str) -> Self {
+        let mut turns = TURNS.lock().unwrap_or_else(PoisonError::into_inner);
+        let gate = Arc::clone(
+            turns
+                .entry(tenant.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(1))),
+        );
+        Self {
+            tenant: tenant.to_owned(),
+            gate,
+        }
+    }
+}
+
+impl Drop for TenantTurn {
+    fn drop(&mut self) {
+        let mut turns = TURNS.lock().unwrap_or_else(PoisonError::into_inner);
+        // The map's and this one: nobody else holds or waits.
+        if Arc::strong_count(&self.gate) == 2 {
+            turns.remove(&self.tenant);
+        }
+    }
+}
+
 /// The lineage graph around a blob laid out for drawing: every node's box
 /// (top-left corner and size) and every edge's line, ancestors above
 /// descendants, parts side by side. At most 1,000 nodes are drawn (the
@@ -55,14 +92,19 @@ pub(crate) async fn graph(
     // requests (one tenant's, say) makes the others wait at most this long,
     // then answers 503 rather than queueing without end.
     let layout = async {
-        let permit = LAYOUTS
-            .clone()
+        let stopping = |_| ApiError::Unavailable("the host is stopping".into());
+        let turn = TenantTurn::new(caller.tenant.as_str());
+        let mine = Arc::clone(&turn.gate)
             .acquire_owned()
             .await
-            .map_err(|_| ApiError::Unavailable("the host is stopping".into()))?;
+            .map_err(stopping)?;
+        let permit = LAYOUTS.clone().acquire_owned().await.map_err(stopping)?;
         tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            draw(lineage)
+            let graph = draw(lineage);
+            // The permits first, then the turn (which may remove the gate).
+            drop((permit, mine));
+            drop(turn);
+            graph
         })
         .await
         .map_err(|e| ApiError::Internal(format!("the graph layout failed: {e}")))
@@ -130,6 +172,26 @@ mod tests {
     use reyna_engine::{BlobId, BlobMeta, Digest, Edge, Lineage};
 
     use super::*;
+
+    #[test]
+    fn a_tenant_waits_behind_its_own_layout_and_leaves_the_others_a_slot() {
+        let first = TenantTurn::new("graph-test-a");
+        let held = Arc::clone(&first.gate).try_acquire_owned().unwrap();
+        let second = TenantTurn::new("graph-test-a");
+        assert!(
+            Arc::clone(&second.gate).try_acquire_owned().is_err(),
+            "a tenant's second layout waits for its first"
+        );
+        let other = TenantTurn::new("graph-test-b");
+        let other_permit = Arc::clone(&other.gate).try_acquire_owned().unwrap();
+        drop((other_permit, other));
+        drop((held, first));
+        let present = |t: &str| TURNS.lock().unwrap().contains_key(t);
+        assert!(!present("graph-test-b"), "an unused gate is removed");
+        assert!(present("graph-test-a"), "kept while a layout waits at it");
+        drop(second);
+        assert!(!present("graph-test-a"));
+    }
 
     fn blob(key: u128) -> BlobMeta {
         BlobMeta {
