@@ -23,7 +23,7 @@
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -110,41 +110,57 @@ struct Driver {
 
 impl Driver {
     fn start(log: &Path) -> Driver {
+        use std::io::{BufRead as _, BufReader, Write as _};
         use std::os::unix::process::CommandExt as _;
         let program = required_program("chromedriver");
-        let child = Command::new(program)
+        let mut child = Command::new(program)
             .args(["--port=0", "--log-level=WARNING"])
             .stdin(Stdio::null())
-            .stdout(std::fs::File::create(log).unwrap())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .process_group(0)
             .spawn()
             .expect("start chromedriver");
+        // Its output goes to the log file; the port, once it says it
+        // ("ChromeDriver was started successfully on port 40475."), comes
+        // back over the channel. The reader keeps draining until it exits.
+        let stdout = child.stdout.take().unwrap();
+        let mut file = std::fs::File::create(log).unwrap();
+        let (tx, ports) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = writeln!(file, "{line}");
+                if let Some(port) = line
+                    .split_once("started successfully on port ")
+                    .and_then(|(_, rest)| rest.split_once('.'))
+                    .map(|(port, _)| port)
+                    .filter(|port| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+                {
+                    let _ = tx.send(port.to_owned());
+                }
+            }
+        });
         let mut driver = Driver {
             child: Some(child),
             url: String::new(),
         };
-        // "ChromeDriver was started successfully on port 40475."
-        let deadline = Instant::now() + DRIVER_START;
-        loop {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
-            if let Some(port) = text
-                .split_once("started successfully on port ")
-                .and_then(|(_, rest)| rest.split_once('.'))
-                .map(|(port, _)| port)
-                .filter(|port| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
-            {
+        match ports.recv_timeout(DRIVER_START) {
+            Ok(port) => {
                 driver.url = format!("http://127.0.0.1:{port}");
-                return driver;
+                driver
             }
-            if let Some(status) = driver.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("chromedriver exited ({status}) before listening: {text}");
+            Err(e) => {
+                let status = driver.child.as_mut().unwrap().try_wait().unwrap();
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                match status {
+                    Some(status) => {
+                        panic!("chromedriver exited ({status}) before listening: {text}")
+                    }
+                    None => {
+                        panic!("chromedriver did not listen within {DRIVER_START:?} ({e}): {text}")
+                    }
+                }
             }
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver did not listen within {DRIVER_START:?}: {text}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }
